@@ -1,0 +1,1 @@
+"""bms-hil: reports."""
