@@ -1,0 +1,37 @@
+"""Driver names a bench file may use, the role each plays, and where its class lives.
+
+Kept as strings so validating a bench file does not import pyvisa.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Literal
+
+Role = Literal["supply", "load", "cells", "resistors", "scope"]
+
+
+@dataclass(frozen=True)
+class DriverInfo:
+    """A driver's role on the bench and its class (``module:Class``)."""
+
+    role: Role
+    target: str
+
+    def load(self) -> type:
+        module, _, cls = self.target.partition(":")
+        return getattr(import_module(module), cls)
+
+
+DRIVERS: dict[str, DriverInfo] = {
+    "keysight_n5700": DriverInfo("supply", "instruments.keysight_n5700:KeysightN5700"),
+    "itech_it8500": DriverInfo("load", "instruments.itech_it8500:ItechIt8500"),
+    "bloomy_abs": DriverInfo("cells", "instruments.bloomy_abs:BloomyAbsUnit"),
+    "resistor_module": DriverInfo("resistors", "instruments.resistor_module:ResistorModule"),
+    "keysight_infiniivision": DriverInfo(
+        "scope", "instruments.keysight_infiniivision:KeysightInfiniiVision"
+    ),
+}
+
+BMS_PROTOCOLS = ("seplos_v2", "modbus_rtu", "modbus_tcp")

@@ -1,0 +1,313 @@
+"""Shared base of the SCPI drivers: open, identify, send, check, refuse out-of-envelope values.
+
+Every driver is mostly declarations (its SCPI lines, its envelope keys); the rules that make
+a bench trustworthy live here once:
+
+* the resource uses ``\\n`` read/write termination and a timeout (raw sockets need both);
+* ``*IDN?`` is checked against the bench file and recorded (a wrong instrument at an
+  address is refused before anything is sent to it);
+* after every command the error queue (``SYST:ERR?``) is drained, and any error raises
+  naming the command that caused it (an instrument that silently ignored a setpoint would
+  turn a protection test into a lie);
+* a timeout raises naming instrument, address and command;
+* every setpoint is checked against the bench envelope *before* it is sent, and refused
+  (``EnvelopeError``), never clamped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, ClassVar, Protocol
+
+from instruments.errors import EnvelopeError, IdentityError, InstrumentError, InstrumentTimeout
+
+#: An error queue longer than this is a broken instrument, not a backlog.
+MAX_QUEUED_ERRORS = 32
+#: InfiniiVision (and IEEE 488.2 practice) answer 9.9E+37 for "no such measurement".
+NOT_A_MEASUREMENT = 9.9e37
+
+
+class VisaResource(Protocol):
+    """The slice of a pyvisa message-based resource the drivers use (fakes implement it too)."""
+
+    read_termination: str | None
+    write_termination: str
+    timeout: float | None
+
+    def write(self, message: str) -> Any: ...
+    def read(self) -> str: ...
+    def read_bytes(self, count: int) -> bytes: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ExpectedIdn:
+    """What the bench file says ``*IDN?`` must answer (manufacturer and model fields)."""
+
+    manufacturer: str
+    model: str
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What an instrument said it is, recorded for the report."""
+
+    name: str
+    address: str
+    manufacturer: str
+    model: str
+    serial: str
+    firmware: str
+    calibration_due: date | None = None
+
+
+_resource_managers: dict[str, Any] = {}
+
+
+def open_visa_resource(address: str, visa_library: str, timeout_s: float) -> VisaResource:
+    """Open ``address`` with the given VISA library (``@py`` = pyvisa-py)."""
+    import pyvisa
+
+    rm = _resource_managers.get(visa_library)
+    if rm is None:
+        rm = _resource_managers[visa_library] = pyvisa.ResourceManager(visa_library)
+    try:
+        resource = rm.open_resource(address, open_timeout=int(timeout_s * 1000))
+    except (pyvisa.errors.VisaIOError, OSError, ValueError) as exc:
+        raise InstrumentError(
+            f"cannot open {address} with VISA library {visa_library}: {exc}"
+        ) from exc
+    resource.timeout = timeout_s * 1000.0
+    return resource
+
+
+def format_number(value: float) -> str:
+    """A number as SCPI NR2/NR3 text without float noise (``52.0`` -> ``52``, 0.1+0.2 -> 0.3)."""
+    return f"{value:.9g}"
+
+
+class ScpiInstrument:
+    """One SCPI instrument on one VISA resource.
+
+    Subclasses declare ``ENVELOPE`` (the bench file's envelope section they are bound by) and
+    their SCPI lines as class constants, and call ``send``/``ask`` with them.
+    """
+
+    ENVELOPE: ClassVar[str] = ""
+    IDN_QUERY: ClassVar[str] = "*IDN?"
+    ERROR_QUERY: ClassVar[str] = "SYST:ERR?"
+    CLEAR: ClassVar[str] = "*CLS"
+    #: Sent once after identification (remote mode, function selection, ...).
+    CONFIGURE: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        resource: VisaResource,
+        *,
+        name: str,
+        address: str,
+        expected_idn: ExpectedIdn | None = None,
+        envelope: Mapping[str, float] | None = None,
+        calibration_due: date | None = None,
+    ) -> None:
+        self.resource = resource
+        self.name = name
+        self.address = address
+        self.envelope = dict(envelope or {})
+        resource.read_termination = "\n"
+        resource.write_termination = "\n"
+        self.identity = self._identify(expected_idn, calibration_due)
+        self.send(self.CLEAR)
+        for command in self.CONFIGURE:
+            self.send(command)
+
+    @classmethod
+    def connect(
+        cls,
+        *,
+        name: str,
+        address: str,
+        visa_library: str = "@py",
+        timeout_s: float = 2.0,
+        **kwargs: Any,
+    ) -> ScpiInstrument:
+        """Open the VISA resource at ``address`` and build the driver on it."""
+        resource = open_visa_resource(address, visa_library, timeout_s)
+        try:
+            return cls(resource, name=name, address=address, **kwargs)
+        except BaseException:
+            resource.close()
+            raise
+
+    # -- wire ------------------------------------------------------------------------------
+
+    def _where(self) -> str:
+        return f"{self.name} ({self.address})"
+
+    def _io(self, command: str, action: Any) -> Any:
+        """Run one resource operation, turning VISA/socket failures into named errors."""
+        try:
+            return action()
+        except InstrumentError:
+            raise
+        except Exception as exc:
+            if _is_timeout(exc):
+                timeout_ms = getattr(self.resource, "timeout", None)
+                within = f" within {timeout_ms / 1000:g} s" if timeout_ms else ""
+                raise InstrumentTimeout(
+                    f"{self._where()}: no answer to {command!r}{within}"
+                ) from exc
+            raise InstrumentError(f"{self._where()}: {command!r} failed: {exc}") from exc
+
+    def write(self, command: str) -> None:
+        """Send one line as is (no error check; see ``send``)."""
+        self._io(command, lambda: self.resource.write(command))
+
+    def query(self, command: str) -> str:
+        """Send a query and return the answer line, stripped."""
+        self.write(command)
+        return str(self._io(command, self.resource.read)).strip()
+
+    def send(self, command: str) -> None:
+        """Send a command and drain the error queue; raise if the instrument objected."""
+        self.write(command)
+        self.check_errors(command)
+
+    def ask(self, command: str) -> str:
+        """A query whose answer is text."""
+        return self.query(command)
+
+    def ask_float(self, command: str) -> float:
+        """A query whose answer is a number."""
+        answer = self.query(command)
+        try:
+            return float(answer.split(",")[0])
+        except ValueError as exc:
+            raise InstrumentError(
+                f"{self._where()}: {command!r} answered {answer!r}, not a number"
+            ) from exc
+
+    def ask_block(self, command: str) -> bytes:
+        """A query answered with an IEEE 488.2 definite-length block (``#<n><len><data>``).
+
+        Read by byte counts, not by termination: binary data may contain ``\\n``.
+        """
+        self.write(command)
+        head = bytes(self._io(command, lambda: self.resource.read_bytes(2)))
+        if head[:1] != b"#" or not head[1:2].isdigit() or head[1:2] == b"0":
+            raise InstrumentError(f"{self._where()}: {command!r} answered {head!r}, not a block")
+        digits = int(head[1:2])
+        length = int(bytes(self._io(command, lambda: self.resource.read_bytes(digits))))
+        data = bytes(self._io(command, lambda: self.resource.read_bytes(length + 1)))
+        if data[-1:] != b"\n":
+            raise InstrumentError(f"{self._where()}: {command!r} block not terminated by newline")
+        return data[:-1]
+
+    def check_errors(self, command: str) -> None:
+        """Drain ``SYST:ERR?``; raise naming ``command`` if any error was queued."""
+        errors: list[str] = []
+        for _ in range(MAX_QUEUED_ERRORS):
+            answer = self.query(self.ERROR_QUERY)
+            code = _error_code(answer)
+            if code is None:
+                raise InstrumentError(f"{self._where()}: {self.ERROR_QUERY} answered {answer!r}")
+            if code == 0:
+                break
+            errors.append(answer)
+        else:
+            raise InstrumentError(f"{self._where()}: error queue does not empty after {command!r}")
+        if errors:
+            raise InstrumentError(f"{self._where()}: {command!r} caused {'; '.join(errors)}")
+
+    # -- identity and envelope -------------------------------------------------------------
+
+    def _identify(self, expected: ExpectedIdn | None, calibration_due: date | None) -> Identity:
+        answer = self.query(self.IDN_QUERY)
+        fields = [f.strip() for f in answer.split(",")]
+        fields += [""] * (4 - len(fields))
+        identity = Identity(self.name, self.address, *fields[:4], calibration_due=calibration_due)
+        if expected is not None and (
+            identity.manufacturer.casefold() != expected.manufacturer.strip().casefold()
+            or identity.model.casefold() != expected.model.strip().casefold()
+        ):
+            raise IdentityError(
+                f"{self._where()}: expected {expected.manufacturer} {expected.model}, "
+                f"got {answer!r}"
+            )
+        return identity
+
+    def within(
+        self,
+        what: str,
+        value: float,
+        unit: str,
+        *,
+        low_key: str | None = None,
+        high_key: str | None = None,
+        low: float | None = None,
+        high: float | None = None,
+    ) -> float:
+        """Return ``value`` if it lies within the envelope, else raise ``EnvelopeError``.
+
+        Bounds come from the bench envelope (``low_key``/``high_key`` of this instrument's
+        section) or are fixed physical ones (``low``/``high``, e.g. a current is >= 0).
+        """
+        bounds = []
+        if low is not None:
+            bounds.append(("minimum", low, "fixed", value < low))
+        if high is not None:
+            bounds.append(("maximum", high, "fixed", value > high))
+        for side, key in (("minimum", low_key), ("maximum", high_key)):
+            if key is None:
+                continue
+            if key not in self.envelope:
+                raise EnvelopeError(f"{self._where()}: envelope.{self.ENVELOPE}.{key} is not set")
+            limit = self.envelope[key]
+            bounds.append(
+                (
+                    side,
+                    limit,
+                    f"envelope.{self.ENVELOPE}.{key}",
+                    value < limit if side == "minimum" else value > limit,
+                )
+            )
+        if value != value:  # NaN slips through every comparison
+            raise EnvelopeError(f"{self._where()}: {what} is NaN")
+        for side, limit, source, broken in bounds:
+            if broken:
+                raise EnvelopeError(
+                    f"{self._where()}: {what} {format_number(value)} {unit} refused, "
+                    f"{side} is {format_number(limit)} {unit} ({source}); nothing was sent"
+                )
+        return value
+
+    def close(self) -> None:
+        """Release the VISA resource."""
+        try:
+            self.resource.close()
+        except Exception:  # noqa: BLE001 - closing a dead socket must not mask the real error
+            pass
+
+
+def _is_timeout(exc: Exception) -> bool:
+    if isinstance(exc, TimeoutError):
+        return True
+    try:
+        import pyvisa
+    except ImportError:  # pragma: no cover - pyvisa is a dependency
+        return False
+    return (
+        isinstance(exc, pyvisa.errors.VisaIOError)
+        and exc.error_code == pyvisa.constants.StatusCode.error_timeout
+    )
+
+
+_ERROR_RE = re.compile(r"^\s*([+-]?\d+)\s*(,.*)?$")
+
+
+def _error_code(answer: str) -> int | None:
+    match = _ERROR_RE.match(answer)
+    return int(match.group(1)) if match else None
