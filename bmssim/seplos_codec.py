@@ -544,21 +544,18 @@ def parameter_offset(index: int) -> tuple[int, int]:
 
 
 def encode_parameter(p: ParameterLike, value: float) -> bytes:
-    """One parameter's raw bytes through its spec encoding; ValueError if it does not fit."""
-    enc = p.encoding
-    raw = p.encode(value)
-    try:
-        return int(raw).to_bytes(enc.bytes, "big", signed=bool(enc.signed))
-    except OverflowError:
-        raise ValueError(
-            f"P{p.number} = {value}: raw {raw} does not fit {enc.bytes} "
-            f"{'signed' if enc.signed else 'unsigned'} byte(s)"
-        ) from None
+    """One parameter's raw bytes through its spec encoding.
+
+    ``p.encode`` returns the unsigned field content (two's complement for signed fields)
+    and raises ValueError when the value does not fit, so nothing wraps silently here.
+    """
+    return int(p.encode(value)).to_bytes(p.encoding.bytes, "big")
 
 
 def decode_parameter(p: ParameterLike, data: bytes) -> float:
-    """One parameter's value in spec units from its raw bytes."""
-    return p.decode(int.from_bytes(data, "big", signed=bool(p.encoding.signed)))
+    """One parameter's value in spec units from its raw bytes (``p.decode`` takes the
+    unsigned field content and applies the sign, scale and offset)."""
+    return p.decode(int.from_bytes(data, "big"))
 
 
 @dataclass
