@@ -1,0 +1,438 @@
+"""The client Seplos V2 codec against the protocol document's captured frames, and the link
+against a fake serial port (retries, bounds, never acting on a corrupt frame)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from harness.spec import load_spec
+from instruments.bms import seplos_codec as codec
+from instruments.bms.seplos_link import SeplosLink
+from instruments.bmslink import ControlAction, ControlItem
+from instruments.errors import BmsLinkError, BmsRejected
+
+SPEC = load_spec()
+
+TELEMETRY_1 = (
+    "~2000460010960000100D010D020D010D010D000D000CFF0D000D010D020D020D010D000D020D000D0006"
+    "0B1E0B140B110B210B450B20000014CE1D0C0A3E8001D03E80000103E814CEFFFBFFFD0067000BDD9C"
+)
+TELEMETRY_2 = (
+    "~2000460010960001100CD70CE90CF40CD60CEF0CE50CE10CDC0CE90CF00CE80CEF0CEA0CDA0CDE0CD806"
+    "0BA60BA00B970BA60BA50BA2FD5C14A0344E0A426803134650004603E8149F0000000000000000DC6C"
+)
+STATUS = (
+    "~20004600806200001000000000000000000000000000000000060000000000000000140000000000000300"
+    "001000000000000000000010EB33"
+)
+DEVICE_INFO = [
+    "~20004600C040313130312D5A41313120100443414E3A504E475F4459455F4C7578705F544242F02E",
+    "~20004600C040313130312D5350313520020743414E50726F746F636F6C3A536F666172202020F046",
+]
+BLOCK_INFO = (
+    "003C0DAC0D480B540C1C0E420D480A8C0C1C0D4805DC15E01518122012C01680151810E012C0189C17D4"
+    "0C9F0C810ABF0ADD0CD10C9F0A470AAB0CB30C810A470AC90CD10C9F0A150AAB0AAB0B0F0C9F0C81"
+    "0AAB0AC90D030CD10A470AAB0E2F0DFD0E930DFD3A9838A4C374C43C3E80C1808AD007D03E801D4C"
+    "1B321E1E140A100A0A1E3C0505010A0A1EF0300F0560506409000D00"
+    "08FFFFFF3FBF9FAF1E313130312D5A41313120"
+)
+BLOCK_ANSWER = "~200046008152" + BLOCK_INFO + "B2BE"
+
+
+def frame_of(text: str) -> codec.Frame:
+    return codec.decode_frame(text.encode() + b"\r")
+
+
+@pytest.mark.parametrize(
+    ("adr", "cid2", "info", "wire"),
+    [
+        (0, 0x42, "00", "~20004642E00200FD37"),
+        (1, 0x42, "01", "~20014642E00201FD35"),
+        (15, 0x42, "0F", "~200F4642E0020FFD0B"),
+        (0, 0x44, "00", "~20004644E00200FD35"),
+        (15, 0x44, "0F", "~200F4644E0020FFD09"),
+        (0, 0x47, "00", "~20004647E00200FD32"),
+        (0, 0x4F, "", "~2000464F0000FD9A"),
+        (0, 0x51, "", "~200046510000FDAE"),
+        (0, 0x45, "00001F", "~20004645A00600001FFC5D"),
+        (0, 0x45, "00011F", "~20004645A00600011FFC5C"),
+        (0, 0x45, "000110", "~20004645A006000110FC72"),
+        (1, 0x45, "01011F", "~20014645A00601011FFC5A"),
+        (0, 0x49, "003B1D4C", "~200046498008003B1D4CFBD6"),
+        (1, 0x49, "013B2F12", "~200146498008013B2F12FBE5"),
+        (0, 0x4B, "0000", "~2000464BC0040000FCC7"),
+        (0, 0x00, "", "~200046000000FDB4"),
+        (1, 0x00, "", "~200146000000FDB3"),
+        (0, 0x06, "", "~200046060000FDAE"),
+        (0, 0xE2, "", "~200046E20000FD9D"),
+    ],
+)
+def test_documented_frames_encode_and_decode(adr: int, cid2: int, info: str, wire: str):
+    frame = codec.Frame(adr=adr, cid2=cid2, info=bytes.fromhex(info))
+    assert codec.encode_frame(frame) == wire.encode() + b"\r"
+    assert codec.decode_frame(wire.encode() + b"\r") == frame
+
+
+def test_request_builders_match_documented_frames():
+    assert codec.remaining_capacity_info(0, 75.00).hex().upper() == "003B1D4C"
+    assert codec.remaining_capacity_info(1, 120.50).hex().upper() == "013B2F12"
+    assert codec.control_info(0, ControlItem.DISCHARGE_FET, ControlAction.OFF).hex() == "00001f"
+    assert codec.history_info(0).hex() == "0000"
+
+
+def test_lchksum_table():
+    for lenid, length in [
+        (0, 0x0000),
+        (2, 0xE002),
+        (4, 0xC004),
+        (6, 0xA006),
+        (8, 0x8008),
+        (0x12, 0xD012),
+        (0x40, 0xC040),
+        (0x62, 0x8062),
+        (0x96, 0x1096),
+        (0x152, 0x8152),
+    ]:
+        assert (codec.lchksum(lenid) << 12) | lenid == length
+
+
+@pytest.mark.parametrize(
+    ("wire", "problem"),
+    [
+        ("~20004642E00200FD38", "CHKSUM wrong"),
+        ("~20004642F00200FD27", "LENGTH checksum wrong"),
+        ("~20004642E00200FD3", "INFO characters"),
+        ("20004642E00200FD37", "does not start"),
+        ("~20004642E002", "too short"),
+    ],
+)
+def test_corrupt_frames_are_refused(wire: str, problem: str):
+    with pytest.raises(codec.FrameError, match=problem):
+        codec.decode_frame(wire.encode())
+
+
+def test_non_hex_info_with_a_valid_checksum_is_refused():
+    body = b"20004642E0020Z"
+    with pytest.raises(codec.FrameError, match="not hex"):
+        codec.decode_frame(b"~" + body + b"%04X" % codec.chksum(body) + b"\r")
+
+
+def test_telemetry_capture_1_decodes_to_documented_values_and_back():
+    frame = frame_of(TELEMETRY_1)
+    t, extras = codec.decode_telemetry(frame.info)
+    assert t.cell_v == pytest.approx(
+        [
+            3.329,
+            3.330,
+            3.329,
+            3.329,
+            3.328,
+            3.328,
+            3.327,
+            3.328,
+            3.329,
+            3.330,
+            3.330,
+            3.329,
+            3.328,
+            3.330,
+            3.328,
+            3.328,
+        ]
+    )
+    assert t.cell_temp_c == pytest.approx([11.5, 10.5, 10.2, 11.8])
+    assert (t.ambient_c, t.power_c) == pytest.approx((15.4, 11.7))
+    assert t.current_a == 0.0
+    assert (t.pack_v, t.port_v) == pytest.approx((53.26, 53.26))
+    assert (t.remaining_ah, t.full_ah, t.rated_ah) == pytest.approx((74.36, 160.0, 160.0))
+    assert (t.soc_pct, t.cycles, t.soh_pct) == pytest.approx((46.4, 1, 100.0))
+    assert extras.reserved == (0xFFFB, 0xFFFD, 0x0067, 0x000B)
+    assert codec.encode_telemetry(t, extras) == frame.info
+    assert codec.encode_frame(frame).decode() == TELEMETRY_1 + "\r"
+
+
+def test_telemetry_capture_2_discharging():
+    frame = frame_of(TELEMETRY_2)
+    t, extras = codec.decode_telemetry(frame.info)
+    assert extras.group == 1
+    assert t.current_a == pytest.approx(-6.76)
+    assert (t.pack_v, t.remaining_ah, t.full_ah, t.soc_pct) == pytest.approx(
+        (52.80, 133.90, 170.0, 78.7)
+    )
+    assert (t.rated_ah, t.cycles, t.soh_pct, t.port_v) == pytest.approx((180.0, 70, 100.0, 52.79))
+    assert [*t.cell_temp_c, t.ambient_c, t.power_c] == pytest.approx(
+        [25.1, 24.5, 23.6, 25.1, 25.0, 24.7]
+    )
+    assert codec.encode_telemetry(t, extras) == frame.info
+
+
+def test_status_capture_decodes_and_encodes_back():
+    frame = frame_of(STATUS)
+    s = codec.decode_status(frame.info, SPEC.flags)
+    assert set(s.flags) == set(SPEC.flag_names)
+    assert s.charge_fet and s.discharge_fet and not s.current_limit_fet and not s.heater
+    assert s.system_states == ["standby"]
+    assert s.flags["standby"] and s.flags["charge_fet"]
+    assert [
+        n for n, on in s.flags.items() if on and n not in {"standby", "charge_fet", "discharge_fet"}
+    ] == []
+    assert s.cell_levels == [0] * 16 and s.temperature_levels == [0] * 6
+    assert s.balancing == [False] * 16 and s.disconnected == [False] * 16
+    assert codec.encode_status(s, SPEC.flags) == frame.info
+
+
+def test_status_flag_bits_land_on_their_names():
+    frame = frame_of(STATUS)
+    info = bytearray(frame.info)
+    info[30] |= 0b10  # cell_overvoltage_protection
+    info[33] |= 0b10000  # transient_overcurrent_protection
+    info[37] |= 0b1000000  # cell 15 balancing
+    info[39] |= 0b1  # cell 1 disconnected
+    s = codec.decode_status(bytes(info), SPEC.flags)
+    assert s.flags["cell_overvoltage_protection"] and s.flags["transient_overcurrent_protection"]
+    assert s.balancing[14] and s.balancing.count(True) == 1
+    assert s.disconnected[0] and s.disconnected.count(True) == 1
+    assert codec.encode_status(s, SPEC.flags) == bytes(info)
+
+
+@pytest.mark.parametrize(
+    ("wire", "name", "version", "maker"),
+    [
+        (DEVICE_INFO[0], "1101-ZA11 ", "16.4", "CAN:PNG_DYE_Luxp_TBB"),
+        (DEVICE_INFO[1], "1101-SP15 ", "2.7", "CANProtocol:Sofar   "),
+    ],
+)
+def test_device_info_captures(wire: str, name: str, version: str, maker: str):
+    frame = frame_of(wire)
+    info = codec.decode_device_info(frame.info)
+    assert (info.name, info.version, info.manufacturer) == (name, version, maker)
+    assert codec.encode_device_info(info) == frame.info
+
+
+def test_parameter_block_capture_decodes_to_documented_values_and_back():
+    frame = frame_of(BLOCK_ANSWER)
+    raw = codec.decode_block(frame.info)
+    block = codec.block_values(raw, SPEC.parameters, SPEC.switches)
+    documented = {
+        1: 3.500,
+        2: 3.400,
+        4: 3.100,
+        5: 3.650,
+        10: 1.500,
+        15: 57.60,
+        17: 43.20,
+        19: 63.00,
+        21: 50.0,
+        27: -10.0,
+        35: -15.0,
+        49: 100.0,
+        51: 150.00,
+        53: -155.00,
+        56: -160.00,
+        57: -300.00,
+        58: 2000,
+        59: 160.00,
+        60: 75.00,
+        61: 0.50,
+        63: 0.030,
+        66: 16,
+        69: 30,
+        70: 60,
+        77: 240,
+        78: 48,
+        83: 10.0,
+        86: 13,
+    }
+    for number, value in documented.items():
+        assert block.values[number] == pytest.approx(value), f"P{number}"
+    switch_bits = int.from_bytes(bytes.fromhex("FFFFFF3FBF9FAF1E"), "little")
+    for s in SPEC.switches:
+        assert block.switches[s.number] == bool(switch_bits >> s.bit & 1), f"S{s.number}"
+    assert block.model_name == "1101-ZA11 "
+    again = codec.block_raw(block, SPEC.parameters, SPEC.switches)
+    assert codec.encode_block(again) == frame.info
+
+
+def test_captured_0xA1_writes_are_reproduced():
+    block = codec.block_values(
+        codec.decode_block(frame_of(BLOCK_ANSWER).info), SPEC.parameters, SPEC.switches
+    )
+    block.values[59] = 170.00
+    raw = codec.block_raw(block, SPEC.parameters, SPEC.switches)
+    wire = codec.encode_frame(codec.Frame(adr=0, cid2=0xA1, info=codec.encode_block(raw)))
+    at = 4 + 4 * 0x3A  # P59 rated capacity, the one word Battery Monitor changed
+    expected = BLOCK_INFO[:at] + "4268" + BLOCK_INFO[at + 4 :]
+    assert wire.decode() == "~200046A18152" + expected + "B2B8\r"
+    block.values[59] = 160.00
+    raw = codec.block_raw(block, SPEC.parameters, SPEC.switches)
+    wire = codec.encode_frame(codec.Frame(adr=0, cid2=0xA1, info=codec.encode_block(raw)))
+    assert wire.decode() == "~200046A18152" + BLOCK_INFO + "B2AC\r"
+
+
+def test_block_refuses_a_value_its_field_cannot_carry():
+    block = codec.block_values(
+        codec.decode_block(frame_of(BLOCK_ANSWER).info), SPEC.parameters, SPEC.switches
+    )
+    block.values[66] = 300  # a 1-byte field
+    with pytest.raises(ValueError, match="P66"):
+        codec.block_raw(block, SPEC.parameters, SPEC.switches)
+
+
+# -- the link over a fake serial port ---------------------------------------------------
+
+
+class FakeSerial:
+    """A serial port whose far end is ``respond(request_frame) -> reply bytes | None``."""
+
+    def __init__(self, respond: Callable[[codec.Frame], bytes | None]) -> None:
+        self.respond = respond
+        self.buffer = b""
+        self.timeout = 0.05
+        self.requests: list[codec.Frame] = []
+
+    def write(self, data: bytes) -> int:
+        frame = codec.decode_frame(data)
+        self.requests.append(frame)
+        reply = self.respond(frame)
+        if reply is not None:
+            self.buffer += reply
+        return len(data)
+
+    def read(self, n: int) -> bytes:
+        if not self.buffer:
+            time.sleep(min(self.timeout, 0.01))
+            return b""
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+    def flush(self) -> None:
+        pass
+
+    def reset_input_buffer(self) -> None:
+        self.buffer = b""
+
+    def close(self) -> None:
+        pass
+
+
+def link_to(respond: Callable[[codec.Frame], bytes | None], **kw) -> tuple[SeplosLink, FakeSerial]:
+    port = FakeSerial(respond)
+    return SeplosLink("fake://", spec=SPEC, timeout_s=0.05, serial_port=port, **kw), port
+
+
+def reply(info: bytes = b"", rtn: int = 0, adr: int = 0) -> bytes:
+    return codec.encode_frame(codec.Frame(adr=adr, cid2=rtn, info=info))
+
+
+def corrupt(wire: bytes) -> bytes:
+    return wire[:-5] + (b"0000" if wire[-5:-1] != b"0000" else b"1111") + b"\r"
+
+
+def test_link_telemetry_and_requests_on_the_wire():
+    link, port = link_to(lambda f: TELEMETRY_1.encode() + b"\r")
+    assert link.telemetry().pack_v == pytest.approx(53.26)
+    assert codec.encode_frame(port.requests[0]) == b"~20004642E00200FD37\r"
+
+
+def test_link_retries_a_corrupt_reply_then_succeeds():
+    replies = [corrupt(TELEMETRY_1.encode() + b"\r"), b"garbage~~", TELEMETRY_1.encode() + b"\r"]
+    link, port = link_to(lambda f: replies.pop(0))
+    assert link.telemetry().soc_pct == pytest.approx(46.4)
+    assert len(port.requests) == 3
+
+
+def test_link_raises_after_the_bound_naming_command_and_problem():
+    link, port = link_to(lambda f: corrupt(TELEMETRY_1.encode() + b"\r"), retries=3)
+    with pytest.raises(BmsLinkError, match=r"telemetry .*4 attempts.*CHKSUM wrong"):
+        link.telemetry()
+    assert len(port.requests) == 4
+
+
+def test_link_missing_reply_raises_after_retries():
+    link, port = link_to(lambda f: None, retries=2)
+    with pytest.raises(BmsLinkError, match=r"status .*3 attempts.*no complete answer"):
+        link.status()
+    assert len(port.requests) == 3
+
+
+def test_link_ignores_answers_from_another_address():
+    answers = [reply(adr=1), reply()]
+    link, port = link_to(lambda f: answers.pop(0))
+    assert link.protocol_version() == "2.0"
+    assert len(port.requests) == 2
+
+
+def test_link_rtn_raises_rejected_with_meaning():
+    link, _ = link_to(lambda f: reply(rtn=0x06))
+    with pytest.raises(BmsRejected, match=r"set remaining capacity: RTN 0x06 \(invalid data\)"):
+        link.set_remaining_capacity(300.0)
+
+
+def test_link_history_no_data_is_none():
+    link, port = link_to(lambda f: reply(rtn=0x07))
+    assert link.history_record(0) is None
+    assert codec.encode_frame(port.requests[0]) == b"~2000464BC0040000FCC7\r"
+
+
+class FakeBms:
+    """Just enough of a device to test read-modify-write: stores the block it is sent."""
+
+    def __init__(self, apply_writes: bool = True, corrupt_reads: bool = False) -> None:
+        self.info = bytes.fromhex(BLOCK_INFO)
+        self.apply_writes = apply_writes
+        self.corrupt_reads = corrupt_reads
+        self.writes: list[bytes] = []
+
+    def __call__(self, frame: codec.Frame) -> bytes:
+        if frame.cid2 == 0x47:
+            wire = reply(self.info)
+            return corrupt(wire) if self.corrupt_reads else wire
+        if frame.cid2 == 0xA1:
+            self.writes.append(frame.info)
+            if self.apply_writes:
+                self.info = frame.info
+            return reply()
+        if frame.cid2 in (0x45, 0x49):
+            return reply()
+        return reply(rtn=0x04)
+
+
+def test_write_parameters_is_read_modify_write_and_verified():
+    bms = FakeBms()
+    link, port = link_to(bms)
+    back = link.write_parameters({1: 3.45}, switches={31: True})
+    assert back.values[1] == pytest.approx(3.45) and back.switches[31] is True
+    assert [f.cid2 for f in port.requests] == [0x47, 0xA1, 0x47]
+    before, after = bytes.fromhex(BLOCK_INFO), bms.writes[0]
+    changed = [i for i in range(len(before)) if before[i] != after[i]]
+    assert changed == [
+        3,
+        151 + 3,
+    ]  # P1 low byte (0x0DAC -> 0x0D7A) and switch byte 3 (S31 = bit 30)
+
+
+def test_write_parameters_detects_a_write_not_applied():
+    link, _ = link_to(FakeBms(apply_writes=False))
+    with pytest.raises(BmsLinkError, match=r"not applied: P1 wrote 3.45 read 3.5"):
+        link.write_parameters({1: 3.45})
+
+
+def test_corrupt_block_is_never_written_back():
+    bms = FakeBms(corrupt_reads=True)
+    link, port = link_to(bms)
+    with pytest.raises(BmsLinkError, match="read parameters"):
+        link.write_parameters({1: 3.45})
+    assert bms.writes == [] and {f.cid2 for f in port.requests} == {0x47}
+
+
+def test_control_and_remaining_capacity_frames():
+    link, port = link_to(FakeBms())
+    link.control(ControlItem.DISCHARGE_FET, ControlAction.OFF)
+    link.set_remaining_capacity(75.0)
+    assert [codec.encode_frame(f) for f in port.requests] == [
+        b"~20004645A00600001FFC5D\r",
+        b"~200046498008003B1D4CFBD6\r",
+    ]
