@@ -1,4 +1,172 @@
 """pytest plugin of bms-hil (entry point ``pytest11: bmshil``).
 
-Kept thin: hook declarations that hand over to ``harness.procedures`` and ``harness.plan``.
+Thin on purpose: options, collection of one item per plan case, fixtures, and reporting
+hooks. The work lives in ``harness.session`` (bench lifetime, results) and
+``harness.procedures`` (what each case does).
+
+Collection: ``pytest test_plans/parameters.yaml --suite regression`` (what ``bmshil run``
+does) yields one item per plan case, named by the case id, with markers for its kind,
+quantity and suites, so ``-k`` and ``-m "trip and cell_voltage"`` select as expected.
+Without ``--suite`` the spec tables are not collected, so the project's own tests stay fast.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.session import SUITES, BenchSession, ConfigError, default_bench_file
+
+_SESSION = pytest.StashKey[BenchSession]()
+_OUTCOME = pytest.StashKey[Any]()
+
+KIND_MARKERS = ("trip", "recovery", "delay", "switch_on", "switch_off", "readback", "function")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bmshil", "BMS hardware-in-the-loop")
+    group.addoption(
+        "--bench", default=None, help="bench file (default: the simulated bench fixtures/sim.yaml)"
+    )
+    group.addoption("--suite", default=None, choices=SUITES, help="run this suite of the plan")
+    group.addoption(
+        "--sim-faults", default=None, help="firmware/link deviations for the simulated bench (YAML)"
+    )
+    group.addoption("--results-dir", default=None, help="write results.jsonl and run.json here")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in KIND_MARKERS:
+        config.addinivalue_line("markers", f"{name}: plan cases of kind {name.replace('_', '-')}")
+    for name in SUITES:
+        config.addinivalue_line("markers", f"{name}: plan cases of the {name} suite")
+    config.addinivalue_line("markers", "bms_case: a case generated from the spec's test plan")
+    if config.getoption("suite") is None and config.getoption("sim_faults") is None:
+        return
+    bench = config.getoption("bench") or str(default_bench_file())
+    try:
+        session = BenchSession(
+            Path(bench),
+            config.getoption("suite"),
+            config.getoption("results_dir"),
+            config.getoption("sim_faults"),
+        )
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    config.stash[_SESSION] = session
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION, None)
+    if session is not None:
+        session.close()
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    session = parent.config.stash.get(_SESSION, None)
+    if (
+        session is not None
+        and file_path.name == "parameters.yaml"
+        and file_path.parent.name == "test_plans"
+    ):
+        return PlanFile.from_parent(parent, path=file_path)
+    return None
+
+
+class PlanFile(pytest.File):
+    """The spec tables as a test file: one item per case of the suite's plan."""
+
+    def collect(self):
+        session = self.config.stash[_SESSION]
+        try:
+            cases = session.cases()
+        except Exception as exc:
+            raise pytest.UsageError(f"cannot build the plan: {exc}") from exc
+        for case in cases:
+            item = CaseItem.from_parent(self, name=case.id, case=case)
+            names = ["bms_case", case.kind.replace("-", "_")]
+            if getattr(case, "quantity", None):
+                names.append(str(case.quantity))
+            names.extend(getattr(case, "suites", []) or [])
+            for name in names:
+                _register_marker(self.config, name)
+                item.add_marker(name)
+            yield item
+
+
+def _register_marker(config: pytest.Config, name: str) -> None:
+    """Declare a marker before use, so plan-derived names never warn as unknown."""
+    known = {line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")}
+    if name not in known:
+        config.addinivalue_line("markers", f"{name}: plan cases marked {name}")
+
+
+class CaseItem(pytest.Item):
+    """One plan case; running it hands over to ``BenchSession.run``."""
+
+    def __init__(self, *, case: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+
+    def runtest(self) -> None:
+        from harness.allure_recorder import AllureRecorder
+
+        session = self.config.stash[_SESSION]
+        recorder = AllureRecorder(self.case)
+        result = session.run(self.case, recorder)
+        recorder.finish(result)
+        self.stash[_OUTCOME] = result
+        if result.outcome == "skipped":
+            pytest.skip(result.message)
+        if result.outcome == "error":
+            raise BenchError(result.message)
+        if result.outcome == "failed":
+            raise CaseFailed(result.message)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, (CaseFailed, BenchError)):
+            return f"{self.case.id} ({self.case.item}): {excinfo.value}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"{self.case.item} {self.case.kind}: {self.case.id}"
+
+
+class CaseFailed(Exception):
+    """The device did not meet its spec (a product defect)."""
+
+
+class BenchError(Exception):
+    """The bench, not the device, failed the case."""
+
+
+@pytest.fixture(scope="session")
+def bms_session(request: pytest.FixtureRequest) -> BenchSession:
+    """The session's bench session (needs ``--suite`` or ``--bench``)."""
+    session = request.config.stash.get(_SESSION, None)
+    if session is None:
+        bench = request.config.getoption("bench") or str(default_bench_file())
+        session = BenchSession(Path(bench), None, request.config.getoption("results_dir"))
+        request.config.stash[_SESSION] = session
+    return session
+
+
+@pytest.fixture(scope="session")
+def bms_bench(bms_session: BenchSession) -> Any:
+    """The open bench (opened once per session; safe state on every exit)."""
+    return bms_session.open_bench()
+
+
+@pytest.fixture
+def bms_link(bms_bench: Any) -> Any:
+    """The BMS link of the bench; the bench returns to its safe state after the test."""
+    yield bms_bench.bms
+    bms_bench.safe_state()
+
+
+@pytest.fixture
+def bms_clock(bms_bench: Any) -> Any:
+    """The bench's clock: real time on a real bench, the simulator's clock on the simulator."""
+    return bms_bench.clock

@@ -1,0 +1,250 @@
+"""Delay procedures: from a clean state, step the stimulus beyond the threshold and time the
+response.
+
+Timing source: the scope when the bench has one (required for the 30 ms transient trip:
+polling the BMS over RS485 costs tens of ms per request and cannot resolve it), otherwise
+polling the BMS and the instrument read-backs, with the poll interval stated as the
+resolution. Times are taken on the bench's clock, so on the simulated bench they are virtual
+and exact, and on a real bench they are wall time.
+"""
+
+from __future__ import annotations
+
+from harness.procedures.record import CaseNotTestable, Measurement
+from harness.procedures.rig import STOPPED_A, Observation, Rig
+
+UNIT_S = {"second": 1.0, "mS": 0.001, "minute": 60.0, "hours": 3600.0}
+#: How far beyond a current threshold the step goes, in tolerances (a clear overcurrent that
+#: stays inside the bench envelope).
+BEYOND_TOL = 3.0
+
+
+def to_unit(seconds: float, unit: str) -> float:
+    return seconds / UNIT_S[unit]
+
+
+def poll_interval(rig: Rig, expected_s: float) -> float:
+    """Resolution of a polled delay: 1/200 of the delay, not finer than the bench allows."""
+    floor = float(getattr(rig.bench, "poll_interval_s", 0.05))
+    return max(floor, expected_s / 200.0)
+
+
+def _overcurrent_level(rig: Rig, number: int, tolerance_a: float) -> float:
+    limit = rig.parameter(number)
+    return abs(limit) + BEYOND_TOL * tolerance_a
+
+
+def _opened(obs: Observation, side: str) -> bool:
+    if side == "charge":
+        return not obs.charge_fet and obs.supply_a < STOPPED_A
+    return not obs.discharge_fet and obs.load_a < STOPPED_A
+
+
+def overcurrent_delay(rig: Rig, m: Measurement, side: str, flag: str, current_tol_a: float) -> None:
+    """P67 / P68: hold a current just beyond P55 / P56 and time until the FET opens."""
+    threshold_item = 55 if side == "charge" else 56
+    delay_item = 67 if side == "charge" else 68
+    expected_s = rig.parameter(delay_item)
+    amps = _overcurrent_level(rig, threshold_item, current_tol_a)
+    timeout = expected_s * 2 + 5
+    scope = rig.bench.scope
+    with rig.rec.step(f"{side} {amps:g} A, beyond P{threshold_item}"):
+        if side == "charge":
+            rig.apply("charge_current", amps)
+        else:
+            rig.apply("discharge_current", amps)
+        if scope is not None:
+            scope.arm_single(timebase_s=timeout)
+        rig.condition("charging" if side == "charge" else "discharging", current_a=amps)
+        t0 = rig.now()
+        step = poll_interval(rig, expected_s)
+        end = rig.wait_until(lambda o: _opened(o, side), timeout_s=timeout, poll_s=step, flag=flag)
+    if end is None:
+        m.check("FET opens", False, f"{side} current still flowing {timeout:g} s after the step")
+        return
+    if scope is not None:
+        delay = scope.delay_between_edges_s("current", +1, "current", -1)
+        m.note = "timed on the scope (current edge to current edge)"
+        m.uncertainty = 0.001
+        if delay is None:
+            m.check("scope saw both edges", False, "no rising/falling current edge pair captured")
+            return
+    else:
+        delay = end.t_s - t0
+        m.note = f"timed by polling every {step:g} s"
+        m.uncertainty = step
+    m.measured = to_unit(delay, m.unit)
+    m.check("flag reported", end.flag, f"{flag} not reported after the FET opened")
+
+
+def transient_delay(rig: Rig, m: Measurement, flag: str, current_tol_a: float) -> None:
+    """P69: a load step beyond P57 (transient overcurrent), timed on the scope."""
+    scope = rig.bench.scope
+    if scope is None:
+        raise CaseNotTestable(
+            "the 30 ms transient trip needs a scope: RS485 polling cannot resolve it"
+        )
+    amps = _overcurrent_level(rig, 57, current_tol_a)
+    base = 5.0
+    rig.condition("discharging", current_a=base)
+    rig.wait(0.2)
+    with rig.rec.step(f"transient {base:g} A -> {amps:g} A (pulse 200 ms), scope armed"):
+        rig.bench.load.configure_transient(
+            a_a=base, b_a=amps, a_width_s=0.5, b_width_s=0.2, mode="PULS"
+        )
+        rig.bench.load.transient(True)
+        scope.arm_single(timebase_s=0.5)
+        rig.bench.load.trigger()
+        rig.wait(0.4)
+    end = rig.observe(flag)
+    rig.bench.load.transient(False)
+    delay = scope.delay_between_edges_s("current", +1, "current", -1)
+    m.note = "timed on the scope: current step to current interruption"
+    m.uncertainty = 0.001
+    if delay is None:
+        m.check("scope saw the interruption", False, "no falling current edge after the step")
+        return
+    m.measured = to_unit(delay, m.unit)
+    m.check("flag reported", end.flag, f"{flag} not reported")
+    m.check(
+        "discharge FET open",
+        not end.discharge_fet,
+        "discharge FET still closed after the transient",
+    )
+
+
+def overcurrent_recovery(rig: Rig, m: Measurement, current_tol_a: float) -> None:
+    """P70: after a discharge overcurrent trip, the output comes back after P70 seconds."""
+    amps = _overcurrent_level(rig, 56, current_tol_a)
+    trip_timeout = rig.parameter(68) * 2 + 5
+    expected_s = rig.parameter(70)
+    rig.apply("discharge_current", amps)
+    rig.condition("discharging", current_a=amps)
+    step = poll_interval(rig, expected_s)
+    tripped = rig.wait_until(
+        lambda o: _opened(o, "discharge"), trip_timeout, step, "discharge_overcurrent_protection"
+    )
+    if tripped is None:
+        m.check("overcurrent trips", False, f"no trip within {trip_timeout:g} s at {amps:g} A")
+        return
+    with rig.rec.step("load back to a normal current; wait for the output to return"):
+        rig.apply("discharge_current", 10.0)
+        back = rig.wait_until(
+            lambda o: o.discharge_fet and o.load_a >= STOPPED_A, expected_s * 2 + 5, step
+        )
+    if back is None:
+        m.check(
+            "output returns", False, f"output still off {expected_s * 2 + 5:g} s after the trip"
+        )
+        return
+    m.measured = to_unit(back.t_s - tripped.t_s, m.unit)
+    m.uncertainty = 2 * step
+    m.note = f"timed by polling every {step:g} s (trip and return both polled)"
+
+
+def lockout(rig: Rig, m: Measurement, current_tol_a: float, kind: str = "discharge") -> None:
+    """P71: keep the overcurrent; count trips until the output stays off.
+
+    ``kind`` is ``discharge`` (overcurrent held by the load) or ``transient`` (a pulse after
+    every return; the lock-out needs S39). The measured value is the number of trips after
+    which the output no longer returns within twice the recovery delay.
+    """
+    limit = int(rig.parameter(71))
+    recovery_s = rig.parameter(70)
+    step = poll_interval(rig, recovery_s)
+    trips = 0
+    amps = _overcurrent_level(rig, 56 if kind == "discharge" else 57, current_tol_a)
+    flag = (
+        "discharge_overcurrent_protection"
+        if kind == "discharge"
+        else "transient_overcurrent_protection"
+    )
+    if kind == "discharge":
+        rig.apply("discharge_current", amps)
+        rig.condition("discharging", current_a=amps)
+    else:
+        rig.condition("discharging", current_a=5.0)
+        rig.bench.load.configure_transient(
+            a_a=5.0, b_a=amps, a_width_s=0.5, b_width_s=0.2, mode="PULS"
+        )
+        rig.bench.load.transient(True)
+    locked = False
+    for _ in range(limit + 2):
+        if kind == "transient":
+            rig.bench.load.trigger()
+            rig.wait(0.3)
+        trip_timeout = (rig.parameter(68) * 2 + 5) if kind == "discharge" else 1.0
+        tripped = rig.wait_until(
+            lambda o: _opened(o, "discharge") or (o.flag and not o.discharge_fet),
+            trip_timeout,
+            min(step, 0.1),
+            flag,
+        )
+        if tripped is None:
+            m.check("overcurrent trips", False, f"no trip #{trips + 1}")
+            break
+        trips += 1
+        with rig.rec.step(f"trip #{trips}: wait for the output to return"):
+            back = rig.wait_until(lambda o: o.discharge_fet, recovery_s * 2 + 5, step, flag)
+        if back is None:
+            locked = True
+            break
+    if kind == "transient":
+        rig.bench.load.transient(False)
+    rig.condition("standby")
+    m.measured = float(trips) if locked else None
+    if not locked:
+        m.check(
+            "locks out",
+            False,
+            f"output still returned after {trips} trips (lock-out count {limit})",
+        )
+    else:
+        status = rig.observe(None)
+        lock_flag = "transient_overcurrent_lockout" if kind == "transient" else None
+        if lock_flag:
+            m.check(
+                "lock-out flag", status.flags.get(lock_flag, False), f"{lock_flag} not reported"
+            )
+    m.note = f"{trips} trips counted; recovery delay {recovery_s:g} s"
+
+
+def soft_start(rig: Rig, m: Measurement) -> None:
+    """P58: with the load on, switch the discharge FET on and time until the full current
+    flows (the pre-charge phase holds it back)."""
+    amps = 10.0
+    expected_s = rig.parameter(58) / 1000.0
+    rig.bench.bms.control(0, 0x1F)  # discharge FET off
+    rig.apply("discharge_current", amps)
+    rig.condition("discharging", current_a=amps)
+    rig.wait(0.2)
+    step = max(0.001, expected_s / 200.0)
+    with rig.rec.step("discharge FET on with the load at 10 A"):
+        rig.bench.bms.control(0, 0x10)
+        t0 = rig.now()
+        full = rig.wait_until(lambda o: o.load_a >= 0.9 * amps, expected_s * 2 + 2, step)
+    if full is None:
+        m.check(
+            "full current flows",
+            False,
+            f"load current below {0.9 * amps:g} A after {expected_s * 2 + 2:g} s",
+        )
+        return
+    m.measured = to_unit(full.t_s - t0, m.unit)
+    m.uncertainty = to_unit(step, m.unit)
+    m.note = f"timed by polling every {step * 1000:g} ms"
+
+
+def timed_until(
+    rig: Rig, m: Measurement, expected_s: float, predicate, flag: str | None, what: str
+) -> None:
+    """Generic long delay: the condition is already set; poll until ``predicate`` holds."""
+    step = poll_interval(rig, expected_s)
+    t0 = rig.now()
+    end = rig.wait_until(predicate, expected_s * 1.5 + step * 2, step, flag)
+    if end is None:
+        m.check(what, False, f"not seen within {to_unit(expected_s * 1.5, m.unit):g} {m.unit}")
+        return
+    m.measured = to_unit(end.t_s - t0, m.unit)
+    m.uncertainty = to_unit(step, m.unit)
+    m.note = f"timed by polling every {step:g} s"

@@ -1,0 +1,335 @@
+"""Function procedures: behaviours that are neither a static threshold nor a single delay.
+
+Each function returns through a ``Measurement``: a measured value against the spec's value
+where the spec gives one (SOC, gap-compensation SOC, cycle share, compensation shift), and
+checks for the observations that carry the verdict.
+"""
+
+from __future__ import annotations
+
+from harness.procedures.delay import poll_interval, timed_until, to_unit
+from harness.procedures.record import Measurement
+from harness.procedures.rig import NOMINAL_CELL_V, STOPPED_A, Rig
+
+
+def soc_from_capacity(rig: Rig, m: Measurement) -> None:
+    """P59/P60: SOC is remaining / rated capacity; coulomb counting moves the remaining."""
+    rated = rig.parameter(59)
+    start_ah = round(rated * 0.80, 2)
+    rig.bench.bms.write_remaining_capacity(start_ah)
+    tele0 = rig.bench.bms.telemetry()
+    m.check(
+        "rated capacity reported",
+        abs(tele0.rated_ah - rated) <= 0.01,
+        f"rated {tele0.rated_ah:g} Ah vs P59 {rated:g}",
+    )
+    m.check(
+        "SOC = remaining / full",
+        abs(tele0.soc_pct - int(1000 * start_ah / tele0.full_ah) / 10) <= 0.1,
+        f"SOC {tele0.soc_pct:g} % at {start_ah:g} / {tele0.full_ah:g} Ah",
+    )
+    amps, hours = 20.0, 0.5
+    with rig.rec.step(f"discharge {amps:g} A for {hours * 60:g} min"):
+        rig.condition("discharging", current_a=amps)
+        rig.wait(hours * 3600)
+        rig.condition("standby")
+    tele1 = rig.bench.bms.telemetry()
+    m.expected = round(start_ah - amps * hours, 3)
+    m.measured = float(tele1.remaining_ah)
+    m.note = "coulomb counting over 30 min at 20 A"
+
+
+def series_count(rig: Rig, m: Measurement) -> None:
+    """P66: the telemetry carries as many cells as the configured series count."""
+    tele = rig.bench.bms.telemetry()
+    m.measured = float(len(tele.cell_v))
+
+
+def cell_count_matches(rig: Rig, m: Measurement) -> None:  # alias kept for plan names
+    series_count(rig, m)
+
+
+def gap_compensation(rig: Rig, m: Measurement, switch_on: bool = True) -> None:
+    """P81 / S42: after a cell overvoltage protection, charging resumes only below P81 SOC.
+
+    The SOC is stepped down in 0.5 %-point steps from 98 %; the measured value is the first
+    SOC at which charging resumed."""
+    rated = rig.parameter(59)
+    rig.set_soc_pct(98.0)
+    rig.condition("charging")
+    trip_v = rig.parameter(5) + 0.030
+    with rig.rec.step(f"cell 1 to {trip_v:.3f} V: cell overvoltage protection"):
+        obs = rig.probe("cell", trip_v, "cell_overvoltage_protection", 1.5)
+    if not obs.flag:
+        m.check("cell overvoltage protection", False, "protection did not trip")
+        return
+    with rig.rec.step("cell back to 3.300 V: voltage recovered"):
+        obs = rig.probe("cell", NOMINAL_CELL_V, "gap_compensation_waiting", 2.0)
+    if not switch_on:
+        m.check(
+            "charging resumes at once (S42 off)",
+            obs.supply_a >= STOPPED_A,
+            f"charge current {obs.supply_a:.2f} A",
+        )
+        m.measured = 1.0 if obs.supply_a >= STOPPED_A else 0.0
+        return
+    m.check(
+        "charging held after recovery",
+        obs.supply_a < STOPPED_A,
+        f"charge current {obs.supply_a:.2f} A at 98 % SOC",
+    )
+    pct = 98.0
+    while pct > 80.0:
+        pct -= 0.5
+        obs = rig.probe("soc", pct, "gap_compensation_waiting", 2.0)
+        if obs.supply_a >= STOPPED_A and obs.charge_fet:
+            m.measured = pct
+            m.uncertainty = 0.5
+            return
+    m.check("charging resumes", False, f"still held at {pct:g} % SOC (rated {rated:g} Ah)")
+
+
+def cycle_count(rig: Rig, m: Measurement) -> None:
+    """P82: one cycle is counted once P82 % of the full capacity has been discharged."""
+    rated = rig.parameter(59)
+    rig.bench.bms.write_remaining_capacity(rated)
+    cycles0 = rig.bench.bms.telemetry().cycles
+    amps = min(100.0, rated)
+    share_step = 0.25  # %-points of capacity per poll
+    step_s = rated * share_step / 100.0 / amps * 3600
+    rig.condition("discharging", current_a=amps)
+    t0 = rig.now()
+    deadline = t0 + 1.2 * 3600 * rated / amps
+    while rig.now() < deadline:
+        rig.wait(step_s)
+        tele = rig.bench.bms.telemetry()
+        if tele.cycles > cycles0:
+            m.measured = round((rig.now() - t0) * amps / 3600 / rated * 100, 3)
+            m.uncertainty = share_step
+            m.check("one cycle", tele.cycles == cycles0 + 1, f"cycles {cycles0} -> {tele.cycles}")
+            rig.condition("standby")
+            return
+    rig.condition("standby")
+    m.check("cycle counted", False, "no cycle counted after discharging 120 % of capacity")
+
+
+def impedance_compensation(
+    rig: Rig, m: Measurement, position_item: int, impedance_item: int, measure: str
+) -> None:
+    """P84-P87: the cell at the compensation position reads |I| x R higher while discharging.
+
+    ``measure`` is ``shift`` (the voltage shift, V, against |I| x R) or ``position`` (the
+    number of the cell whose reading moves)."""
+    position = int(rig.parameter(position_item))
+    ohm = rig.parameter(impedance_item) / 1000.0
+    amps = 100.0
+    idle = rig.bench.bms.telemetry().cell_v
+    rig.condition("discharging", current_a=amps)
+    rig.wait(1.5)
+    loaded = rig.bench.bms.telemetry()
+    rig.condition("standby")
+    shifts = [b - a for a, b in zip(idle, loaded.cell_v, strict=False)]
+    moved = [i + 1 for i, s in enumerate(shifts) if abs(s) >= 0.005]
+    if measure == "position":
+        m.measured = float(moved[0]) if len(moved) == 1 else float("nan")
+        m.check("one cell compensated", len(moved) == 1, f"cells whose reading moved: {moved}")
+    else:
+        m.expected = round(abs(loaded.current_a) * ohm, 4) if m.expected is None else m.expected
+        m.measured = round(shifts[position - 1], 4)
+        m.note = f"cell {position} at {abs(loaded.current_a):.1f} A with {ohm * 1000:g} mOhm"
+
+
+def balancing(rig: Rig, m: Measurement, condition: str, expect_on: bool) -> None:
+    """S49 / S50: with an imbalance above the start difference, balancing runs (or not)."""
+    top = rig.parameter(9) + 0.050
+    diff = rig.parameter(63) + 0.020
+    rig.condition(condition)
+    obs = rig.probe("balance_difference", diff, "balancing", 2.0)
+    m.measured = 1.0 if obs.flag else 0.0
+    m.check(
+        "balancing " + ("runs" if expect_on else "stays off"),
+        obs.flag == expect_on,
+        f"balancing {'on' if obs.flag else 'off'} with cell 1 at {top:.3f} V and difference {diff:.3f} V",
+    )
+
+
+def balancing_overtemperature(rig: Rig, m: Measurement, expect_inhibit: bool) -> None:
+    """S52: balancing stops when the ambient is above its high-temperature alarm (P39)."""
+    rig.condition("standby")
+    rig.apply("balance_difference", rig.parameter(63) + 0.020)
+    rig.set_temperature("ambient", rig.parameter(39) + 5.0)
+    rig.wait(2.0)
+    obs = rig.observe("balancing")
+    m.measured = 0.0 if obs.flag else 1.0
+    m.check(
+        "balancing " + ("inhibited" if expect_inhibit else "continues"),
+        (not obs.flag) == expect_inhibit,
+        f"balancing {'on' if obs.flag else 'off'} with ambient {rig.parameter(39) + 5:g} C",
+    )
+
+
+def static_balancing_time(rig: Rig, m: Measurement, expect_stop: bool) -> None:
+    """P65 / S51: static balancing stops after P65 hours (S51 on), or keeps going (off)."""
+    expected_s = rig.parameter(65) * 3600
+    rig.condition("standby")
+    obs = rig.probe("balance_difference", rig.parameter(63) + 0.020, "balancing", 2.0)
+    if not obs.flag:
+        m.check("balancing starts", False, "static balancing did not start")
+        return
+    if expect_stop:
+        timed_until(rig, m, expected_s, lambda o: not o.flag, "balancing", "balancing stops")
+    else:
+        rig.wait(expected_s * 1.5)
+        still = rig.observe("balancing")
+        m.measured = 1.0 if still.flag else 0.0
+        m.check("balancing continues past P65", still.flag, "balancing stopped with S51 off")
+
+
+def heating(rig: Rig, m: Measurement, expect_on: bool) -> None:
+    """S31: with the charger present and a cold cell, the heater runs (or not)."""
+    rig.condition("charger")
+    obs = rig.probe("ntc:cell1", rig.parameter(37) - 3.0, "heater", 2.0)
+    m.measured = 1.0 if obs.flag else 0.0
+    m.check(
+        "heater " + ("on" if expect_on else "off"),
+        obs.flag == expect_on,
+        f"heater {'on' if obs.flag else 'off'}",
+    )
+
+
+def current_limit_active(rig: Rig, m: Measurement, expect_limit: bool) -> None:
+    """S55: the current-limit FET holds charging to 10 A whatever the charger offers."""
+    offered = 30.0
+    rig.apply("charge_current", offered)
+    rig.condition("charging", current_a=offered)
+    rig.wait(2.0)
+    obs = rig.observe(None)
+    m.measured = round(obs.supply_a, 3)
+    if expect_limit:
+        m.expected, m.tolerance = 10.0, 0.5
+    else:
+        m.expected, m.tolerance = offered, 0.5
+
+
+def current_limit_passive(rig: Rig, m: Measurement, expect_limit: bool) -> None:
+    """S56 / P72: above the charge overcurrent alarm the BMS limits the current, and re-checks
+    after P72 minutes."""
+    offered = rig.parameter(51) + 5.0
+    rig.apply("charge_current", offered)
+    rig.condition("charging", current_a=offered)
+    rig.wait(3.0)
+    obs = rig.observe(None)
+    limited = obs.supply_a <= 10.5
+    if m.expected is not None and expect_limit and m.unit == "minute":
+        timed_until(
+            rig, m, rig.parameter(72) * 60, lambda o: o.supply_a > 10.5, None, "limit re-checked"
+        )
+        return
+    m.measured = 1.0 if limited else 0.0
+    m.check(
+        "current " + ("limited" if expect_limit else "not limited"),
+        limited == expect_limit,
+        f"charge current {obs.supply_a:.2f} A with the charger offering {offered:g} A",
+    )
+
+
+def manual_activation(rig: Rig, m: Measurement) -> None:
+    """P73 / S54: after undervoltage protection the BMS waits for the button; P73 minutes after
+    the press (0x45 discharge-on) the protection is released."""
+    rig.condition("discharging")
+    obs = rig.probe("cell", rig.parameter(7) - 0.050, "cell_undervoltage_protection", 1.5)
+    if not obs.flag:
+        m.check("undervoltage protection", False, "did not trip")
+        return
+    rig.apply("cell", NOMINAL_CELL_V)
+    rig.wait(2.0)
+    waiting = rig.observe("waiting_manual_activation")
+    m.check(
+        "waits for manual activation",
+        waiting.flag and not waiting.discharge_fet,
+        "discharge FET closed again without the button"
+        if waiting.discharge_fet
+        else "waiting flag not reported",
+    )
+    rig.bench.bms.control(0, 0x10)
+    timed_until(rig, m, rig.parameter(73) * 60, lambda o: o.discharge_fet, None, "output released")
+
+
+def auto_activation(rig: Rig, m: Measurement, expect: bool) -> None:
+    """S53 / P74: after undervoltage protection the output is forced on after P74 hours for
+    60 s to wake a charger."""
+    rig.condition("discharging")
+    obs = rig.probe("cell", rig.parameter(7) - 0.050, "cell_undervoltage_protection", 1.5)
+    if not obs.flag:
+        m.check("undervoltage protection", False, "did not trip")
+        return
+    rig.condition("standby")
+    expected_s = rig.parameter(74) * 3600
+    if expect:
+        timed_until(
+            rig,
+            m,
+            expected_s,
+            lambda o: o.discharge_fet,
+            "waiting_auto_activation",
+            "output forced on",
+        )
+    else:
+        rig.wait(expected_s * 1.5)
+        o = rig.observe(None)
+        m.measured = 1.0 if o.discharge_fet else 0.0
+        m.check("output stays off", not o.discharge_fet, "output forced on with S53 off")
+
+
+def history_interval(rig: Rig, m: Measurement, working: bool, expect_records: bool = True) -> None:
+    """P76 / P77 / S59: history records every P76 minutes working, P77 in standby."""
+    item = 76 if working else 77
+    interval_s = rig.parameter(item) * 60
+    link = rig.bench.bms
+    if working:
+        rig.condition("charging")
+    else:
+        rig.condition("standby")
+    start = link.history_count()
+    step = poll_interval(rig, interval_s)
+    t0 = rig.now()
+    first = None
+    deadline = t0 + interval_s * 2.5
+    while rig.now() < deadline:
+        rig.wait(step)
+        n = link.history_count()
+        if n > start and first is None:
+            first, start = rig.now(), n
+        elif first is not None and n > start:
+            m.measured = to_unit(rig.now() - first, m.unit)
+            m.uncertainty = to_unit(step, m.unit)
+            rig.condition("standby")
+            return
+    rig.condition("standby")
+    if expect_records:
+        m.check(
+            "records written", False, f"fewer than two records in {interval_s * 2.5 / 60:g} min"
+        )
+    else:
+        m.measured = 0.0 if first is None else 1.0
+        m.check("no records (S59 off)", first is None, "a history record was written")
+
+
+def standby_shutdown(rig: Rig, m: Measurement, expect: bool) -> None:
+    """P78 / S58: with no current for P78 hours the BMS shuts down (system state 'shutdown')."""
+    expected_s = rig.parameter(78) * 3600
+    rig.condition("standby")
+
+    def asleep(o) -> bool:
+        return bool(o.flags.get("shutdown"))
+
+    if expect:
+        timed_until(rig, m, expected_s, asleep, "shutdown", "standby shutdown")
+        rig.condition("charger")  # a charger wakes it
+        rig.wait(2.0)
+        rig.condition("standby")
+    else:
+        rig.wait(expected_s * 1.5)
+        o = rig.observe("shutdown")
+        m.measured = 1.0 if o.flag else 0.0
+        m.check("stays awake (S58 off)", not o.flag, "shut down with S58 off")

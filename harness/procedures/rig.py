@@ -1,0 +1,288 @@
+"""The bench as the procedures see it: stimuli and observations in the lab's words.
+
+``Rig`` wraps a ``harness.bench.Bench`` and the spec. Procedures call ``rig.apply(stimulus,
+value)``, ``rig.condition("charging")``, ``rig.dwell()``, ``rig.observe()``; they never talk
+to a driver. Nothing here knows whether the bench is simulated: time comes from the bench's
+clock, everything else from the instrument interfaces and the BMS link.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.procedures.record import BenchFault, Recorder
+
+NOMINAL_CELL_V = 3.300
+NOMINAL_TEMP_C = 25.0
+CELLS = 16
+#: Current that makes the BMS see charging / discharging (BEHAVIOUR.md: +-0.5 A) with room.
+CONDITION_CURRENT_A = 5.0
+#: A charger must sit this far above the pack to push its current limit (ARCHITECTURE.md).
+CHARGER_HEADROOM_V = 2.0
+#: Below this the current at the terminals counts as stopped.
+STOPPED_A = 0.5
+#: Default dwell at each probe: past the firmware's ~1 s confirmation (DOMAIN.md).
+DEFAULT_DWELL_S = 1.5
+NTC_CHANNELS = ("cell1", "cell2", "cell3", "cell4", "ambient", "power")
+
+
+@dataclass
+class Observation:
+    """What one probe saw: the BMS's report and the current at the terminals."""
+
+    t_s: float
+    stimulus: float | None
+    flag: bool
+    flags: dict[str, bool]
+    charge_fet: bool
+    discharge_fet: bool
+    supply_a: float
+    load_a: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def terminal_a(self) -> float:
+        """Signed current at P+ (+ charging), from the supply and load read-backs."""
+        return self.supply_a - self.load_a
+
+
+class Rig:
+    """Stimuli, operating conditions and observations on an open bench."""
+
+    def __init__(self, bench: Any, spec: Any, recorder: Recorder | None = None) -> None:
+        self.bench = bench
+        self.spec = spec
+        self.rec = recorder or Recorder()
+        self.cells_v = [NOMINAL_CELL_V] * CELLS
+        self._condition = "standby"
+        self._condition_current_a = CONDITION_CURRENT_A
+        self._supply_override_v: float | None = None
+        self._supply_limit_a: float | None = None
+        self._load_a: float | None = None
+        self._params_cache: dict[int, float] | None = None
+        self.probes = 0
+
+    # -- time ---------------------------------------------------------------------------
+    def now(self) -> float:
+        return float(self.bench.clock.now())
+
+    def wait(self, seconds: float) -> None:
+        if seconds > 0:
+            self.bench.clock.sleep(seconds)
+
+    # -- configuration ------------------------------------------------------------------
+    def parameter(self, number: int) -> float:
+        """The value the device is configured with (as last written or read)."""
+        if self._params_cache is None:
+            self._params_cache = dict(self.bench.bms.read_parameters().values)
+        return float(self._params_cache[number])
+
+    def configure(self, values: dict[int, float], switches: dict[int, bool]) -> bool:
+        """Bring the device's block to ``values``/``switches``: one whole-block write, and only
+        when something differs. Returns True when a write happened."""
+        block = self.bench.bms.read_parameters()
+        differs = {
+            n: v
+            for n, v in values.items()
+            if n != 60 and not _same(block.values.get(n), v, self.spec.param(n).encoding.scale)
+        }
+        sw_differs = {n: v for n, v in switches.items() if bool(block.switches.get(n)) != bool(v)}
+        self._params_cache = dict(block.values)
+        if not differs and not sw_differs:
+            return False
+        with self.rec.step(
+            "write parameter block: "
+            + ", ".join(
+                [f"P{n}={v:g}" for n, v in differs.items()]
+                + [f"S{n}={'on' if v else 'off'}" for n, v in sw_differs.items()]
+            )
+        ):
+            self.bench.bms.write_parameters(differs, switches=sw_differs)
+        self._params_cache.update(differs)
+        return True
+
+    def rewrite_block(self) -> None:
+        """Write the block unchanged: the device's documented way to clear lock-outs."""
+        self.bench.bms.write_parameters({}, switches={}, force=True)
+        self._params_cache = None
+
+    # -- stimuli ------------------------------------------------------------------------
+    def set_cells(self, volts: list[float]) -> None:
+        self.cells_v = list(volts)
+        self.bench.cells.set_all_v(self.cells_v)
+        self._refresh_charger()
+
+    def set_cell(self, cell: int, volts: float) -> None:
+        self.cells_v[cell - 1] = volts
+        self.bench.cells.set_cell_v(cell, volts)
+        self._refresh_charger()
+
+    def set_temperature(self, channel: str, celsius: float) -> None:
+        self.bench.resistors.set_temperature_c(channel, celsius)
+
+    def set_soc_pct(self, pct: float) -> None:
+        rated = self.parameter(59)
+        self.bench.bms.write_remaining_capacity(round(rated * pct / 100.0, 2))
+
+    def pack_v(self) -> float:
+        return sum(self.cells_v)
+
+    def apply(self, stimulus: str, value: float, cell: int = 1) -> None:
+        """Set one stimulus, in the unit of the quantity it drives."""
+        if stimulus == "cell":
+            self.set_cell(cell, value)
+        elif stimulus == "pack":
+            self.set_cells([value / CELLS] * CELLS)
+        elif stimulus == "port":
+            self._supply_override_v = value
+            self._refresh_charger()
+        elif stimulus.startswith("ntc:"):
+            self.set_temperature(stimulus.split(":", 1)[1], value)
+        elif stimulus == "charge_current":
+            self._supply_limit_a = abs(value)
+            self._refresh_charger()
+        elif stimulus == "discharge_current":
+            self._load_a = abs(value)
+            self._refresh_load()
+        elif stimulus == "soc":
+            self.set_soc_pct(value)
+        elif stimulus == "transient":
+            # A load pulse of ``value`` A for 100 ms on top of the condition's base current.
+            base = self._condition_current_a
+            self.bench.load.configure_transient(
+                a_a=base, b_a=abs(value), a_width_s=0.5, b_width_s=0.1, mode="PULS"
+            )
+            self.bench.load.transient(True)
+            self.bench.load.trigger()
+        elif stimulus == "cell_difference":
+            # One cell lower than the others by ``value`` (cell failure difference, P61/P62).
+            volts = [NOMINAL_CELL_V] * CELLS
+            volts[cell - 1] = NOMINAL_CELL_V - value
+            self.set_cells(volts)
+        elif stimulus == "balance_difference":
+            # The highest cell sits above the balancing voltage; the others ``value`` lower.
+            top = self.parameter(9) + 0.050
+            volts = [top - value] * CELLS
+            volts[cell - 1] = top
+            self.set_cells(volts)
+        else:
+            raise BenchFault(f"unknown stimulus {stimulus!r}")
+
+    # -- operating conditions -------------------------------------------------------------
+    def condition(self, name: str, current_a: float = CONDITION_CURRENT_A) -> None:
+        """Put the bench in an operating condition: charging / discharging current flowing,
+        standby (no current), or charger present (supply on, nothing else asked)."""
+        self._condition = name
+        self._condition_current_a = current_a
+        if name in ("standby", "any"):
+            self.bench.load.input(False)
+            self.bench.supply.output(False)
+        elif name in ("charging", "charger"):
+            self.bench.load.input(False)
+            self._refresh_charger()
+            self.bench.supply.output(True)
+        elif name == "discharging":
+            self.bench.supply.output(False)
+            self._refresh_load()
+            self.bench.load.input(True)
+        else:
+            raise BenchFault(f"unknown operating condition {name!r}")
+
+    def _refresh_charger(self) -> None:
+        if self._condition not in ("charging", "charger"):
+            return
+        volts = self._supply_override_v
+        if volts is None:
+            volts = self.pack_v() + CHARGER_HEADROOM_V
+        limit = (
+            self._supply_limit_a if self._supply_limit_a is not None else self._condition_current_a
+        )
+        self.bench.supply.set_voltage_v(volts)
+        self.bench.supply.set_current_limit_a(limit)
+
+    def _refresh_load(self) -> None:
+        if self._condition != "discharging":
+            return
+        amps = self._load_a if self._load_a is not None else self._condition_current_a
+        self.bench.load.set_current_a(amps)
+
+    # -- observations -------------------------------------------------------------------
+    def status(self) -> Any:
+        return self.bench.bms.status()
+
+    def observe(self, flag: str | None, stimulus: float | None = None) -> Observation:
+        """Read the BMS's report and the terminal current at this instant; log a trace row."""
+        st = self.status()
+        supply_a = float(self.bench.supply.measure_current_a())
+        load_a = float(self.bench.load.measure_current_a())
+        flags = dict(st.flags)
+        if flag == "balancing":
+            raised = any(st.balancing)
+        elif flag == "heater":
+            raised = bool(st.heater)
+        elif flag is None:
+            raised = False
+        else:
+            raised = bool(flags.get(flag, False))
+        obs = Observation(
+            t_s=self.now(),
+            stimulus=stimulus,
+            flag=raised,
+            flags=flags,
+            charge_fet=bool(st.charge_fet),
+            discharge_fet=bool(st.discharge_fet),
+            supply_a=supply_a,
+            load_a=load_a,
+        )
+        self.rec.sample(
+            t_s=round(obs.t_s, 3),
+            stimulus=stimulus,
+            flag=int(raised),
+            charge_fet=int(obs.charge_fet),
+            discharge_fet=int(obs.discharge_fet),
+            current_a=round(obs.terminal_a, 3),
+        )
+        return obs
+
+    def probe(
+        self, stimulus: str, value: float, flag: str | None, dwell_s: float, cell: int = 1
+    ) -> Observation:
+        """Apply a value, dwell past the confirmation time, observe."""
+        self.apply(stimulus, value, cell=cell)
+        self.wait(dwell_s)
+        self.probes += 1
+        return self.observe(flag, stimulus=value)
+
+    def wait_until(
+        self, predicate: Any, timeout_s: float, poll_s: float, flag: str | None = None
+    ) -> Observation | None:
+        """Poll until ``predicate(observation)`` holds; None on timeout (bench time)."""
+        deadline = self.now() + timeout_s
+        while True:
+            obs = self.observe(flag)
+            if predicate(obs):
+                return obs
+            if self.now() >= deadline:
+                return None
+            self.wait(min(poll_s, max(deadline - self.now(), 0.001)))
+
+    # -- nominal state --------------------------------------------------------------------
+    def nominal_stimuli(self) -> None:
+        """Cells 3.300 V, NTCs 25 C, no current (DOMAIN.md's nominal bench)."""
+        self._supply_override_v = None
+        self._supply_limit_a = None
+        self._load_a = None
+        self.condition("standby")
+        self.bench.load.transient(False)
+        self.set_cells([NOMINAL_CELL_V] * CELLS)
+        for ch in NTC_CHANNELS:
+            self.bench.resistors.normal(ch)
+            self.set_temperature(ch, NOMINAL_TEMP_C)
+
+
+def _same(current: float | None, wanted: float, scale: float) -> bool:
+    if current is None:
+        return False
+    return math.isclose(float(current), float(wanted), abs_tol=scale / 2)

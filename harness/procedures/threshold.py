@@ -1,0 +1,239 @@
+"""Threshold procedure: find a trip point, or a recovery point, by bisection.
+
+A naive search ramps the stimulus in resolution steps from the nominal value and dwells at
+each step: 350 probes for a cell from 3.300 V to 3.650 V at 1 mV. Here the search brackets
+the threshold between a value that does not act and one that does, then halves the bracket,
+resetting the device between probes when a probe acted. Each probe still dwells past the
+confirmation time, so the result is the static threshold, and the cost is
+``log2(range / resolution)`` probes plus resets: tens, not hundreds.
+
+The trip value reported is the lowest (high side) or highest (low side) value that acted;
+its uncertainty is the final bracket width. The verdict rests on two observations at that
+probe (DOMAIN.md): the flag the BMS reports, and the current at the terminals: a protection
+must stop it, an alarm must not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.procedures.record import Measurement
+from harness.procedures.rig import STOPPED_A, Observation, Rig
+
+
+@dataclass
+class ThresholdSetup:
+    """Everything a threshold search needs, resolved from a plan case."""
+
+    stimulus: str  # rig stimulus name (cell, pack, port, ntc:cell1, charge_current, ...)
+    direction: str  # high: acts when the value rises to the trip; low: when it falls
+    flag: str | None  # status flag that reports the function ('balancing', 'heater' too)
+    action: str | None  # 'charge' / 'discharge' / 'both' FET opens, or None (alarm, notice)
+    safe: float  # a value where the function certainly does not act (and has recovered)
+    far: float  # a value where it certainly acts (search bound)
+    resolution: float
+    dwell_s: float
+    condition: str
+    cell: int = 1
+    reset_timeout_s: float = 30.0
+
+
+def _acted(obs: Observation, setup: ThresholdSetup) -> bool:
+    """Did the function act at this probe? The flag, or for a protection the FET opening.
+
+    Counting a FET that opened without its flag as "acted" lets a silent protection be
+    located (and then failed for its missing flag) instead of reported as never tripping.
+    """
+    if obs.flag:
+        return True
+    if setup.action == "charge":
+        return not obs.charge_fet and obs.supply_a < STOPPED_A
+    if setup.action == "discharge":
+        return not obs.discharge_fet and obs.load_a < STOPPED_A
+    if setup.action == "both":
+        return not obs.charge_fet and not obs.discharge_fet
+    return False
+
+
+def _beyond(a: float, b: float, direction: str) -> bool:
+    """True when ``a`` lies on the acting side of ``b``."""
+    return a > b if direction == "high" else a < b
+
+
+def _grid(value: float, resolution: float) -> float:
+    return round(round(value / resolution) * resolution, 10)
+
+
+def reset(rig: Rig, setup: ThresholdSetup) -> Observation:
+    """Return the stimulus to the safe value and wait for the function to clear."""
+    rig.apply(setup.stimulus, setup.safe, cell=setup.cell)
+    obs = rig.wait_until(
+        lambda o: not _acted(o, setup) and _condition_restored(o, setup),
+        timeout_s=setup.reset_timeout_s,
+        poll_s=setup.dwell_s,
+        flag=setup.flag,
+    )
+    if obs is None:
+        raise DeviceDidNotRecover(
+            f"{setup.flag or 'function'} still active {setup.reset_timeout_s:g} s after the "
+            f"stimulus returned to {setup.safe:g}"
+        )
+    return obs
+
+
+def _condition_restored(obs: Observation, setup: ThresholdSetup) -> bool:
+    if setup.condition == "charging":
+        return obs.charge_fet
+    if setup.condition == "discharging":
+        return obs.discharge_fet
+    return True
+
+
+class DeviceDidNotRecover(Exception):
+    """The device stayed tripped with the stimulus back at a safe value (a product defect)."""
+
+
+def find_trip(rig: Rig, setup: ThresholdSetup, m: Measurement) -> Observation | None:
+    """Bisect between ``safe`` (does not act) and ``far`` (acts). Returns the observation at
+    the reported trip value, or None when nothing acted up to ``far``."""
+    first = rig.probe(setup.stimulus, setup.safe, setup.flag, setup.dwell_s, cell=setup.cell)
+    if _acted(first, setup):
+        m.check("inactive at the safe value", False, f"already active at {setup.safe:g} {m.unit}")
+        return None
+    at_far = rig.probe(setup.stimulus, setup.far, setup.flag, setup.dwell_s, cell=setup.cell)
+    if not _acted(at_far, setup):
+        m.check("acts within the search range", False, f"did not act up to {setup.far:g} {m.unit}")
+        return None
+    quiet, acting, acting_obs = setup.safe, setup.far, at_far
+    while abs(acting - quiet) > setup.resolution * 1.0001:
+        mid = _grid((quiet + acting) / 2, setup.resolution)
+        if mid in (quiet, acting):
+            break
+        if acting_obs is not None and _acted(acting_obs, setup):
+            # The last probe acted: bring the device back before probing from below.
+            reset(rig, setup)
+            acting_obs = None
+        obs = rig.probe(setup.stimulus, mid, setup.flag, setup.dwell_s, cell=setup.cell)
+        if _acted(obs, setup):
+            acting, acting_obs = mid, obs
+        else:
+            quiet = mid
+            acting_obs = None
+    # Confirm at the reported value from a clean approach, for the verdict's observations.
+    reset(rig, setup)
+    final = rig.probe(setup.stimulus, acting, setup.flag, setup.dwell_s, cell=setup.cell)
+    if not _acted(final, setup):
+        m.check(
+            "repeatable",
+            False,
+            f"acted at {acting:g} during the search but not on the confirming probe",
+        )
+        return None
+    m.measured = acting
+    m.uncertainty = abs(acting - quiet)
+    return final
+
+
+def find_recovery(
+    rig: Rig, setup: ThresholdSetup, drive: float, m: Measurement
+) -> Observation | None:
+    """Trip the function at ``drive``, then bisect between ``drive`` (stays active) and
+    ``safe`` (clears) for the value at which it clears."""
+    tripped = rig.probe(setup.stimulus, drive, setup.flag, setup.dwell_s, cell=setup.cell)
+    if not _acted(tripped, setup):
+        m.check("trips before recovery", False, f"did not act at {drive:g} {m.unit}")
+        return None
+    holding, clearing = drive, setup.safe
+    cleared_obs: Observation | None = None
+    active = True
+    while abs(holding - clearing) > setup.resolution * 1.0001:
+        mid = _grid((holding + clearing) / 2, setup.resolution)
+        if mid in (holding, clearing):
+            break
+        if not active:
+            again = rig.probe(setup.stimulus, drive, setup.flag, setup.dwell_s, cell=setup.cell)
+            if not _acted(again, setup):
+                m.check("trips again", False, f"did not act again at {drive:g} {m.unit}")
+                return None
+        obs = rig.probe(setup.stimulus, mid, setup.flag, setup.dwell_s, cell=setup.cell)
+        if _acted(obs, setup):
+            holding, active = mid, True
+        else:
+            clearing, active, cleared_obs = mid, False, obs
+    if cleared_obs is None or clearing == setup.safe:
+        # Confirm the clearing value itself (the bracket never moved off the safe value).
+        cleared_obs = rig.probe(
+            setup.stimulus, clearing, setup.flag, setup.dwell_s, cell=setup.cell
+        )
+        if _acted(cleared_obs, setup):
+            m.check("recovers", False, f"still active at {clearing:g} {m.unit}")
+            return None
+    m.measured = clearing
+    m.uncertainty = abs(holding - clearing)
+    return cleared_obs
+
+
+def judge_action(m: Measurement, setup: ThresholdSetup, obs: Observation, *, tripped: bool) -> None:
+    """The second observation: what happened to the current at the terminals."""
+    if tripped:
+        m.check("flag reported", obs.flag, f"{setup.flag} not reported when the function acted")
+    if setup.action is None:
+        if setup.condition == "charging":
+            m.check(
+                "current keeps flowing",
+                obs.supply_a >= STOPPED_A,
+                f"charge current {obs.supply_a:.2f} A",
+            )
+        elif setup.condition == "discharging":
+            m.check(
+                "current keeps flowing",
+                obs.load_a >= STOPPED_A,
+                f"discharge current {obs.load_a:.2f} A",
+            )
+        return
+    if tripped:
+        if setup.action in ("charge", "both") and setup.condition == "charging":
+            m.check(
+                "charge current stopped",
+                obs.supply_a < STOPPED_A and not obs.charge_fet,
+                f"charge current {obs.supply_a:.2f} A, charge FET {'closed' if obs.charge_fet else 'open'}",
+            )
+        if setup.action in ("discharge", "both") and setup.condition == "discharging":
+            m.check(
+                "discharge current stopped",
+                obs.load_a < STOPPED_A and not obs.discharge_fet,
+                f"discharge current {obs.load_a:.2f} A, discharge FET {'closed' if obs.discharge_fet else 'open'}",
+            )
+        if setup.action == "charge" and setup.condition != "charging":
+            m.check("charge FET open", not obs.charge_fet, "charge FET still closed")
+        if setup.action == "discharge" and setup.condition != "discharging":
+            m.check("discharge FET open", not obs.discharge_fet, "discharge FET still closed")
+    else:
+        if setup.condition == "charging":
+            m.check(
+                "charging resumes",
+                obs.supply_a >= STOPPED_A,
+                f"charge current {obs.supply_a:.2f} A after recovery",
+            )
+        elif setup.condition == "discharging":
+            m.check(
+                "discharging resumes",
+                obs.load_a >= STOPPED_A,
+                f"discharge current {obs.load_a:.2f} A after recovery",
+            )
+
+
+def naive_ramp_probes(safe: float, trip: float, resolution: float) -> int:
+    """Probes a 1-step ramp would need from ``safe`` to ``trip`` (the benchmark's baseline)."""
+    return int(abs(trip - safe) / resolution) + 1
+
+
+__all__ = [
+    "DeviceDidNotRecover",
+    "ThresholdSetup",
+    "find_recovery",
+    "find_trip",
+    "judge_action",
+    "naive_ramp_probes",
+    "reset",
+]
