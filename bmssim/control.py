@@ -1,0 +1,236 @@
+"""Control channel of the simulator: JSON lines over TCP (docs/ARCHITECTURE.md, "Control channel").
+
+The harness's ``SimClock`` uses it to read and move virtual time, so that a test waiting
+for a 10 s delay costs milliseconds; it also takes snapshots, swaps faults, resets the
+bench and stops the process. One request per line, one answer per line:
+
+    {"op": "now"}                           -> {"ok": true, "now_s": 12.345}
+    {"op": "advance", "s": 1.5}             -> {"ok": true, "now_s": 13.845}
+    {"op": "mode", "mode": "real"}          -> {"ok": true}
+    {"op": "snapshot"}                      -> {"ok": true, "snapshot": {...}}
+    {"op": "faults", "faults": {...}}       -> {"ok": true}
+    {"op": "reset"}                         -> {"ok": true}
+    {"op": "shutdown"}                      -> {"ok": true}   (then the process exits)
+
+Errors: ``{"ok": false, "error": "..."}``; the connection stays open.
+
+Virtual mode (default): time moves only on ``advance``. Real-time mode: a periodic task
+advances the world by the wall time elapsed (every ``tick_s``), so an interactive user or a
+real-time client sees a live bench; ``advance`` is refused there because two masters of
+time would make results irreproducible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+_log = logging.getLogger(__name__)
+
+VIRTUAL = "virtual"
+REAL = "real"
+MAX_LINE = 1 << 20
+
+
+class ControlError(Exception):
+    """A request that cannot be served; its text goes back as ``error``."""
+
+
+class ControlServer:
+    """Serves the control channel for one World.
+
+    The operations that depend on how the bench is assembled are passed in as callables
+    (``set_faults(dict)``, ``reset()``, ``shutdown()``), so this module knows the World only
+    through ``clock.now_ms``, ``advance(dt_ms)`` and ``snapshot()``.
+    """
+
+    def __init__(
+        self,
+        world: Any,
+        *,
+        set_faults: Callable[[dict[str, Any]], None],
+        reset: Callable[[], None],
+        shutdown: Callable[[], None],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tick_s: float = 0.005,
+    ) -> None:
+        self.world = world
+        self._set_faults = set_faults
+        self._reset = reset
+        self._shutdown = shutdown
+        self.host = host
+        self._requested_port = port
+        self.tick_s = tick_s
+        self.mode = VIRTUAL
+        self._server: asyncio.base_events.Server | None = None
+        self._clients: set[asyncio.StreamWriter] = set()
+        self._ticker: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("control channel is not started")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def start(self) -> ControlServer:
+        self._server = await asyncio.start_server(
+            self._serve, self.host, self._requested_port, limit=MAX_LINE
+        )
+        return self
+
+    async def stop(self) -> None:
+        await self._stop_ticker()
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._clients):
+                writer.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    # ------------------------------------------------------------------ time
+
+    def now_s(self) -> float:
+        return self.world.clock.now_ms / 1000.0
+
+    def set_mode(self, mode: str) -> None:
+        """Switch between virtual (lockstep) and real-time operation."""
+        if mode not in (VIRTUAL, REAL):
+            raise ControlError(f"mode must be 'virtual' or 'real', got {mode!r}")
+        if mode == self.mode:
+            return
+        self.mode = mode
+        if mode == REAL:
+            self._ticker = asyncio.get_running_loop().create_task(self._run_real_time())
+        elif self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+
+    async def _stop_ticker(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+
+    async def _run_real_time(self) -> None:
+        """Keep virtual time = start + elapsed wall time (integer ms, no drift: the target
+        is recomputed from the start instant, not accumulated tick by tick)."""
+        wall0 = time.monotonic()
+        virtual0 = self.world.clock.now_ms
+        while True:
+            await asyncio.sleep(self.tick_s)
+            target = virtual0 + int((time.monotonic() - wall0) * 1000)
+            dt = target - self.world.clock.now_ms
+            if dt > 0:
+                try:
+                    self.world.advance(dt)
+                except Exception:  # keep the bench alive; the log says what broke
+                    _log.exception("real-time advance by %d ms failed", dt)
+
+    # ------------------------------------------------------------------ requests
+
+    def handle(self, request: Any) -> dict[str, Any]:
+        """Serve one decoded request; never raises (errors become ``ok: false``)."""
+        try:
+            return self._dispatch(request)
+        except ControlError as exc:
+            return {"ok": False, "error": str(exc)}
+        except ValueError as exc:
+            return {"ok": False, "error": str(exc)}
+        except Exception as exc:  # a bug must not kill the channel; the client sees it
+            _log.exception("control request %r failed", request)
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+    def _dispatch(self, request: Any) -> dict[str, Any]:
+        if not isinstance(request, dict) or not isinstance(request.get("op"), str):
+            raise ControlError('a request is a JSON object with a string "op"')
+        op = request["op"]
+        if op == "now":
+            return {"ok": True, "now_s": self.now_s()}
+        if op == "advance":
+            if self.mode == REAL:
+                raise ControlError("advance is refused in real-time mode (time runs by itself)")
+            s = request.get("s")
+            if isinstance(s, bool) or not isinstance(s, int | float) or not math.isfinite(s):
+                raise ControlError(f'"s" must be a finite number of seconds, got {s!r}')
+            if s < 0:
+                raise ControlError(f"cannot advance by a negative time ({s} s)")
+            self.world.advance(round(s * 1000))
+            return {"ok": True, "now_s": self.now_s()}
+        if op == "mode":
+            self.set_mode(request.get("mode"))  # type: ignore[arg-type]
+            return {"ok": True}
+        if op == "snapshot":
+            return {"ok": True, "snapshot": self.world.snapshot()}
+        if op == "faults":
+            faults = request.get("faults")
+            if faults is None:
+                faults = {}
+            if not isinstance(faults, dict):
+                raise ControlError('"faults" must be an object like a faults YAML file')
+            self._set_faults(faults)
+            return {"ok": True}
+        if op == "reset":
+            self._reset()
+            return {"ok": True}
+        if op == "shutdown":
+            return {"ok": True}
+        raise ControlError(
+            f"unknown op {op!r}; known: now, advance, mode, snapshot, faults, reset, shutdown"
+        )
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients.add(writer)
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except (asyncio.LimitOverrunError, ValueError):
+                    writer.write(b'{"ok": false, "error": "request line too long"}\n')
+                    break
+                if not line:
+                    break
+                if not line.strip():
+                    continue
+                try:
+                    request = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    answer: dict[str, Any] = {"ok": False, "error": f"not JSON: {exc}"}
+                else:
+                    answer = self.handle(request)
+                writer.write(json.dumps(answer, default=_jsonable).encode() + b"\n")
+                await writer.drain()
+                if (
+                    answer.get("ok")
+                    and isinstance(request, dict)
+                    and request.get("op") == "shutdown"
+                ):
+                    self._shutdown()
+                    break
+        except ConnectionError:
+            pass
+        finally:
+            self._clients.discard(writer)
+            writer.close()
+
+
+def _jsonable(obj: Any) -> Any:
+    """Fallback for snapshot values json does not know (sets, tuples of dataclasses...)."""
+    if isinstance(obj, set | frozenset):
+        return sorted(obj)
+    if hasattr(obj, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(obj)
+    return str(obj)
