@@ -145,6 +145,10 @@ def test_relative_path_after_semicolon(toy: Toy) -> None:
     # CURR:TRAN:AWID 1;MODE PULS -> CURR:TRAN:MODE PULS
     toy.handle_message("CURR:TRAN:AWID 1;MODE PULS")
     assert (toy.width, toy.mode) == (1.0, "PULS")
+    # The path carries over a chain: the third unit is still under CURR:TRAN.
+    toy.handle_message("CURR:TRAN:MODE CONT;AWID 2;MODE TOGG")
+    assert (toy.width, toy.mode) == (2.0, "TOGG")
+    assert toy.error() == '0,"No error"'
 
 
 def test_full_path_after_semicolon_still_works(toy: Toy) -> None:
