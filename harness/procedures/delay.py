@@ -63,7 +63,7 @@ def overcurrent_delay(rig: Rig, m: Measurement, side: str, flag: str, current_to
         m.check("FET opens", False, f"{side} current still flowing {timeout:g} s after the step")
         return
     if scope is not None:
-        delay = scope.delay_between_edges_s("current", +1, "current", -1)
+        delay = scope.delay_between_edges_s("current", "rise", "current", "fall")
         m.note = "timed on the scope (current edge to current edge)"
         m.uncertainty = 0.001
         if delay is None:
@@ -98,7 +98,7 @@ def transient_delay(rig: Rig, m: Measurement, flag: str, current_tol_a: float) -
         rig.wait(0.4)
     end = rig.observe(flag)
     rig.bench.load.transient(False)
-    delay = scope.delay_between_edges_s("current", +1, "current", -1)
+    delay = scope.delay_between_edges_s("current", "rise", "current", "fall")
     m.note = "timed on the scope: current step to current interruption"
     m.uncertainty = 0.001
     if delay is None:

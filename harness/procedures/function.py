@@ -16,7 +16,7 @@ def soc_from_capacity(rig: Rig, m: Measurement) -> None:
     """P59/P60: SOC is remaining / rated capacity; coulomb counting moves the remaining."""
     rated = rig.parameter(59)
     start_ah = round(rated * 0.80, 2)
-    rig.bench.bms.write_remaining_capacity(start_ah)
+    rig.bench.bms.set_remaining_capacity(start_ah)
     tele0 = rig.bench.bms.telemetry()
     m.check(
         "rated capacity reported",
@@ -92,7 +92,7 @@ def gap_compensation(rig: Rig, m: Measurement, switch_on: bool = True) -> None:
 def cycle_count(rig: Rig, m: Measurement) -> None:
     """P82: one cycle is counted once P82 % of the full capacity has been discharged."""
     rated = rig.parameter(59)
-    rig.bench.bms.write_remaining_capacity(rated)
+    rig.bench.bms.set_remaining_capacity(rated)
     cycles0 = rig.bench.bms.telemetry().cycles
     amps = min(100.0, rated)
     share_step = 0.25  # %-points of capacity per poll
@@ -290,14 +290,14 @@ def history_interval(rig: Rig, m: Measurement, working: bool, expect_records: bo
         rig.condition("charging")
     else:
         rig.condition("standby")
-    start = link.history_count()
+    start = rig.history_count()
     step = poll_interval(rig, interval_s)
     t0 = rig.now()
     first = None
     deadline = t0 + interval_s * 2.5
     while rig.now() < deadline:
         rig.wait(step)
-        n = link.history_count()
+        n = rig.history_count()
         if n > start and first is None:
             first, start = rig.now(), n
         elif first is not None and n > start:

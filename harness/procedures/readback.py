@@ -113,7 +113,7 @@ def remaining_capacity_single_write(rig: Rig, m: Measurement, ah: float) -> None
     """0x49 on index 0x3B: the one parameter written alone; telemetry follows it."""
     before = rig.bench.bms.read_parameters()
     with rig.rec.step(f"write remaining capacity {ah:g} Ah alone (0x49)"):
-        rig.bench.bms.write_remaining_capacity(ah)
+        rig.bench.bms.set_remaining_capacity(ah)
     tele = rig.bench.bms.telemetry()
     m.expected = ah
     m.tolerance = 0.005

@@ -105,8 +105,28 @@ class Rig:
 
     def rewrite_block(self) -> None:
         """Write the block unchanged: the device's documented way to clear lock-outs."""
-        self.bench.bms.write_parameters({}, switches={}, force=True)
+        with self.rec.step("rewrite the parameter block (clears lock-outs)"):
+            self.bench.bms.write_block(self.bench.bms.read_parameters())
         self._params_cache = None
+
+    def history_count(self) -> int:
+        """Number of history records the device holds (0x4B answers "no data" past the last).
+
+        Found by doubling then bisecting the record index: a few exchanges even when the
+        device holds hundreds of records."""
+        link = self.bench.bms
+        if link.history_record(0) is None:
+            return 0
+        present, absent = 0, 1
+        while link.history_record(absent) is not None:
+            present, absent = absent, absent * 2
+        while absent - present > 1:
+            mid = (present + absent) // 2
+            if link.history_record(mid) is not None:
+                present = mid
+            else:
+                absent = mid
+        return absent
 
     # -- stimuli ------------------------------------------------------------------------
     def set_cells(self, volts: list[float]) -> None:
@@ -124,7 +144,7 @@ class Rig:
 
     def set_soc_pct(self, pct: float) -> None:
         rated = self.parameter(59)
-        self.bench.bms.write_remaining_capacity(round(rated * pct / 100.0, 2))
+        self.bench.bms.set_remaining_capacity(round(rated * pct / 100.0, 2))
 
     def pack_v(self) -> float:
         return sum(self.cells_v)
@@ -218,6 +238,9 @@ class Rig:
         supply_a = float(self.bench.supply.measure_current_a())
         load_a = float(self.bench.load.measure_current_a())
         flags = dict(st.flags)
+        # System states (charging, standby, shutdown...) read like flags for the procedures.
+        for state in getattr(st, "system_states", []) or []:
+            flags.setdefault(state, True)
         if flag == "balancing":
             raised = any(st.balancing)
         elif flag == "heater":

@@ -45,7 +45,7 @@ def prepare(rig: Rig, case: Any) -> None:
         rated = rig.parameter(59)
         tele = rig.bench.bms.telemetry()
         if abs(tele.remaining_ah - rated / 2) > 0.05:
-            rig.bench.bms.write_remaining_capacity(round(rated / 2, 2))
+            rig.bench.bms.set_remaining_capacity(round(rated / 2, 2))
         settled = _wait_clean(rig, 3.0)
         if not settled:
             # Lock-outs and latched protections clear with a block write (BEHAVIOUR.md P71).
