@@ -12,6 +12,39 @@ def _main() -> None:
     """BMS hardware-in-the-loop harness: plan, simulate, run, report."""
 
 
+@app.command("plan")
+def plan_command(
+    suite: str = typer.Option(None, "--suite", help="smoke | regression | soak (default: all)"),
+    as_json: bool = typer.Option(False, "--json", help="print the cases as a JSON list"),
+    bench: str = typer.Option(None, "--bench", help="bench file whose capabilities apply"),
+) -> None:
+    """List the test plan for a bench: cases, expectations, suites and real-bench time."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from harness.plan import SUITES, build_plan
+    from harness.plan_view import bench_capabilities, plan_json, render_table
+    from harness.spec import SpecError, load_spec
+
+    if suite is not None and suite not in SUITES:
+        choices = ", ".join(SUITES)
+        typer.echo(f"error: --suite: unknown suite {suite!r} (choose from {choices})", err=True)
+        raise typer.Exit(2)
+    try:
+        caps, source = bench_capabilities(Path(bench) if bench else None)
+        spec = load_spec()
+    except (OSError, ValueError, SpecError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    everything = build_plan(spec, caps)
+    cases = [c for c in everything if suite is None or suite in c.suites]
+    if as_json:
+        typer.echo(plan_json(cases))
+        return
+    render_table(cases, Console(), all_cases=everything, source=source, suite=suite)
+
+
 @app.command("run")
 def run_command(
     bench: str = typer.Option(None, "--bench", help="bench file (default: the simulated bench)"),

@@ -35,9 +35,21 @@ N_SWITCHES = 64
 
 Kind = Literal["alarm", "protection", "recovery", "delay", "count", "capacity", "configuration"]
 Quantity = Literal[
-    "cell_voltage", "pack_voltage", "port_voltage", "cell_temperature", "ambient_temperature",
-    "power_temperature", "charge_current", "discharge_current", "soc", "cell_voltage_difference",
-    "time", "capacity", "count", "impedance", "position",
+    "cell_voltage",
+    "pack_voltage",
+    "port_voltage",
+    "cell_temperature",
+    "ambient_temperature",
+    "power_temperature",
+    "charge_current",
+    "discharge_current",
+    "soc",
+    "cell_voltage_difference",
+    "time",
+    "capacity",
+    "count",
+    "impedance",
+    "position",
 ]
 Direction = Literal["high", "low"]
 Condition = Literal["charging", "discharging", "standby", "any"]
@@ -564,7 +576,9 @@ def _p_fail(p: Parameter, key: str, value: Any, why: str) -> SpecError:
 
 
 def _check_parameters(
-    params: list[Parameter], switch_numbers: set[int], flag_names: set[str],
+    params: list[Parameter],
+    switch_numbers: set[int],
+    flag_names: set[str],
     tolerances: Mapping[str, _ToleranceRow],
 ) -> None:
     by_number = {p.number: p for p in params}
@@ -684,6 +698,7 @@ def _resolve_range(
 
 def _check_switches(switches: list[Switch], param_numbers: set[int], flag_names: set[str]) -> None:
     for s in switches:
+
         def fail(key: str, value: Any, why: str, s: Switch = s) -> SpecError:
             label = f"{SWITCHES_FILE} row {s.number} ({s.id})"
             return SpecError(f"{label}: key '{key}' value {value!r}: {why}")
@@ -710,6 +725,16 @@ def iter_items(spec: Spec) -> Iterable[str]:
 
 
 __all__ = [
-    "Encoding", "Parameter", "Range", "Spec", "SpecError", "StatusFlag", "Switch", "Tolerance",
-    "ToleranceOverride", "iter_items", "load_spec", "SECONDS_PER_UNIT",
+    "Encoding",
+    "Parameter",
+    "Range",
+    "Spec",
+    "SpecError",
+    "StatusFlag",
+    "Switch",
+    "Tolerance",
+    "ToleranceOverride",
+    "iter_items",
+    "load_spec",
+    "SECONDS_PER_UNIT",
 ]
