@@ -116,6 +116,10 @@ class BmsLink(ABC):
     def set_remaining_capacity(self, ah: float) -> None:
         """The one single-value write: remaining capacity (0x49 index 0x3B)."""
 
+    def write_remaining_capacity(self, ah: float) -> None:
+        """Alias of ``set_remaining_capacity`` (the name the procedures use)."""
+        self.set_remaining_capacity(ah)
+
     @abstractmethod
     def control(self, item: ControlItem | int, action: ControlAction | int) -> None:
         """Switch a FET, the heater, shut down or factory-reset (0x45)."""

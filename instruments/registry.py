@@ -18,16 +18,28 @@ class DriverInfo:
 
     role: Role
     target: str
+    #: For units that together make one interface (two 8-cell units -> 16 cells): the class
+    #: that assembles them from the bench's channel map.
+    assembler: str | None = None
 
     def load(self) -> type:
-        module, _, cls = self.target.partition(":")
-        return getattr(import_module(module), cls)
+        return _resolve(self.target)
+
+    def load_assembler(self) -> type | None:
+        return _resolve(self.assembler) if self.assembler else None
+
+
+def _resolve(target: str) -> type:
+    module, _, cls = target.partition(":")
+    return getattr(import_module(module), cls)
 
 
 DRIVERS: dict[str, DriverInfo] = {
     "keysight_n5700": DriverInfo("supply", "instruments.keysight_n5700:KeysightN5700"),
     "itech_it8500": DriverInfo("load", "instruments.itech_it8500:ItechIt8500"),
-    "bloomy_abs": DriverInfo("cells", "instruments.bloomy_abs:BloomyAbsUnit"),
+    "bloomy_abs": DriverInfo(
+        "cells", "instruments.bloomy_abs:BloomyAbsUnit", "instruments.bloomy_abs:BloomyAbsCells"
+    ),
     "resistor_module": DriverInfo("resistors", "instruments.resistor_module:ResistorModule"),
     "keysight_infiniivision": DriverInfo(
         "scope", "instruments.keysight_infiniivision:KeysightInfiniiVision"

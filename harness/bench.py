@@ -1,0 +1,387 @@
+"""``Bench``: everything on the bench, opened from a bench file, left safe on every exit.
+
+    with Bench.open("fixtures/sim.yaml") as bench:
+        bench.cells.set_cell_v(3, 3.70)
+        bench.clock.sleep(2.0)
+        assert bench.bms.status().flags["cell_overvoltage_protection"]
+
+Opening: if the file has ``launch``, the command is started (its own process group, so a
+terminal Ctrl-C reaches the harness, not the bench), the harness waits for the resolved
+bench file it writes, and loads that. Then every instrument driver and the BMS link open.
+
+Leaving, whatever the reason (normal end, exception, Ctrl-C, SIGTERM): the safe state
+(load off, supply off, cells 3.300 V, NTCs 25 °C), each step attempted even if an earlier
+one fails; then instruments close; the launched child is terminated last, so the safe state
+is applied while the instruments still answer.
+
+This module does not know whether the bench is simulated: only the clock kind and the
+generic launch step differ between benches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from harness import PROJECT_ROOT
+from harness.benchfile import BenchFile, BenchFileError, Instrument, load_bench_file
+from harness.clock import ControlChannel, RealClock, SimClock
+from instruments.bmslink import BmsLink
+from instruments.cellsim import CellSimulator
+from instruments.errors import BenchError
+from instruments.load import Load
+from instruments.registry import DRIVERS
+from instruments.resistors import Resistors
+from instruments.scope import Scope
+from instruments.supply import Supply
+
+log = logging.getLogger(__name__)
+
+CHILD_TERMINATE_S = 10.0
+
+
+class BenchStartError(BenchError):
+    """The bench could not be brought up (launch, resolved file, an instrument, the link)."""
+
+
+class SafeStateError(BenchError):
+    """One or more safe-state steps failed; the message lists every one."""
+
+
+class Bench:
+    """An open bench. Build with ``Bench.open(path)``; attributes are the interfaces."""
+
+    supply: Supply
+    load: Load
+    cells: CellSimulator
+    resistors: Resistors
+    scope: Scope | None
+    bms: BmsLink
+    clock: RealClock | SimClock
+
+    def __init__(self, config: BenchFile, path: Path) -> None:
+        self.config = config
+        self.path = path
+        self.bench_id = config.bench
+        self.settle = config.settle
+        self.capabilities: dict[str, bool] = config.capabilities.model_dump()
+        self.scope = None
+        self._closers: list[Callable[[], None]] = []
+        self._drivers: list[Any] = []
+
+    # -- opening -----------------------------------------------------------------------
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, path: Path | str) -> Iterator[Bench]:
+        """Bring the bench up, yield it, and leave it safe on every exit."""
+        path = Path(path)
+        config = load_bench_file(path)
+        with _signals_raise(), _launched(config, path) as (resolved, resolved_path):
+            bench = cls(resolved, resolved_path)
+            try:
+                bench._open_all()
+                yield bench
+            finally:
+                with _signals_deferred():
+                    bench._leave()
+
+    def _open_all(self) -> None:
+        cfg = self.config
+        self.clock = SimClock(cfg.clock.address) if cfg.clock.kind == "sim" else RealClock()
+        self._closers.append(self.clock.close)
+        self.supply = self._open_driver("supply", cfg.instruments["supply"])
+        self.load = self._open_driver("load", cfg.instruments["load"])
+        self.resistors = self._open_driver(
+            "resistors", cfg.instruments["resistors"], channel_map=cfg.channels.ntc
+        )
+        self.cells = self._open_cells()
+        if "scope" in cfg.instruments:
+            self.scope = self._open_driver(
+                "scope", cfg.instruments["scope"], channel_map=cfg.channels.scope
+            )
+        self.bms = self._open_bms()
+        self._closers.append(self.bms.close)
+
+    def _open_driver(self, name: str, entry: Instrument, **extra: Any) -> Any:
+        from instruments.scpi_instrument import ExpectedIdn
+
+        cls = DRIVERS[entry.driver].load()
+        section = getattr(self.config.envelope, DRIVERS[entry.driver].role, None)
+        try:
+            driver = cls.connect(
+                name=name,
+                address=entry.address,
+                visa_library=self.config.visa_library,
+                timeout_s=entry.timeout_s,
+                expected_idn=ExpectedIdn(entry.idn.manufacturer, entry.idn.model)
+                if entry.idn
+                else None,
+                envelope=section.model_dump() if section is not None else {},
+                calibration_due=entry.calibration_due,
+                **extra,
+            )
+        except BenchError as exc:
+            raise BenchStartError(f"bench {self.bench_id} ({self.path}): {exc}") from exc
+        self._drivers.append(driver)
+        self._closers.append(driver.close)
+        return driver
+
+    def _open_cells(self) -> CellSimulator:
+        cell_map = self.config.channels.cells
+        units = {
+            name: self._open_driver(name, entry)
+            for name, entry in self.config.instruments_of("cells").items()
+        }
+        drivers = {self.config.instruments[name].driver for name in units}
+        if len(drivers) != 1:
+            raise BenchStartError(f"{self.path}: cell units mix drivers {sorted(drivers)}")
+        assembler = DRIVERS[drivers.pop()].load_assembler()
+        if assembler is None:
+            raise BenchStartError(f"{self.path}: the cell driver cannot assemble 16 cells")
+        return assembler(units, {cell: tuple(unit) for cell, unit in cell_map.items()})
+
+    def _open_bms(self) -> BmsLink:
+        bms = self.config.bms
+        try:
+            if bms.protocol == "seplos_v2":
+                from instruments.bms.seplos_link import SeplosLink
+
+                return SeplosLink(
+                    bms.port,
+                    baud=bms.baud,
+                    address=bms.address,
+                    timeout_s=bms.timeout_s,
+                    retries=bms.retries,
+                )
+            from instruments.bms.modbus_link import ModbusLink
+
+            return ModbusLink(
+                bms.port,
+                transport="tcp" if bms.protocol == "modbus_tcp" else "rtu",
+                baud=bms.baud,
+                address=bms.address,
+                timeout_s=bms.timeout_s,
+                retries=bms.retries,
+            )
+        except BenchError as exc:
+            raise BenchStartError(f"bench {self.bench_id} ({self.path}): {exc}") from exc
+
+    # -- what procedures and reports use -------------------------------------------------
+
+    @property
+    def identities(self) -> dict[str, dict[str, Any]]:
+        """What each instrument said it is (``*IDN?``), with its calibration due date."""
+        out: dict[str, dict[str, Any]] = {}
+        for driver in self._drivers:
+            ident = driver.identity
+            out[ident.name] = {
+                "address": ident.address,
+                "manufacturer": ident.manufacturer,
+                "model": ident.model,
+                "serial": ident.serial,
+                "firmware": ident.firmware,
+                "calibration_due": ident.calibration_due.isoformat()
+                if ident.calibration_due
+                else None,
+            }
+        return out
+
+    @property
+    def sim_control(self) -> ControlChannel | None:
+        """The simulator's control channel when the clock is a sim clock, else None."""
+        return self.clock.channel if isinstance(self.clock, SimClock) else None
+
+    def safe_state(self) -> None:
+        """Load off, supply off, cells 3.300 V, NTCs 25 °C (scope left running).
+
+        Every step is attempted even if an earlier one fails; ``SafeStateError`` then lists
+        each failure, so no source stays on because another one did not answer.
+        """
+        steps: list[tuple[str, Callable[[], None]]] = []
+        for name in ("load", "supply", "cells", "resistors", "scope"):
+            part = getattr(self, name, None)
+            if part is not None:
+                steps.append((name, part.safe_state))
+        failures = []
+        for name, step in steps:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - every step must be attempted
+                failures.append(f"{name}: {exc}")
+                log.error("safe state: %s failed: %s", name, exc)
+        if failures:
+            raise SafeStateError("safe state incomplete: " + "; ".join(failures))
+
+    # -- leaving -----------------------------------------------------------------------
+
+    def _leave(self) -> None:
+        in_flight = sys.exc_info()[1]
+        error: Exception | None = None
+        try:
+            self.safe_state()
+        except SafeStateError as exc:
+            error = exc
+        for close in reversed(self._closers):
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001 - close everything we can
+                log.warning("closing: %s", exc)
+        if error is not None:
+            if in_flight is None:
+                raise error
+            in_flight.add_note(str(error))
+
+
+# -- launch ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _launched(config: BenchFile, path: Path) -> Iterator[tuple[BenchFile, Path]]:
+    """Run the bench file's ``launch`` command (if any) and yield the resolved bench file;
+    terminate the child on the way out (after the bench's own exit has run)."""
+    if config.launch is None:
+        yield config, path
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="bmshil-bench-"))
+    bench_out = workdir / "bench.yaml"
+    command = [
+        part.replace("{python}", sys.executable).replace("{bench_out}", str(bench_out))
+        for part in config.launch.command
+    ]
+    stdout_path, stderr_path = workdir / "stdout.log", workdir / "stderr.log"
+    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+        # Own session: a terminal's Ctrl-C goes to the harness, which leaves the bench safe
+        # and then stops the child itself.
+        child = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
+        )
+    try:
+        resolved = _wait_for_bench_file(
+            child, bench_out, config.launch.ready_timeout_s, command, stderr_path, path
+        )
+        yield resolved, bench_out
+    finally:
+        with _signals_deferred():
+            _terminate(child)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _wait_for_bench_file(
+    child: subprocess.Popen[bytes],
+    bench_out: Path,
+    timeout_s: float,
+    command: list[str],
+    stderr_path: Path,
+    path: Path,
+) -> BenchFile:
+    deadline = time.monotonic() + timeout_s
+    while not bench_out.exists():
+        code = child.poll()
+        if code is not None:
+            raise BenchStartError(
+                f"{path}: launch command {' '.join(command)} exited with {code} before writing "
+                f"the bench file; its stderr:\n{_tail(stderr_path)}"
+            )
+        if time.monotonic() > deadline:
+            raise BenchStartError(
+                f"{path}: launch command {' '.join(command)} did not write {bench_out} within "
+                f"{timeout_s:g} s; its stderr:\n{_tail(stderr_path)}"
+            )
+        time.sleep(0.05)
+    try:
+        return load_bench_file(bench_out)
+    except BenchFileError as exc:
+        raise BenchStartError(f"{path}: the launched bench wrote an invalid file: {exc}") from exc
+
+
+def _tail(path: Path, limit: int = 4000) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no stderr)"
+    return text[-limit:] or "(empty)"
+
+
+def _terminate(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is not None:
+        return
+    child.terminate()
+    try:
+        child.wait(CHILD_TERMINATE_S)
+    except subprocess.TimeoutExpired:
+        log.warning("bench process %d ignored SIGTERM; killing it", child.pid)
+        child.kill()
+        child.wait()
+
+
+# -- signals -----------------------------------------------------------------------------
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _raise_exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """While the bench is open, SIGINT raises KeyboardInterrupt and SIGTERM SystemExit in the
+    main thread, so the context manager's exit (the safe state) runs for both."""
+    if not _in_main_thread():
+        yield
+        return
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, _raise_interrupt),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_exit),
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """During the safe state, a second Ctrl-C/SIGTERM is held back until it is done, so an
+    impatient second press cannot leave a source on."""
+    if not _in_main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        pending.append(signum)
+
+    previous = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in pending[:1]:
+            os.kill(os.getpid(), signum)

@@ -1,0 +1,371 @@
+"""Bench files (``fixtures/*.yaml``): what is on the bench, where, and what it may do.
+
+Validated before anything touches an instrument (a typo'd key, a missing instrument, an
+unknown driver, an envelope that cannot run the spec's tests): ``BenchFileError`` names the
+file, the key and the value. The format is docs/ARCHITECTURE.md "Bench files"; the JSON
+schema for editors (``fixtures/bench.schema.json``) is generated from these models.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness import FIXTURES_DIR
+from instruments.registry import DRIVERS
+
+SCHEMA_PATH = FIXTURES_DIR / "bench.schema.json"
+
+#: Head-room the envelope must leave above a spec threshold so a test can cross it.
+SUPPLY_MARGIN_V = 1.0
+CELL_MARGIN_V = 0.05
+
+
+class BenchFileError(ValueError):
+    """A bench file that must not be used; the message names file, key and value."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Launch(_Strict):
+    """A command that brings the bench up and writes the resolved bench file.
+
+    ``{python}`` is replaced by the running interpreter, ``{bench_out}`` by the path the
+    harness waits for.
+    """
+
+    command: list[str] = Field(min_length=1)
+    ready_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class Clock(_Strict):
+    """``real``: wall clock. ``sim``: the simulator's virtual clock at ``address`` (host:port)."""
+
+    kind: Literal["real", "sim"]
+    address: str | None = Field(default=None, pattern=r"^[^:\s]+:\d+$")
+
+    @model_validator(mode="after")
+    def _address_for_sim(self) -> Clock:
+        if self.kind == "sim" and not self.address:
+            raise ValueError("a sim clock needs an address (host:port)")
+        return self
+
+
+class Idn(_Strict):
+    """Expected ``*IDN?`` manufacturer and model fields."""
+
+    manufacturer: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+
+
+class Instrument(_Strict):
+    """One instrument: its driver (dialect), VISA address, expected identity."""
+
+    driver: str
+    address: str = Field(min_length=1)
+    idn: Idn | None = None
+    calibration_due: date | None = None
+    timeout_s: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _known_driver(self) -> Instrument:
+        if self.driver not in DRIVERS:
+            raise ValueError(f"unknown driver {self.driver!r}; known: {', '.join(sorted(DRIVERS))}")
+        return self
+
+    @property
+    def role(self) -> str:
+        return DRIVERS[self.driver].role
+
+
+CellChannel = Annotated[
+    tuple[str, Annotated[int, Field(ge=1)]], Field(description="[unit, channel]")
+]
+
+
+class Channels(_Strict):
+    """Logical channels -> physical ones."""
+
+    cells: dict[Annotated[int, Field(ge=1, le=16)], CellChannel]
+    ntc: dict[str, Annotated[int, Field(ge=1)]]
+    scope: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Channels:
+        if sorted(self.cells) != list(range(1, 17)):
+            missing = sorted(set(range(1, 17)) - set(self.cells))
+            raise ValueError(f"cells must map 1..16; missing {missing}")
+        if len(set(self.cells.values())) != 16:
+            raise ValueError("two cells map to the same unit channel")
+        wanted = {"cell1", "cell2", "cell3", "cell4", "ambient", "power"}
+        if missing := wanted - set(self.ntc):
+            raise ValueError(f"ntc must map {sorted(wanted)}; missing {sorted(missing)}")
+        return self
+
+
+class Bms(_Strict):
+    """The BMS link: protocol, port (any pyserial URL, or host:port for Modbus TCP)."""
+
+    protocol: Literal["seplos_v2", "modbus_rtu", "modbus_tcp"]
+    port: str = Field(min_length=1)
+    baud: Literal[9600, 19200] = 19200
+    address: int = Field(default=0, ge=0, le=0xFF)
+    timeout_s: float = Field(default=0.5, gt=0)
+    retries: int = Field(default=3, ge=0, le=10)
+
+
+class SupplyEnvelope(_Strict):
+    max_voltage_v: float = Field(gt=0)
+    max_current_a: float = Field(gt=0)
+
+
+class LoadEnvelope(_Strict):
+    max_current_a: float = Field(gt=0)
+
+
+class CellsEnvelope(_Strict):
+    min_voltage_v: float = Field(ge=0)
+    max_voltage_v: float = Field(gt=0)
+
+
+class ResistorsEnvelope(_Strict):
+    min_ohm: float = Field(ge=0)
+    max_ohm: float = Field(gt=0)
+
+
+class Envelope(_Strict):
+    """What the bench may apply. Setpoints outside are refused, never clamped."""
+
+    supply: SupplyEnvelope
+    load: LoadEnvelope
+    cells: CellsEnvelope
+    resistors: ResistorsEnvelope
+
+
+class Capabilities(_Strict):
+    """Hardware the bench has; tests needing what it lacks are reported as not testable."""
+
+    heater: bool = False
+    secondary_trip: bool = False
+    simulated_cells: bool = True
+    scope: bool = False
+    button: bool = False
+    lcd: bool = False
+    bluetooth: bool = False
+    parallel: bool = False
+
+
+class Settle(_Strict):
+    """Waits after a setpoint and between polls."""
+
+    setpoint_s: float = Field(default=0.0, ge=0)
+    poll_interval_s: float = Field(default=0.05, gt=0)
+
+
+class BenchFile(_Strict):
+    """A whole bench file."""
+
+    bench: str = Field(min_length=1)
+    description: str = ""
+    launch: Launch | None = None
+    visa_library: str = "@py"
+    clock: Clock
+    instruments: dict[str, Instrument]
+    channels: Channels
+    bms: Bms
+    #: Other endpoints where the same BMS answers (a simulator offers ``seplos_tcp``,
+    #: ``modbus_tcp``, ``modbus_rtu``); lets one bench test every link. Not used by ``Bench``.
+    bms_endpoints: dict[str, str] = Field(default_factory=dict)
+    envelope: Envelope
+    capabilities: Capabilities = Field(default_factory=Capabilities)
+    settle: Settle = Field(default_factory=Settle)
+
+    @model_validator(mode="after")
+    def _wiring(self) -> BenchFile:
+        for role in ("supply", "load", "resistors"):
+            if role not in self.instruments:
+                raise ValueError(f"instruments.{role} is missing")
+            if (got := self.instruments[role].role) != role:
+                raise ValueError(f"instruments.{role} uses driver for a {got}")
+        if "scope" in self.instruments and self.instruments["scope"].role != "scope":
+            raise ValueError("instruments.scope does not use a scope driver")
+        units = {unit for unit, _ in self.channels.cells.values()}
+        for unit in sorted(units):
+            if unit not in self.instruments:
+                raise ValueError(f"channels.cells names instrument {unit!r}, not in instruments")
+            if self.instruments[unit].role != "cells":
+                raise ValueError(f"channels.cells names {unit!r}, which is not a cell simulator")
+        for name, inst in self.instruments.items():
+            if inst.role == "cells" and name not in units:
+                raise ValueError(f"instruments.{name} is a cell simulator no cell maps to")
+        if self.channels.scope and "scope" not in self.instruments:
+            raise ValueError("channels.scope is given but instruments.scope is missing")
+        return self
+
+    def instruments_of(self, role: str) -> dict[str, Instrument]:
+        return {n: i for n, i in self.instruments.items() if i.role == role}
+
+
+# -- loading -----------------------------------------------------------------------------
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _value_at(data: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, dict) and str(part) in data:
+            data = data[str(part)]
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
+def _from_validation(path: Path, data: Any, exc: ValidationError) -> BenchFileError:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        key = _key_path(loc)
+        if err["type"] == "extra_forbidden":
+            lines.append(
+                f"{path}: unknown key {key} (value {err.get('input')!r}); check the spelling"
+            )
+        elif err["type"] == "missing":
+            lines.append(f"{path}: key {key} is missing")
+        else:
+            value = _value_at(data, loc)
+            lines.append(f"{path}: key {key} = {value!r}: {err['msg']}")
+    return BenchFileError("\n".join(lines))
+
+
+def check_envelope_against_spec(bench: BenchFile, path: Path, spec: Any = None) -> None:
+    """Refuse an envelope too small to run the spec's tests (the test would fail on the
+    bench, not on the BMS)."""
+    if spec is None:
+        from harness.spec import load_spec
+
+        spec = load_spec()
+    checks = [
+        (
+            "envelope.supply.max_voltage_v",
+            bench.envelope.supply.max_voltage_v,
+            spec.param(19).default + SUPPLY_MARGIN_V,
+            f"P19 charger overvoltage protection {spec.param(19).default:g} V"
+            f" + {SUPPLY_MARGIN_V:g} V",
+        ),
+        (
+            "envelope.load.max_current_a",
+            bench.envelope.load.max_current_a,
+            abs(spec.param(57).default),
+            f"|P57| transient overcurrent {abs(spec.param(57).default):g} A",
+        ),
+        (
+            "envelope.cells.max_voltage_v",
+            bench.envelope.cells.max_voltage_v,
+            spec.param(5).default + CELL_MARGIN_V,
+            f"P5 cell overvoltage protection {spec.param(5).default:g} V + {CELL_MARGIN_V:g} V",
+        ),
+    ]
+    problems = [
+        f"{path}: key {key} = {value:g} is below {need:g} ({why}); the bench cannot run the spec"
+        for key, value, need, why in checks
+        if value < need
+    ]
+    if bench.envelope.cells.min_voltage_v >= bench.envelope.cells.max_voltage_v:
+        problems.append(
+            f"{path}: key envelope.cells.min_voltage_v = "
+            f"{bench.envelope.cells.min_voltage_v:g} is not below max_voltage_v"
+        )
+    if bench.envelope.resistors.min_ohm >= bench.envelope.resistors.max_ohm:
+        problems.append(
+            f"{path}: key envelope.resistors.min_ohm = "
+            f"{bench.envelope.resistors.min_ohm:g} is not below max_ohm"
+        )
+    if problems:
+        raise BenchFileError("\n".join(problems))
+
+
+def parse_bench(data: Any, path: Path, spec: Any = None) -> BenchFile:
+    """Validate already-loaded YAML data (``path`` is for messages)."""
+    if not isinstance(data, dict):
+        raise BenchFileError(f"{path}: a bench file is a mapping, got {type(data).__name__}")
+    try:
+        bench = BenchFile.model_validate(data)
+    except ValidationError as exc:
+        raise _from_validation(path, data, exc) from None
+    check_envelope_against_spec(bench, path, spec)
+    return bench
+
+
+def load_bench_file(path: Path | str, spec: Any = None) -> BenchFile:
+    """Read and validate a bench file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BenchFileError(f"{path}: cannot read: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise BenchFileError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_bench(data, path, spec)
+
+
+def read_capabilities(path: Path | str) -> dict[str, bool]:
+    """The bench's capabilities without opening it (for planning): only the
+    ``capabilities`` section is read and validated, so a launch file with placeholder
+    addresses can be planned against."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise BenchFileError(f"{path}: cannot read: {exc}") from exc
+    try:
+        caps = Capabilities.model_validate(data.get("capabilities") or {})
+    except ValidationError as exc:
+        raise _from_validation(path, data, _prefix(exc, "capabilities")) from None
+    return caps.model_dump()
+
+
+def _prefix(exc: ValidationError, key: str) -> ValidationError:
+    """Re-root a section's validation errors under its key for the message."""
+    return ValidationError.from_exception_data(
+        exc.title,
+        [{**e, "loc": (key, *e["loc"])} for e in exc.errors()],  # type: ignore[typeddict-item]
+    )
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON schema of bench files, for editors (``fixtures/bench.schema.json``)."""
+    schema = BenchFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "bms-hil bench file"
+    # The driver check is a validator in Python; give editors the list as an enum.
+    schema["$defs"]["Instrument"]["properties"]["driver"]["enum"] = sorted(DRIVERS)
+    return schema
+
+
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def write_schema(path: Path = SCHEMA_PATH) -> None:
+    """Regenerate the editor schema (``python -m harness.benchfile``)."""
+    path.write_text(schema_text(), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_schema()
+    print(f"wrote {SCHEMA_PATH}")

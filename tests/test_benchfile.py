@@ -1,0 +1,140 @@
+"""Bench files are refused before anything touches an instrument, with messages naming the
+file, the key and the value; the editor schema is current."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness import FIXTURES_DIR
+from harness.benchfile import (
+    SCHEMA_PATH,
+    BenchFileError,
+    load_bench_file,
+    read_capabilities,
+    schema_text,
+)
+
+EXAMPLE = FIXTURES_DIR / "example-lab.yaml"
+BASE: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+
+
+def write(tmp_path: Path, data: dict[str, Any]) -> Path:
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def refused(tmp_path: Path, change) -> str:
+    data = copy.deepcopy(BASE)
+    change(data)
+    path = write(tmp_path, data)
+    with pytest.raises(BenchFileError) as err:
+        load_bench_file(path)
+    message = str(err.value)
+    assert str(path) in message
+    return message
+
+
+def test_example_lab_is_valid_and_complete():
+    bench = load_bench_file(EXAMPLE)
+    assert bench.launch is None and bench.clock.kind == "real"
+    assert set(bench.instruments_of("cells")) == {"cells_a", "cells_b"}
+    assert bench.channels.cells[9] == ("cells_b", 1)
+    assert bench.instruments["supply"].idn.model == "N5767A"
+    assert str(bench.instruments["supply"].calibration_due) == "2027-06-30"
+
+
+def test_every_key_of_the_example_is_commented():
+    key = re.compile(r"^\s*[A-Za-z_]\w*:")  # numeric cell-map rows share the `cells:` comment
+    for number, line in enumerate(EXAMPLE.read_text(encoding="utf-8").splitlines(), 1):
+        if key.match(line):
+            assert "#" in line, f"example-lab.yaml line {number} has no comment: {line}"
+
+
+def test_typo_key_is_refused_naming_key_and_value(tmp_path: Path):
+    def typo(d):
+        d["envelope"]["supply"]["max_voltge_v"] = d["envelope"]["supply"].pop("max_voltage_v")
+
+    message = refused(tmp_path, typo)
+    assert "unknown key envelope.supply.max_voltge_v (value 65.0)" in message
+    assert "envelope.supply.max_voltage_v is missing" in message
+
+
+def test_typo_top_level_key(tmp_path: Path):
+    message = refused(tmp_path, lambda d: d.update(capabilites=d.pop("capabilities")))
+    assert "unknown key capabilites" in message
+
+
+def test_missing_instrument(tmp_path: Path):
+    message = refused(tmp_path, lambda d: d["instruments"].pop("load"))
+    assert "instruments.load is missing" in message
+
+
+def test_cell_map_names_a_missing_unit(tmp_path: Path):
+    message = refused(tmp_path, lambda d: d["instruments"].pop("cells_b"))
+    assert "channels.cells names instrument 'cells_b', not in instruments" in message
+
+
+def test_unknown_driver(tmp_path: Path):
+    message = refused(
+        tmp_path, lambda d: d["instruments"]["supply"].update(driver="keysight_n5800")
+    )
+    assert "instruments.supply" in message and "'keysight_n5800'" in message
+    assert "unknown driver" in message and "keysight_n5700" in message
+
+
+def test_driver_in_the_wrong_role(tmp_path: Path):
+    message = refused(tmp_path, lambda d: d["instruments"]["supply"].update(driver="itech_it8500"))
+    assert "instruments.supply uses driver for a load" in message
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "why"),
+    [
+        ("supply", "max_voltage_v", 62.0, "P19 charger overvoltage protection 63 V"),
+        ("load", "max_current_a", 200.0, "|P57| transient overcurrent 250 A"),
+        ("cells", "max_voltage_v", 3.6, "P5 cell overvoltage protection 3.65 V"),
+    ],
+)
+def test_envelope_that_cannot_run_the_spec(tmp_path: Path, section, key, value, why):
+    message = refused(tmp_path, lambda d: d["envelope"][section].update({key: value}))
+    assert f"key envelope.{section}.{key} = {value:g} is below" in message
+    assert why in message
+
+
+def test_bad_value_names_key_and_value(tmp_path: Path):
+    message = refused(tmp_path, lambda d: d["bms"].update(baud=115200))
+    assert "key bms.baud = 115200" in message
+
+
+def test_sim_clock_needs_an_address(tmp_path: Path):
+    message = refused(tmp_path, lambda d: d.update(clock={"kind": "sim"}))
+    assert "clock" in message and "needs an address" in message
+
+
+def test_incomplete_cell_map(tmp_path: Path):
+    message = refused(tmp_path, lambda d: d["channels"]["cells"].pop(16))
+    assert "missing [16]" in message
+
+
+def test_capabilities_alone(tmp_path: Path):
+    assert read_capabilities(EXAMPLE)["scope"] is True
+    path = write(tmp_path, {"capabilities": {"heatr": True}})
+    with pytest.raises(BenchFileError, match=r"unknown key capabilities.heatr"):
+        read_capabilities(path)
+
+
+def test_schema_is_current():
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_text(), (
+        "fixtures/bench.schema.json is stale: run python -m harness.benchfile"
+    )
+    schema = json.loads(schema_text())
+    assert schema["additionalProperties"] is False
+    assert "keysight_n5700" in schema["$defs"]["Instrument"]["properties"]["driver"]["enum"]
