@@ -72,3 +72,36 @@ def run_command(
         marker=marker,
     )
     raise typer.Exit(code)
+
+
+@app.command("sim")
+def sim_command(
+    bench_out: str = typer.Option(
+        "results/sim-bench.yaml", "--bench-out", help="where to write the resolved bench file"
+    ),
+    faults: str = typer.Option(None, "--faults", help="faults YAML for the simulated device"),
+    realtime: bool = typer.Option(False, "--realtime", help="clock runs in real time"),
+    seed: int = typer.Option(0, "--seed", help="seed of the measurement noise"),
+    noise: bool = typer.Option(False, "--noise", help="add measurement noise"),
+) -> None:
+    """Serve the simulated bench until Ctrl-C: instruments, BMS (pty, TCP, Modbus), clock.
+
+    Runs ``python -m bmssim`` as a child so the simulator owns its event loop and signals;
+    the endpoints it prints and the bench file it writes are what a harness run opens.
+    """
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "bmssim", "--bench-out", bench_out, "--seed", str(seed)]
+    cmd += ["--faults", faults] if faults else []
+    cmd += ["--realtime"] if realtime else []
+    cmd += ["--noise"] if noise else []
+    proc = subprocess.Popen(cmd)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:  # the terminal's Ctrl-C reached the child too
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=15)
+    raise typer.Exit(0 if code in (0, -signal.SIGINT, 130) else code)
