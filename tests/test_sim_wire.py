@@ -78,9 +78,13 @@ def stop_sim(proc: subprocess.Popen[bytes]) -> int:
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    tmp = tmp_path_factory.mktemp("bmssim")
-    proc, bench = start_sim(tmp)
+def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bmssim")
+
+
+@pytest.fixture(scope="module")
+def sim(sim_dir: Path) -> Iterator[dict[str, Any]]:
+    proc, bench = start_sim(sim_dir)
     try:
         yield bench
     finally:
@@ -141,6 +145,15 @@ def test_bench_file_is_resolved(sim: dict[str, Any]) -> None:
     assert sim["bms_endpoints"]["seplos_tcp"].startswith("socket://127.0.0.1:")
     assert sim["capabilities"]["heater"] is True and sim["capabilities"]["button"] is False
     assert len(sim["channels"]["cells"]) == 16
+
+
+def test_bench_file_loads_with_the_harness_loader(sim: dict[str, Any], sim_dir: Path) -> None:
+    from harness.benchfile import load_bench_file
+
+    bench = load_bench_file(sim_dir / "sim-bench.yaml", SPEC)
+    assert bench.bms.port == sim["bms"]["port"]
+    assert set(bench.bms_endpoints) == {"seplos_tcp", "modbus_tcp", "modbus_rtu"}
+    assert bench.capabilities.heater and not bench.capabilities.button
 
 
 # --------------------------------------------------------------------------- Seplos V2 on the pty
@@ -342,6 +355,18 @@ def test_control_channel_time(control: Any) -> None:
     t1 = control(op="now")["now_s"]
     time.sleep(0.1)
     assert control(op="now")["now_s"] == t1  # virtual: time stands still
+
+
+def test_harness_sim_clock_drives_the_control_channel(sim: dict[str, Any]) -> None:
+    from harness.clock import SimClock
+
+    clock = SimClock(sim["clock"]["address"])
+    try:
+        t0 = clock.now()
+        clock.sleep(10.0)
+        assert clock.now() == pytest.approx(t0 + 10.0)
+    finally:
+        clock.close()
 
 
 def test_control_reset(port: serial.Serial, control: Any) -> None:
