@@ -1,0 +1,254 @@
+"""Firmware deviations and link faults injected into the simulated bench.
+
+A harness is only as good as the failures it can see, so the simulator can be told to
+misbehave the way real firmware does: act at the wrong threshold, late, not at all, without
+reporting, or never recover. The twin consults :class:`Faults` at every decision point; the
+protocol servers read ``Faults.link`` before every reply.
+
+File format (``--sim-faults FILE`` or the control channel's ``faults`` request)::
+
+    firmware:
+      - {item: P5, kind: offset, value: 0.050}   # acts at configured + 0.050 V
+      - {item: P67, kind: scale, value: 1.5}     # the delay acts after configured x 1.5
+      - {item: S10, kind: ignored}               # the switch has no effect
+      - {item: P1, kind: no_flag}                # acts, never reports
+      - {item: P5, kind: no_action}              # reports, the FET stays closed
+      - {item: P5, kind: latch}                  # never recovers
+    link: {drop_every: 0, corrupt_every: 0, late_every: 0, late_s: 0.0}
+
+Items are ``P1``..``P87``, ``S1``..``S64`` or a slug id of the spec tables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: kind -> what it needs: "value" (a number), or None (no value).
+FIRMWARE_KINDS: dict[str, str | None] = {
+    "offset": "value",
+    "scale": "value",
+    "ignored": None,
+    "no_flag": None,
+    "no_action": None,
+    "latch": None,
+}
+#: Kinds that make sense for a switch item; the others need a parameter. A switch with
+#: no_flag / no_action / latch applies to the functions the switch governs.
+SWITCH_KINDS = {"ignored", "no_flag", "no_action", "latch"}
+PARAM_KINDS = {"offset", "scale", "no_flag", "no_action", "latch"}
+
+LINK_KEYS = ("drop_every", "corrupt_every", "late_every", "late_s")
+
+_ITEM_RE = re.compile(r"^([PS])(\d{1,2})$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class FirmwareFault:
+    """One firmware deviation: ``item`` is ``("P", 5)`` or ``("S", 10)``."""
+
+    kind: str
+    item: tuple[str, int]
+    value: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.item[0]}{self.item[1]}"
+
+
+@dataclass(frozen=True)
+class LinkFaults:
+    """Reply faults of the BMS link; parsed here, applied by the protocol servers."""
+
+    drop_every: int = 0
+    corrupt_every: int = 0
+    late_every: int = 0
+    late_s: float = 0.0
+
+
+@dataclass
+class Faults:
+    """Every fault in force. ``Faults.empty()`` is a healthy device."""
+
+    firmware: list[FirmwareFault] = field(default_factory=list)
+    link: LinkFaults = field(default_factory=LinkFaults)
+    source: str = "<none>"
+
+    def __post_init__(self) -> None:
+        self._index: dict[tuple[str, str, int], FirmwareFault] = {}
+        for f in self.firmware:
+            # later entries override earlier ones of the same kind and item
+            self._index[(f.kind, f.item[0], f.item[1])] = f
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def empty(cls) -> Faults:
+        return cls()
+
+    @classmethod
+    def load(cls, path: str | Path, spec: Any = None) -> Faults:
+        """Read a faults YAML file; errors name the file, the entry and the bad value."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {exc}") from None
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read: {exc}") from None
+        return cls.from_dict(data or {}, spec, source=str(path))
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any] | None, spec: Any = None, *, source: str = "<dict>"
+    ) -> Faults:
+        """Build from the YAML structure. ``spec`` resolves slug ids; without it only
+        ``P<n>``/``S<n>`` items are accepted."""
+        if data is None:
+            return cls(source=source)
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{source}: top level must be a mapping, got {data!r}")
+        unknown = set(data) - {"firmware", "link"}
+        if unknown:
+            raise ValueError(f"{source}: unknown section(s) {sorted(unknown)}")
+        firmware = [
+            _parse_entry(entry, i, spec, source)
+            for i, entry in enumerate(_as_list(data.get("firmware"), source))
+        ]
+        link = _parse_link(data.get("link"), source)
+        return cls(firmware=firmware, link=link, source=source)
+
+    # ------------------------------------------------------------------ queries
+
+    def get(self, kind: str, prefix: str, number: int) -> FirmwareFault | None:
+        return self._index.get((kind, prefix, number))
+
+    def offset(self, param: int) -> float:
+        """Offset added to parameter ``param`` in its unit (0.0 when none)."""
+        f = self._index.get(("offset", "P", param))
+        return float(f.value) if f is not None and f.value is not None else 0.0
+
+    def scale(self, param: int) -> float:
+        """Factor applied to parameter ``param`` (1.0 when none)."""
+        f = self._index.get(("scale", "P", param))
+        return float(f.value) if f is not None and f.value is not None else 1.0
+
+    def ignored(self, switch: int) -> bool:
+        return ("ignored", "S", switch) in self._index
+
+    def has(self, kind: str, params: Iterable[int] = (), switch: int | None = None) -> bool:
+        """True if ``kind`` is injected on any of ``params`` or on ``switch``."""
+        for p in params:
+            if (kind, "P", p) in self._index:
+                return True
+        return switch is not None and (kind, "S", switch) in self._index
+
+    def __bool__(self) -> bool:
+        return bool(self.firmware) or self.link != LinkFaults()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML structure back (for the snapshot and the control channel)."""
+        return {
+            "firmware": [
+                {
+                    "item": f.label,
+                    "kind": f.kind,
+                    **({"value": f.value} if f.value is not None else {}),
+                }
+                for f in self.firmware
+            ],
+            "link": {k: getattr(self.link, k) for k in LINK_KEYS},
+        }
+
+
+# ---------------------------------------------------------------------- parsing helpers
+
+
+def _as_list(value: Any, source: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"{source}: 'firmware' must be a list of entries, got {value!r}")
+    return value
+
+
+def _parse_entry(entry: Any, i: int, spec: Any, source: str) -> FirmwareFault:
+    where = f"{source}: firmware[{i}]"
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{where}: must be a mapping with item and kind, got {entry!r}")
+    extra = set(entry) - {"item", "kind", "value"}
+    if extra:
+        raise ValueError(f"{where}: unknown key(s) {sorted(extra)} in {dict(entry)!r}")
+    if "item" not in entry or "kind" not in entry:
+        raise ValueError(f"{where}: needs 'item' and 'kind', got {dict(entry)!r}")
+    kind = entry["kind"]
+    if kind not in FIRMWARE_KINDS:
+        raise ValueError(f"{where}: unknown kind {kind!r} (one of {sorted(FIRMWARE_KINDS)})")
+    item = _resolve_item(entry["item"], spec, where)
+    allowed = SWITCH_KINDS if item[0] == "S" else PARAM_KINDS
+    if kind not in allowed:
+        raise ValueError(
+            f"{where}: kind {kind!r} does not apply to {item[0]}{item[1]} "
+            f"(a {'switch' if item[0] == 'S' else 'parameter'})"
+        )
+    value: float | None = None
+    if FIRMWARE_KINDS[kind] == "value":
+        raw = entry.get("value")
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise ValueError(f"{where}: kind {kind!r} needs a numeric 'value', got {raw!r}")
+        value = float(raw)
+        if kind == "scale" and value < 0:
+            raise ValueError(f"{where}: scale {value!r} must not be negative")
+    elif "value" in entry:
+        raise ValueError(f"{where}: kind {kind!r} takes no 'value', got {entry['value']!r}")
+    return FirmwareFault(kind=kind, item=item, value=value)
+
+
+def _resolve_item(raw: Any, spec: Any, where: str) -> tuple[str, int]:
+    """``P5``/``S10`` directly; anything else through the spec's slug lookup."""
+    if isinstance(raw, str):
+        m = _ITEM_RE.match(raw.strip())
+        if m:
+            prefix, number = m.group(1).upper(), int(m.group(2))
+            limit = 87 if prefix == "P" else 64
+            if not 1 <= number <= limit:
+                raise ValueError(f"{where}: unknown item {raw!r} ({prefix}1..{prefix}{limit})")
+            return prefix, number
+        if spec is not None:
+            for prefix, getter in (("P", spec.param), ("S", spec.switch)):
+                try:
+                    obj = getter(raw)
+                except (KeyError, ValueError, LookupError, TypeError):
+                    continue
+                if obj is not None:
+                    return prefix, int(obj.number)
+    raise ValueError(f"{where}: unknown item {raw!r} (P1..P87, S1..S64 or a spec slug id)")
+
+
+def _parse_link(raw: Any, source: str) -> LinkFaults:
+    if raw is None:
+        return LinkFaults()
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{source}: 'link' must be a mapping, got {raw!r}")
+    unknown = set(raw) - set(LINK_KEYS)
+    if unknown:
+        raise ValueError(f"{source}: link: unknown key(s) {sorted(unknown)}")
+    values: dict[str, Any] = {}
+    for key in LINK_KEYS:
+        if key not in raw:
+            continue
+        v = raw[key]
+        if key == "late_s":
+            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+                raise ValueError(f"{source}: link.late_s must be a number >= 0, got {v!r}")
+            values[key] = float(v)
+        else:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{source}: link.{key} must be an integer >= 0, got {v!r}")
+            values[key] = v
+    return LinkFaults(**values)

@@ -1,0 +1,300 @@
+"""``World``: the one physical model of the simulated bench.
+
+It couples the instrument states (``world.bench``, written by the SCPI simulators) with the
+BMS twin through the wiring of the bench (DOMAIN.md "The bench"):
+
+- cell simulator channels -> the 16 sense inputs (a channel that is off or OPEN reads 0 V and
+  is a disconnected sense wire; SHORT reads 0 V);
+- resistor module channels -> the 6 NTC inputs;
+- charger supply on P+: with its output on the port sits at its voltage setpoint; with the
+  charge FET closed and the setpoint above the pack by more than 0.1 V it delivers its current
+  limit (CC mode), further limited by the BMS's current-limit FET when that is on;
+- electronic load on P+: sinks its CC setpoint (or the transient level in force) while its
+  input is on and the discharge FET is closed, held to the soft-start limit while the BMS
+  pre-charges; otherwise 0 A;
+- pack current = supply current - load current (+ = charging).
+
+Time is virtual (``world.clock``) and the model is event-driven: :meth:`World.advance` moves
+from one event to the next (the twin's next sample or timer, the load's next transient edge,
+the target) and never steps through idle time, so 48 simulated hours at rest cost a handful of
+steps while a 30 ms transient trip still lands on the exact millisecond.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict
+from typing import Any
+
+from bmssim.clock import VirtualClock
+from bmssim.faults import Faults
+from bmssim.state import BenchState
+from bmssim.twin import BmsTwin, SenseInputs, TwinConfig
+
+#: The supply delivers current only when its setpoint exceeds the pack by this much (CC mode).
+CHARGE_HEADROOM_V = 0.1
+#: A coupling loop at one instant that does not settle after this many rounds is cut short
+#: (only possible with zero delays, e.g. P69 = 0 and P70 = 0: trip and retry at one instant).
+MAX_SETTLE_ROUNDS = 16
+
+
+def _width_ms(width_s: float) -> int:
+    """Transient widths on the ms grid of the model (at least 1 ms)."""
+    return max(1, int(round(width_s * 1000)))
+
+
+def _reset_in_place(obj: Any) -> None:
+    """*RST: every field back to its default, keeping the object (simulators hold it)."""
+    fresh = type(obj)()
+    for f in dataclasses.fields(obj):
+        setattr(obj, f.name, getattr(fresh, f.name))
+
+
+class World:
+    """The simulated bench: instruments, wiring, BMS twin and virtual clock."""
+
+    def __init__(
+        self,
+        spec: Any,
+        twin_config: TwinConfig | None = None,
+        faults: Faults | None = None,
+        *,
+        start_ms: int = 0,
+    ) -> None:
+        self.spec = spec
+        self.clock = VirtualClock(start_ms)
+        self.bench = BenchState()
+        self.faults = faults or Faults.empty()
+        self.twin = BmsTwin(spec, twin_config, self.faults)
+        self.twin.reset(self.clock.now_ms)
+        # A protocol command changes the board at the current instant: recompute at once.
+        self.twin.on_command = self.settle
+        self._supply_a = 0.0
+        self._load_a = 0.0
+        self._port_v = 0.0
+        self._pack_v = 0.0
+        self._stepping = False
+        self.settle()
+
+    # ================================================================== stepping
+
+    def settle(self) -> None:
+        """Recompute everything at the current instant (after any instrument command)."""
+        self._step(self.clock.now_ms)
+
+    def advance(self, dt_ms: int) -> None:
+        """Move the clock by ``dt_ms``, stopping only where something can change."""
+        if dt_ms < 0:
+            raise ValueError(f"advance by {dt_ms} ms: must not be negative")
+        target = self.clock.now_ms + int(dt_ms)
+        while self.clock.now_ms < target:
+            now = self.clock.now_ms
+            t = target
+            e = self.twin.next_event_ms(now)
+            if e is not None and e < t:
+                t = e
+            e = self._load_next_edge(now)
+            if e is not None and e < t:
+                t = e
+            self.clock.advance_to(t)
+            self._step(t)
+
+    def advance_s(self, dt_s: float) -> None:
+        """``advance`` in seconds (rounded to the ms)."""
+        self.advance(int(round(dt_s * 1000)))
+
+    def trigger_load(self) -> None:
+        """A bus trigger reached the load: start (PULS, CONT) or flip (TOGG) its transient now."""
+        load = self.bench.load
+        if not load.transient_on:
+            return
+        if load.transient_mode == "TOGG":
+            load.transient_toggled_to_b = not load.transient_toggled_to_b
+        load.transient_started_ms = self.clock.now_ms
+        self.settle()
+
+    def _step(self, t: int) -> None:
+        if self._stepping:
+            return  # a command issued from inside a step settles with that step
+        self._stepping = True
+        try:
+            for _ in range(MAX_SETTLE_ROUNDS):
+                inputs = self._compute(t)
+                if not self.twin.sense(t, inputs):
+                    break
+            self._compute(t)
+            trace = self.bench.trace
+            out = self.twin.outputs()
+            trace.record(t, "current", round(self._supply_a - self._load_a, 3))
+            trace.record(t, "discharge_fet", 1.0 if out.discharge_fet else 0.0)
+            trace.record(t, "charge_fet", 1.0 if out.charge_fet else 0.0)
+        finally:
+            self._stepping = False
+
+    # ================================================================== physics
+
+    def _cell_sense(self) -> tuple[tuple[float, ...], tuple[bool, ...]]:
+        volts, disconnected = [], []
+        for ch in self.bench.cells:
+            open_wire = not ch.output or ch.fault == "OPEN"
+            disconnected.append(open_wire)
+            volts.append(0.0 if open_wire or ch.fault == "SHORT" else float(ch.voltage_set_v))
+        return tuple(volts), tuple(disconnected)
+
+    def _supply_on(self) -> bool:
+        s = self.bench.supply
+        return bool(s.output and not s.protection_tripped)
+
+    def _load_level_a(self, t: int) -> float:
+        """The current the load is asked to sink at ``t`` (CC setpoint or transient level).
+
+        Choice: CONT starts with level A for AWID, then B for BWID, repeating; PULS holds B for
+        BWID from the trigger, then A; TOGG flips between A and B at each trigger. Before the
+        first trigger a transient sits at level A.
+        """
+        load = self.bench.load
+        if not load.transient_on:
+            return float(load.current_set_a)
+        a, b = float(load.transient_a_a), float(load.transient_b_a)
+        if load.transient_mode == "TOGG":
+            return b if load.transient_toggled_to_b else a
+        start = load.transient_started_ms
+        if start is None or t < start:
+            return a
+        aw, bw = _width_ms(load.transient_a_width_s), _width_ms(load.transient_b_width_s)
+        if load.transient_mode == "PULS":
+            return b if t < start + bw else a
+        phase = (t - start) % (aw + bw)
+        return a if phase < aw else b
+
+    def _load_next_edge(self, now: int) -> int | None:
+        load = self.bench.load
+        start = load.transient_started_ms
+        if not load.transient_on or start is None or load.transient_mode == "TOGG":
+            return None
+        aw, bw = _width_ms(load.transient_a_width_s), _width_ms(load.transient_b_width_s)
+        if load.transient_mode == "PULS":
+            end = start + bw
+            return end if end > now else None
+        if now < start:
+            return start
+        phase = (now - start) % (aw + bw)
+        return now + (aw - phase if phase < aw else aw + bw - phase)
+
+    def _compute(self, t: int) -> SenseInputs:
+        """Currents and voltages from the instrument states and the FETs now; returns what
+        the board senses."""
+        out = self.twin.outputs()
+        volts, disconnected = self._cell_sense()
+        pack_v = sum(volts)
+        s = self.bench.supply
+        supply_on = self._supply_on()
+        charger = supply_on and s.voltage_set_v > 0.0
+        supply_a = 0.0
+        if charger and out.charge_fet and s.voltage_set_v > pack_v + CHARGE_HEADROOM_V:
+            supply_a = max(0.0, float(s.current_limit_a))
+            if out.charge_limit_a is not None:
+                supply_a = min(supply_a, out.charge_limit_a)
+        load_a = 0.0
+        load = self.bench.load
+        if load.input_on and out.discharge_fet:
+            load_a = max(0.0, self._load_level_a(t))
+            if out.discharge_limit_a is not None:
+                load_a = min(load_a, out.discharge_limit_a)
+        # The port: a charger holds it at its setpoint (it cannot sink, so the pack lifts it
+        # when higher); without a charger the pack reaches it through a closed discharge FET.
+        if charger:
+            port_v = max(float(s.voltage_set_v), pack_v if out.discharge_fet else 0.0)
+        else:
+            port_v = pack_v if out.discharge_fet else 0.0
+        self._supply_a, self._load_a = supply_a, load_a
+        self._port_v, self._pack_v = port_v, pack_v
+        ntc_ohm = tuple(float(ch.ohms) for ch in self.bench.ntc)
+        ntc_state = tuple(str(ch.state) for ch in self.bench.ntc)
+        return SenseInputs(
+            cell_v=volts,
+            cell_disconnected=disconnected,
+            ntc_ohm=ntc_ohm,
+            ntc_state=ntc_state,
+            current_a=supply_a - load_a,
+            port_v=port_v,
+            charger_present=charger,
+        )
+
+    # ================================================================== readbacks
+
+    def supply_current_a(self) -> float:
+        """Current delivered by the supply (A, >= 0)."""
+        return self._supply_a
+
+    def load_current_a(self) -> float:
+        """Current sunk by the load (A, positive when sinking)."""
+        return self._load_a
+
+    def pack_current_a(self) -> float:
+        """Current through the BMS, + = charging."""
+        return self._supply_a - self._load_a
+
+    def port_voltage_v(self) -> float:
+        """Voltage at P+/P-."""
+        return self._port_v
+
+    def pack_voltage_v(self) -> float:
+        """Sum of the cell voltages (B+/B-)."""
+        return self._pack_v
+
+    def cell_current_a(self, index: int) -> float:
+        """Current sourced by cell channel ``index`` (0-based): the balancing bleed, since
+        the pack current flows through the battery emulator, not the sense leads."""
+        ch = self.bench.cells[index]
+        if not ch.output or ch.fault != "NONE":
+            return 0.0
+        return self.twin.balancing_cell_current_a(index)
+
+    # ================================================================== control
+
+    def set_faults(self, faults: Faults) -> None:
+        """Put ``faults`` in force at once (control channel ``faults``)."""
+        self.faults = faults
+        self.twin.faults = faults
+        self.settle()
+
+    def reset(self) -> None:
+        """Device to factory state and every instrument to its *RST state (same objects)."""
+        b = self.bench
+        _reset_in_place(b.supply)
+        _reset_in_place(b.load)
+        for ch in b.cells:
+            _reset_in_place(ch)
+        for ch in b.ntc:
+            _reset_in_place(ch)
+        _reset_in_place(b.scope)
+        b.trace.events.clear()
+        self.twin.reset(self.clock.now_ms)
+        self.settle()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything observable, JSON-able (control channel ``snapshot``)."""
+        out = self.twin.outputs()
+        m = self.twin.measurements()
+        return {
+            "clock": {"now_ms": self.clock.now_ms, "now_s": self.clock.now_s},
+            "supply": {**asdict(self.bench.supply), "current_a": self._supply_a},
+            "load": {**asdict(self.bench.load), "current_a": self._load_a},
+            "cells": [asdict(ch) for ch in self.bench.cells],
+            "ntc": [asdict(ch) for ch in self.bench.ntc],
+            "pack": {
+                "voltage_v": self._pack_v,
+                "port_voltage_v": self._port_v,
+                "current_a": self.pack_current_a(),
+            },
+            "fets": {
+                "charge": out.charge_fet,
+                "discharge": out.discharge_fet,
+                "current_limit": out.current_limit_fet,
+                "heater": out.heater,
+            },
+            "flags": sorted(self.twin.flags()),
+            "bms": {**asdict(m), "state": self.twin.state},
+            "faults": self.faults.to_dict(),
+        }
