@@ -36,7 +36,7 @@ from types import FrameType
 from typing import Any
 
 from harness import PROJECT_ROOT
-from harness.benchfile import BenchFile, BenchFileError, Instrument, load_bench_file
+from harness.benchfile import BenchFile, BenchFileError, Instrument, LaunchFile, load_bench_file
 from harness.clock import ControlChannel, RealClock, SimClock
 from instruments.bmslink import BmsLink
 from instruments.cellsim import CellSimulator
@@ -249,10 +249,11 @@ class Bench:
 
 
 @contextlib.contextmanager
-def _launched(config: BenchFile, path: Path) -> Iterator[tuple[BenchFile, Path]]:
-    """Run the bench file's ``launch`` command (if any) and yield the resolved bench file;
-    terminate the child on the way out (after the bench's own exit has run)."""
-    if config.launch is None:
+def _launched(config: BenchFile | LaunchFile, path: Path) -> Iterator[tuple[BenchFile, Path]]:
+    """Run a launch file's command and yield the resolved bench file it writes; terminate
+    the child on the way out (after the bench's own exit has run). A complete bench file is
+    yielded as is."""
+    if isinstance(config, BenchFile):
         yield config, path
         return
     workdir = Path(tempfile.mkdtemp(prefix="bmshil-bench-"))
@@ -307,9 +308,12 @@ def _wait_for_bench_file(
             )
         time.sleep(0.05)
     try:
-        return load_bench_file(bench_out)
+        resolved = load_bench_file(bench_out)
     except BenchFileError as exc:
         raise BenchStartError(f"{path}: the launched bench wrote an invalid file: {exc}") from exc
+    if not isinstance(resolved, BenchFile):
+        raise BenchStartError(f"{path}: the launched bench wrote another launch file")
+    return resolved
 
 
 def _tail(path: Path, limit: int = 4000) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from harness import FIXTURES_DIR
 from instruments.registry import DRIVERS
@@ -170,11 +170,10 @@ class Settle(_Strict):
 
 
 class BenchFile(_Strict):
-    """A whole bench file."""
+    """A whole bench file: everything needed to open the bench."""
 
     bench: str = Field(min_length=1)
     description: str = ""
-    launch: Launch | None = None
     visa_library: str = "@py"
     clock: Clock
     instruments: dict[str, Instrument]
@@ -211,6 +210,17 @@ class BenchFile(_Strict):
 
     def instruments_of(self, role: str) -> dict[str, Instrument]:
         return {n: i for n, i in self.instruments.items() if i.role == role}
+
+
+class LaunchFile(_Strict):
+    """A bench that is brought up by a command (e.g. the simulator): the command writes the
+    resolved ``BenchFile``, which is what gets opened. ``capabilities`` may be declared here
+    so a plan can be made without launching."""
+
+    bench: str = Field(min_length=1)
+    description: str = ""
+    launch: Launch
+    capabilities: Capabilities | None = None
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -297,10 +307,16 @@ def check_envelope_against_spec(bench: BenchFile, path: Path, spec: Any = None) 
         raise BenchFileError("\n".join(problems))
 
 
-def parse_bench(data: Any, path: Path, spec: Any = None) -> BenchFile:
-    """Validate already-loaded YAML data (``path`` is for messages)."""
+def parse_bench(data: Any, path: Path, spec: Any = None) -> BenchFile | LaunchFile:
+    """Validate already-loaded YAML data (``path`` is for messages). A file with ``launch``
+    is a ``LaunchFile``; anything else must be a complete ``BenchFile``."""
     if not isinstance(data, dict):
         raise BenchFileError(f"{path}: a bench file is a mapping, got {type(data).__name__}")
+    if "launch" in data:
+        try:
+            return LaunchFile.model_validate(data)
+        except ValidationError as exc:
+            raise _from_validation(path, data, exc) from None
     try:
         bench = BenchFile.model_validate(data)
     except ValidationError as exc:
@@ -309,7 +325,7 @@ def parse_bench(data: Any, path: Path, spec: Any = None) -> BenchFile:
     return bench
 
 
-def load_bench_file(path: Path | str, spec: Any = None) -> BenchFile:
+def load_bench_file(path: Path | str, spec: Any = None) -> BenchFile | LaunchFile:
     """Read and validate a bench file."""
     path = Path(path)
     try:
@@ -349,7 +365,7 @@ def _prefix(exc: ValidationError, key: str) -> ValidationError:
 
 def json_schema() -> dict[str, Any]:
     """The JSON schema of bench files, for editors (``fixtures/bench.schema.json``)."""
-    schema = BenchFile.model_json_schema()
+    schema = TypeAdapter(BenchFile | LaunchFile).json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "bms-hil bench file"
     # The driver check is a validator in Python; give editors the list as an enum.
