@@ -426,7 +426,16 @@ def test_shutdown_over_the_control_channel(tmp_path: Path) -> None:
         stop_sim(proc)
 
 
-def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
-    proc, _bench = start_sim(tmp_path)
-    assert stop_sim(proc) == 0
+def test_faults_file_and_sigterm(tmp_path: Path) -> None:
+    """``--faults FILE`` is in force from the start; SIGTERM closes everything cleanly."""
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("link: {corrupt_every: 1}\n")
+    proc, bench = start_sim(tmp_path, "--faults", str(faults))
+    try:
+        with serial.Serial(bench["bms"]["port"], 19200, timeout=1.0) as ser:
+            with pytest.raises(sc.FrameError) as bad:
+                sc.decode_frame(exchange(ser, "~2000464F0000FD9A"))
+        assert bad.value.rtn == sc.Rtn.CHKSUM_ERROR
+    finally:
+        assert stop_sim(proc) == 0
     assert "bmssim: stopped" in (tmp_path / "bmssim.log").read_text()
