@@ -1,0 +1,281 @@
+"""The test plan: coverage of every spec row, isolation, suites, capabilities, the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.plan import (
+    DEFAULT_CAPABILITIES,
+    SINGLE_TRIPS,
+    WORKING_DAY_S,
+    Case,
+    build_plan,
+    kind_counts,
+    suite_estimates,
+)
+from harness.plan_view import bench_capabilities, format_duration
+from harness.spec import load_spec
+
+runner = CliRunner()
+
+#: Supply and load envelope of the bench files (ARCHITECTURE.md "Bench files").
+SUPPLY_MAX_V, SUPPLY_MAX_A, LOAD_MAX_A = 65.0, 120.0, 300.0
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_spec()
+
+
+@pytest.fixture(scope="module")
+def plan(spec):
+    return build_plan(spec, DEFAULT_CAPABILITIES)
+
+
+def _by_id(plan):
+    return {c.id: c for c in plan}
+
+
+def _plan_json(*args: str) -> list[dict]:
+    result = runner.invoke(app, ["plan", "--json", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+# --------------------------------------------------------------------------- coverage
+
+
+def test_cli_json_covers_every_parameter_and_switch():
+    cases = _plan_json()
+    items = {c["item"] for c in cases}
+    missing = [f"P{n}" for n in range(1, 88) if f"P{n}" not in items]
+    missing += [f"S{n}" for n in range(1, 65) if f"S{n}" not in items]
+    assert missing == []
+    for c in cases:
+        for key in ("id", "item", "kind", "expected", "tolerance", "unit", "est_bench_s"):
+            assert key in c, (c["id"], key)
+
+
+def test_case_ids_are_unique_stable_and_well_formed(spec, plan):
+    ids = [c.id for c in plan]
+    assert len(ids) == len(set(ids))
+    assert ids == [c.id for c in build_plan(spec, DEFAULT_CAPABILITIES)]
+    for c in plan:
+        assert re.fullmatch(r"[PS]\d{2}-[a-z0-9-]+", c.id), c.id
+        assert c.item == f"{c.id[0]}{c.number}"
+    by_id = _by_id(plan)
+    assert "P05-cell-overvoltage-protection-trip" in by_id
+    assert "P06-cell-overvoltage-recovery" in by_id
+    assert "S10-cell-overvoltage-protection-switch-on" in by_id
+    assert "S10-cell-overvoltage-protection-switch-off" in by_id
+
+
+def test_thresholds_give_trip_and_recovery_cases(spec, plan):
+    kinds = {(c.number, c.kind) for c in plan}
+    for p in spec.parameters:
+        if p.kind in ("alarm", "protection", "configuration") and p.partner is not None:
+            assert (p.number, "trip") in kinds, p.item
+            assert (p.partner, "recovery") in kinds, p.item
+    for n in SINGLE_TRIPS:
+        assert (n, "trip") in kinds
+    for c in plan:
+        if c.kind == "trip":
+            assert c.expected == spec.param(c.number).default
+        if c.kind == "recovery":
+            assert c.expected == spec.param(c.number).default
+            assert c.params["partner_expected"] == spec.param(spec.param(c.number).partner).default
+
+
+def test_search_ranges_bracket_the_threshold_inside_the_envelope(spec, plan):
+    for c in plan:
+        if c.procedure != "threshold":
+            continue
+        start, stop = c.params["start"], c.params["stop"]
+        trip = spec.param(c.params["trip"])
+        high = trip.direction == "high"
+        if c.kind == "trip":
+            assert (start < c.expected < stop) if high else (start > c.expected > stop), c.id
+        else:
+            beyond = start >= trip.default if high else start <= trip.default
+            assert beyond, c.id
+            assert (stop < c.expected) if high else (stop > c.expected), c.id
+        if c.params["stimulus"] == "port":
+            assert max(start, stop) <= SUPPLY_MAX_V, c.id
+        if c.params["stimulus"] == "charge_current":
+            assert max(start, stop) <= SUPPLY_MAX_A, c.id
+        if c.params["stimulus"] in ("discharge_current", "transient"):
+            assert min(start, stop) >= -LOAD_MAX_A, c.id
+        assert c.tolerance == pytest.approx(spec.tolerance_for(c.number).band(c.expected))
+
+
+def test_delay_cases(spec, plan):
+    delays = {c.number for c in plan if c.kind == "delay"}
+    assert {58, 65, 67, 68, 69, 70, 71, 72, 73, 74, 76, 77, 78} <= delays
+    by_id = _by_id(plan)
+    lock = by_id["P71-overcurrent-recovery-count-lockout"]
+    assert lock.procedure == "lockout" and lock.expected == 5
+    assert by_id["P70-overcurrent-recovery-delay"].procedure == "overcurrent_recovery"
+    assert by_id["P67-charging-overcurrent-delay"].switch_overrides == {56: False}
+
+
+def test_every_override_is_a_block_the_device_must_accept(spec, plan):
+    for c in plan:
+        values = spec.defaults()
+        values.update(c.overrides)
+        assert spec.block_violations(values) == [], c.id
+        for n in c.switch_overrides:
+            spec.switch(n)
+
+
+def test_isolation_overrides(plan):
+    by_id = _by_id(plan)
+    for cid in ("P17-pack-undervoltage-protection-trip", "P18-pack-undervoltage-recovery"):
+        assert by_id[cid].overrides == {7: 2.50, 8: 2.90}
+    assert by_id["P51-charging-overcurrent-alarm-trip"].switch_overrides == {56: False}
+    assert by_id["P31-discharging-low-temperature-alarm-trip"].overrides == {35: -20.0}
+
+
+def test_block_cases(spec, plan):
+    readback = [c for c in plan if c.kind == "readback" and c.params["mode"] == "write"]
+    assert sorted(c.number for c in readback) == list(range(1, 88))
+    for c in readback:
+        p = spec.param(c.number)
+        assert c.expected != p.default, c.id
+        values = spec.defaults()
+        values[c.number] = c.expected
+        assert spec.block_violations(values) == [], c.id
+    by_id = _by_id(plan)
+    bad = by_id["P05-cell-overvoltage-protection-out-of-range"]
+    assert bad.params["mode"] == "out_of_range"
+    assert bad.params["value"] > spec.param(5).range[1]
+    values = spec.defaults()
+    values[5] = bad.params["value"]
+    assert spec.block_violations(values) != []
+    assert by_id["P60-battery-remaining-capacity-single-write"].params["mode"] == "single_write"
+
+
+def test_function_cases(plan):
+    functions = {c.number: c for c in plan if c.kind == "function"}
+    assert set(functions) == {59, 60, 66, 81, 82, 83, 84, 85, 86, 87}
+    assert not functions[83].testable and "busbar" in functions[83].reason
+    assert functions[85].overrides == {85: 5.0} and functions[85].expected == 5.0
+
+
+def test_switch_cases(spec, plan):
+    switch_cases = [c for c in plan if c.kind in ("switch-on", "switch-off")]
+    assert len(switch_cases) == 128
+    for c in switch_cases:
+        assert c.switch_overrides[c.number] is (c.kind == "switch-on")
+        assert c.expected == (1.0 if c.kind == "switch-on" else 0.0)
+        s = spec.switch(c.number)
+        if s.needs in ("unused", "inverter") or s.hardware in ("lcd", "bluetooth", "parallel"):
+            assert c.procedure == "readback" and c.reason, c.id
+    by_id = _by_id(plan)
+    s10 = by_id["S10-cell-overvoltage-protection-switch-on"]
+    assert s10.params["param"] == 5 and s10.params["level"] > spec.param(5).default
+    assert s10.condition == "charging"
+
+
+def test_capabilities_decide_testability(spec):
+    none = dict.fromkeys(DEFAULT_CAPABILITIES, False)
+    bare = _by_id(build_plan(spec, none))
+    assert not bare["P37-cell-low-temperature-heating-trip"].testable
+    assert "heater" in bare["P37-cell-low-temperature-heating-trip"].reason
+    assert not bare["P69-transient-overcurrent-delay"].testable
+    assert not bare["P05-cell-overvoltage-protection-trip"].testable  # real cells
+    assert not bare["S10-cell-overvoltage-protection-switch-off"].testable  # unsafe
+    assert not bare["S31-cell-low-temperature-heating-switch-on"].testable
+    full = _by_id(build_plan(spec, dict.fromkeys(DEFAULT_CAPABILITIES, True)))
+    assert full["S04-button-switch-failure-switch-on"].testable
+    assert full["S38-output-short-circuit-protection-switch-off"].testable
+    # without a capability a case still appears, with its reason and no bench time
+    assert bare["S04-button-switch-failure-switch-on"].reason
+    assert bare["S04-button-switch-failure-switch-on"].est_bench_s == 0.0
+
+
+# --------------------------------------------------------------------------- suites
+
+
+def test_suites(spec, plan):
+    smoke = build_plan(spec, DEFAULT_CAPABILITIES, "smoke")
+    regression = build_plan(spec, DEFAULT_CAPABILITIES, "regression")
+    soak = build_plan(spec, DEFAULT_CAPABILITIES, "soak")
+    assert 3 <= len(smoke) <= 15
+    estimates = suite_estimates(plan)
+    assert estimates["smoke"] <= 15 * 60
+    assert estimates["regression"] <= WORKING_DAY_S
+    assert estimates["soak"] > WORKING_DAY_S
+    reg = _by_id(regression)
+    short = reg["P78-standby-shutdown-delay-shortened"]
+    assert short.overrides == {78: 1.0} and short.expected == 1.0 and short.unit == "hours"
+    assert reg["P65-static-balancing-time-delay-shortened"].expected == 1.0
+    assert reg["P72-charging-current-limit-delay-shortened"].expected == 1.0
+    assert reg["P73-charging-activation-delay"].expected == 1.0
+    long = _by_id(soak)
+    assert long["P78-standby-shutdown-delay"].expected == 48.0
+    assert long["P65-static-balancing-time-delay"].expected == 10.0
+    assert long["P77-standby-recording-interval-delay"].expected == 240.0
+    assert "P78-standby-shutdown-delay" not in reg
+    assert {c.id for c in plan} == {c.id for c in regression} | {c.id for c in soak}
+    with pytest.raises(ValueError, match="unknown suite"):
+        build_plan(spec, DEFAULT_CAPABILITIES, "nightly")
+
+
+def test_cases_survive_json(plan):
+    for c in plan:
+        again = Case.model_validate(json.loads(json.dumps(c.to_dict())))
+        assert again == c
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_table_ends_with_counts_and_estimates(plan):
+    result = runner.invoke(app, ["plan"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "P05-cell-overvoltage-protection-trip" in result.stdout
+    counts = kind_counts(plan)
+    assert f"trip {counts['trip']}" in result.stdout
+    assert f"switch-off {counts['switch-off']}" in result.stdout
+    est = suite_estimates(plan)
+    assert f"regression {format_duration(est['regression'])}" in result.stdout
+
+
+def test_cli_suite_filter():
+    smoke = _plan_json("--suite", "smoke")
+    assert smoke and all("smoke" in c["suites"] for c in smoke)
+
+
+def test_cli_bad_suite_exits_2():
+    result = runner.invoke(app, ["plan", "--suite", "nightly"])
+    assert result.exit_code == 2
+    assert "unknown suite 'nightly'" in result.output
+
+
+def test_cli_bench_file_capabilities(tmp_path):
+    bench = tmp_path / "lab.yaml"
+    bench.write_text(
+        "bench: lab\ncapabilities: {heater: false, scope: true, simulated_cells: true}\n"
+    )
+    cases = {c["id"]: c for c in _plan_json("--bench", str(bench))}
+    assert cases["P37-cell-low-temperature-heating-trip"]["testable"] is False
+    assert cases["P05-cell-overvoltage-protection-trip"]["testable"] is True
+    missing = runner.invoke(app, ["plan", "--bench", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2 and "not found" in missing.output
+
+
+def test_bench_capabilities_defaults(tmp_path):
+    caps, source = bench_capabilities(None)
+    assert isinstance(caps, dict) and source
+    no_caps = tmp_path / "b.yaml"
+    no_caps.write_text("bench: x\n")
+    assert bench_capabilities(no_caps)[0] == DEFAULT_CAPABILITIES
+    bad = tmp_path / "c.yaml"
+    bad.write_text("capabilities: {heater: maybe}\n")
+    with pytest.raises(ValueError):
+        bench_capabilities(bad)
