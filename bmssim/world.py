@@ -74,6 +74,8 @@ class World:
         self._port_v = 0.0
         self._pack_v = 0.0
         self._stepping = False
+        #: Instants the model was evaluated at (a measure of the event-driven stepping).
+        self.steps = 0
         self.settle()
 
     # ================================================================== stepping
@@ -117,6 +119,7 @@ class World:
         if self._stepping:
             return  # a command issued from inside a step settles with that step
         self._stepping = True
+        self.steps += 1
         try:
             for _ in range(MAX_SETTLE_ROUNDS):
                 inputs = self._compute(t)
@@ -250,6 +253,48 @@ class World:
         if not ch.output or ch.fault != "NONE":
             return 0.0
         return self.twin.balancing_cell_current_a(index)
+
+    # ================================================================== bench shortcuts
+    # What a test or a script does through the SCPI simulators, in one call each; every one
+    # settles at the current instant like an instrument command does.
+
+    def flags(self) -> set[str]:
+        """Names of the 0x44 flags the BMS reports now."""
+        return self.twin.flags()
+
+    def set_cells_v(self, volts: float, index: int | None = None) -> None:
+        """Set every cell channel (``index`` None) or one (0-based) to ``volts``."""
+        targets = self.bench.cells if index is None else [self.bench.cells[index]]
+        for ch in targets:
+            ch.voltage_set_v = float(volts)
+        self.settle()
+
+    def set_ntc_c(self, channel: int, temp_c: float) -> None:
+        """Set NTC channel ``channel`` (0-3 cells, 4 ambient, 5 power) to read ``temp_c``."""
+        from bmssim.twin.ntc import ohms_at
+
+        self.bench.ntc[channel].ohms = ohms_at(temp_c)
+        self.bench.ntc[channel].state = "NORMAL"
+        self.settle()
+
+    def charge(self, current_a: float, voltage_v: float = 58.0) -> None:
+        """Charger on: CC at ``current_a`` with the setpoint ``voltage_v`` (above the pack)."""
+        s = self.bench.supply
+        s.voltage_set_v, s.current_limit_a, s.output = float(voltage_v), float(current_a), True
+        self.settle()
+
+    def discharge(self, current_a: float) -> None:
+        """Load on in CC mode at ``current_a``."""
+        load = self.bench.load
+        load.transient_on = False
+        load.current_set_a, load.input_on = float(current_a), True
+        self.settle()
+
+    def idle(self) -> None:
+        """Supply output and load input off."""
+        self.bench.supply.output = False
+        self.bench.load.input_on = False
+        self.settle()
 
     # ================================================================== control
 
