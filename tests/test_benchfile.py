@@ -15,7 +15,9 @@ import yaml
 from harness import FIXTURES_DIR
 from harness.benchfile import (
     SCHEMA_PATH,
+    BenchFile,
     BenchFileError,
+    LaunchFile,
     load_bench_file,
     read_capabilities,
     schema_text,
@@ -44,7 +46,7 @@ def refused(tmp_path: Path, change) -> str:
 
 def test_example_lab_is_valid_and_complete():
     bench = load_bench_file(EXAMPLE)
-    assert bench.launch is None and bench.clock.kind == "real"
+    assert isinstance(bench, BenchFile) and bench.clock.kind == "real"
     assert set(bench.instruments_of("cells")) == {"cells_a", "cells_b"}
     assert bench.channels.cells[9] == ("cells_b", 1)
     assert bench.instruments["supply"].idn.model == "N5767A"
@@ -136,5 +138,15 @@ def test_schema_is_current():
         "fixtures/bench.schema.json is stale: run python -m harness.benchfile"
     )
     schema = json.loads(schema_text())
-    assert schema["additionalProperties"] is False
+    assert schema["$defs"]["BenchFile"]["additionalProperties"] is False
+    assert schema["$defs"]["LaunchFile"]["additionalProperties"] is False
     assert "keysight_n5700" in schema["$defs"]["Instrument"]["properties"]["driver"]["enum"]
+
+
+def test_launch_file(tmp_path: Path):
+    path = write(tmp_path, {"bench": "sim", "launch": {"command": ["{python}", "-m", "x"]}})
+    assert isinstance(load_bench_file(path), LaunchFile)
+    path = write(tmp_path, {"bench": "sim", "launch": {"comand": ["x"]}})
+    with pytest.raises(BenchFileError, match=r"unknown key launch.comand"):
+        load_bench_file(path)
+    assert isinstance(load_bench_file(FIXTURES_DIR / "sim.yaml"), LaunchFile)
