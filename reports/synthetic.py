@@ -61,10 +61,10 @@ def make_results_dir(
     bench_id: str = "sim",
     spec_sha256: str | None = None,
     started_at: dt.datetime | None = None,
-    suite: str = "regression",
+    suite: str | None = "regression",
     plots: Mapping[str, bytes] | None = None,
 ) -> SyntheticRun:
-    """Write ``results.jsonl`` + ``run.json`` for the plan's cases of ``suite``.
+    """Write ``results.jsonl`` + ``run.json`` for the plan's cases of ``suite`` (None: all).
 
     Every testable case passes at its expected value unless ``measured`` gives another value
     (the verdict then follows the harness's own tolerance rule) or ``outcomes`` forces
@@ -88,6 +88,7 @@ def make_results_dir(
         if c.id not in dropped and (select is None or select(c))
     ]
     unknown = (set(measured) | set(outcomes)) - {c.id for c in cases}
+    unknown |= dropped - {c.id for c in build_plan(spec, None, suite=suite)}
     if unknown:
         raise KeyError(f"no such case in the selection: {sorted(unknown)}")
     directory = Path(directory)

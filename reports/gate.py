@@ -1,0 +1,507 @@
+"""Release gate: may this firmware ship, compared with a baseline run on the same bench?
+
+The firmware team gates on it in CI, so it must be strict and explain itself. A candidate
+run fails the gate on:
+
+* **regression**: a test that failed or hit a bench error now and passed in the baseline or
+  was not in it (a failure already present in the baseline is listed as *known*, not a
+  regression: the gate judges the change, the compliance report judges the device);
+* **dropped**: a test that passed in the baseline and is absent from the candidate (a
+  vanished test can hide a regression);
+* **coverage**: a spec row (P1..P87, S1..S64 of this checkout's spec) with no executed
+  (passed/failed) record and no skip with a reason; bench errors do not cover a row;
+* **drift**: a value whose deviation from its spec value moved by more than ``drift`` x its
+  tolerance since the baseline, even while both pass (a threshold creeping toward its limit).
+
+Runs from different spec versions or benches are not compared unless allowed (exit 2). A
+waiver file (YAML list of ``{item, reason, owner, expires}``) accepts findings for an item or
+a test id until its expiry date; an expired waiver no longer counts and is listed. Exit
+codes: 0 pass, 1 gate failed, 2 cannot compare (incompatible runs or bad input).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reports.compliance import canonical_item, item_order
+from reports.runs import ReportInputError, RunData, load_run
+
+EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_COMPARE = 0, 1, 2
+DEFAULT_DRIFT = 0.5
+WAIVER_KEYS = ("item", "reason", "owner", "expires")
+_ITEM_RE = re.compile(r"^[PS]\d{1,2}$")
+_TEST_ID_RE = re.compile(r"^[PS]\d{2}-[a-z0-9-]+$")
+EXECUTED = ("passed", "failed")
+
+
+class IncompatibleRuns(Exception):
+    """The two runs must not be compared (spec or bench differ); exit code 2."""
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """An accepted deviation for an item (``P5``) or one test id, until ``expires``."""
+
+    item: str
+    reason: str
+    owner: str
+    expires: dt.date
+    entry: int
+
+    def covers(self, finding: Finding) -> bool:
+        return self.item in (finding.item, finding.test_id)
+
+    def active(self, today: dt.date) -> bool:
+        """Valid through its expiry day."""
+        return today <= self.expires
+
+
+@dataclass
+class Finding:
+    """One reason the gate fails (unless waived)."""
+
+    rule: str
+    item: str
+    test_id: str
+    detail: str
+    waived_by: Waiver | None = None
+
+
+@dataclass
+class GateResult:
+    """Everything the gate found, for the exit code and the Markdown summary."""
+
+    baseline: RunData
+    candidate: RunData
+    baseline_label: str
+    candidate_label: str
+    drift_share: float
+    findings: list[Finding] = field(default_factory=list)
+    known_failures: list[Finding] = field(default_factory=list)
+    expired_waivers: list[Waiver] = field(default_factory=list)
+    unused_waivers: list[Waiver] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    covered: int = 0
+    required: int = 0
+
+    @property
+    def failures(self) -> list[Finding]:
+        """Findings that are not waived: any one fails the gate."""
+        return [f for f in self.findings if f.waived_by is None]
+
+    @property
+    def waived(self) -> list[Finding]:
+        return [f for f in self.findings if f.waived_by is not None]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_FAIL if self.failures else EXIT_PASS
+
+
+# --------------------------------------------------------------------------- waivers
+
+
+def load_waivers(path: Path | str, spec: Any | None = None) -> list[Waiver]:
+    """Read and check a waiver file; anything malformed is refused with file, entry, key and
+    value (a waiver that silently failed to parse would silently stop waiving, or worse)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReportInputError(f"--waivers {path}: file does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ReportInputError(f"{path}: not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ReportInputError(f"{path}: not UTF-8 text: {exc}") from exc
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise ReportInputError(
+            f"{path}: expected a list of waivers ({{item, reason, owner, expires}}), "
+            f"got {type(data).__name__}"
+        )
+    waivers = []
+    for n, entry in enumerate(data, start=1):
+        where = f"{path}: entry {n}"
+        if not isinstance(entry, dict):
+            raise ReportInputError(f"{where}: expected a mapping, got {entry!r}")
+        unknown = sorted(set(map(str, entry)) - set(WAIVER_KEYS))
+        if unknown:
+            raise ReportInputError(
+                f"{where}: unknown key {unknown[0]!r} (value {entry[unknown[0]]!r}); "
+                f"allowed: {', '.join(WAIVER_KEYS)}"
+            )
+        for key in WAIVER_KEYS:
+            if key not in entry:
+                raise ReportInputError(f"{where}: key {key!r} is missing")
+        for key in ("item", "reason", "owner"):
+            value = entry[key]
+            if not isinstance(value, str) or not value.strip():
+                raise ReportInputError(
+                    f"{where}: key {key!r}: expected a non-empty text, got {value!r}"
+                )
+        item = _waiver_item(entry["item"].strip(), spec, where)
+        expires = entry["expires"]
+        if isinstance(expires, dt.datetime) or not isinstance(expires, dt.date):
+            if isinstance(expires, str):
+                try:
+                    expires = dt.date.fromisoformat(expires.strip())
+                except ValueError:
+                    expires = None
+            else:
+                expires = None
+            if expires is None:
+                raise ReportInputError(
+                    f"{where}: key 'expires': {entry['expires']!r} is not a date YYYY-MM-DD"
+                )
+        waivers.append(
+            Waiver(
+                item=item,
+                reason=entry["reason"].strip(),
+                owner=entry["owner"].strip(),
+                expires=expires,
+                entry=n,
+            )
+        )
+    return waivers
+
+
+def _waiver_item(value: str, spec: Any | None, where: str) -> str:
+    if _ITEM_RE.match(value.upper()):
+        item = canonical_item(value.upper())
+        if spec is not None:
+            try:
+                spec.item(item)
+            except KeyError:
+                raise ReportInputError(
+                    f"{where}: key 'item': {value!r} is not a row of the spec"
+                ) from None
+        return item
+    if _TEST_ID_RE.match(value):
+        return value
+    raise ReportInputError(
+        f"{where}: key 'item': {value!r} is neither an item (P5, S10) nor a test id "
+        "(P05-cell-overvoltage-protection-trip)"
+    )
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def resolve_run(ref: str | Path, db_url: str | None = None) -> tuple[RunData, str]:
+    """A results directory, or the id of a run in the history database; with a label."""
+    text = str(ref)
+    path = Path(text)
+    if path.exists():
+        return load_run(path), str(path)
+    if text.isdigit():
+        from reports.history import load_history_run
+
+        return load_history_run(int(text), db_url), f"history run {text}"
+    raise ReportInputError(f"{text}: neither a results directory nor a history run id")
+
+
+def check_compatible(
+    baseline: RunData, candidate: RunData, allow_spec_change: bool, allow_bench_change: bool
+) -> list[str]:
+    """Raise IncompatibleRuns unless allowed; returns notes about what was allowed."""
+    notes = []
+    b_spec, c_spec = baseline.spec_sha256, candidate.spec_sha256
+    if b_spec is None or c_spec is None or b_spec != c_spec:
+        text = (
+            f"spec versions differ: baseline spec_sha256 {b_spec or 'not recorded'}, "
+            f"candidate {c_spec or 'not recorded'}"
+        )
+        if not allow_spec_change:
+            raise IncompatibleRuns(f"{text} (use --allow-spec-change to compare anyway)")
+        notes.append(f"{text}: compared anyway (--allow-spec-change)")
+    b_bench, c_bench = baseline.bench_id, candidate.bench_id
+    if b_bench is None or c_bench is None or b_bench != c_bench:
+        text = (
+            f"benches differ: baseline bench_id {b_bench or 'not recorded'}, "
+            f"candidate {c_bench or 'not recorded'}"
+        )
+        if not allow_bench_change:
+            raise IncompatibleRuns(f"{text} (use --allow-bench-change to compare anyway)")
+        notes.append(f"{text}: compared anyway (--allow-bench-change)")
+    return notes
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def _by_test(run: RunData) -> dict[str, dict[str, Any]]:
+    return {r["test_id"]: r for r in run.records}
+
+
+def _fmt(value: Any, unit: str | None) -> str:
+    if value is None:
+        return "nothing"
+    text = f"{value:.6g}" if isinstance(value, float) else str(value)
+    return f"{text} {unit or ''}".strip()
+
+
+def regressions(baseline: RunData, candidate: RunData) -> tuple[list[Finding], list[Finding]]:
+    """(regressions and dropped tests, known failures)."""
+    base = _by_test(baseline)
+    cand = _by_test(candidate)
+    found, known = [], []
+    for test_id, rec in cand.items():
+        if rec["outcome"] not in ("failed", "error"):
+            continue
+        what = "failed" if rec["outcome"] == "failed" else "hit a bench error (no verdict)"
+        why = rec.get("message") or ""
+        before = base.get(test_id)
+        item = canonical_item(rec["item"])
+        if before is not None and before["outcome"] == rec["outcome"]:
+            known.append(Finding("known", item, test_id, f"{what} in both runs: {why}".strip()))
+            continue
+        if before is None:
+            was = "not in the baseline"
+        else:
+            was = f"{before['outcome']} in the baseline"
+            if before.get("measured") is not None:
+                was += f" ({_fmt(before['measured'], before.get('unit'))})"
+        found.append(Finding("regression", item, test_id, f"{what} now, {was}: {why}".rstrip(": ")))
+    for test_id, before in base.items():
+        if before["outcome"] == "passed" and test_id not in cand:
+            found.append(
+                Finding(
+                    "dropped",
+                    canonical_item(before["item"]),
+                    test_id,
+                    "passed in the baseline, not run in the candidate",
+                )
+            )
+    return found, known
+
+
+def required_items(spec: Any) -> list[str]:
+    """Every row a candidate must cover: P1..P87 then S1..S64 of the spec."""
+    return [p.item for p in spec.parameters] + [s.item for s in spec.switches]
+
+
+def coverage(candidate: RunData, spec: Any) -> tuple[list[Finding], int, int]:
+    """(uncovered rows, covered count, required count)."""
+    records: dict[str, list[dict[str, Any]]] = {}
+    for rec in candidate.records:
+        records.setdefault(canonical_item(rec["item"]), []).append(rec)
+    found = []
+    items = required_items(spec)
+    for item in items:
+        recs = records.get(item, [])
+        executed = any(r["outcome"] in EXECUTED for r in recs)
+        explained = any(
+            r["outcome"] == "skipped" and (r.get("reason") or r.get("message") or "").strip()
+            for r in recs
+        )
+        if executed or explained:
+            continue
+        if not recs:
+            detail = "no record in the candidate"
+        elif all(r["outcome"] == "error" for r in recs):
+            detail = "only bench errors (" + ", ".join(r["test_id"] for r in recs) + ")"
+        else:
+            detail = "only skipped without a reason (" + ", ".join(r["test_id"] for r in recs) + ")"
+        found.append(Finding("coverage", item, "", detail))
+    return found, len(items) - len(found), len(items)
+
+
+def drift(baseline: RunData, candidate: RunData, share: float) -> list[Finding]:
+    """Values whose deviation from the spec value moved by more than ``share`` x tolerance.
+
+    The deviation (measured - expected) is compared, not the raw value, so a run with a
+    shortened delay or an allowed spec change is still compared fairly. Exact rows
+    (tolerance 0: counts, switches) cannot drift without failing, so they are left out.
+    """
+    base = _by_test(baseline)
+    found = []
+    for test_id, rec in _by_test(candidate).items():
+        before = base.get(test_id)
+        if before is None or rec["outcome"] != "passed":
+            continue
+        values = (
+            rec.get("measured"),
+            rec.get("expected"),
+            before.get("measured"),
+            before.get("expected"),
+        )
+        tol = rec.get("tolerance")
+        if any(v is None for v in values) or not tol:
+            continue
+        moved = (values[0] - values[1]) - (values[2] - values[3])
+        if abs(moved) > share * tol + 1e-12:
+            unit = rec.get("unit")
+            found.append(
+                Finding(
+                    "drift",
+                    canonical_item(rec["item"]),
+                    test_id,
+                    f"moved {moved:+.6g} {unit or ''} ({_fmt(values[2], unit)} -> "
+                    f"{_fmt(values[0], unit)}), more than {share:g} x tolerance "
+                    f"{_fmt(tol, unit)}; still passes".replace("  ", " "),
+                )
+            )
+    return found
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+def evaluate(
+    baseline: RunData,
+    candidate: RunData,
+    *,
+    spec: Any,
+    waivers: list[Waiver] | None = None,
+    drift_share: float = DEFAULT_DRIFT,
+    allow_spec_change: bool = False,
+    allow_bench_change: bool = False,
+    today: dt.date | None = None,
+    baseline_label: str = "baseline",
+    candidate_label: str = "candidate",
+) -> GateResult:
+    """Run every rule; raises IncompatibleRuns when the runs must not be compared."""
+    if not drift_share > 0:
+        raise ReportInputError(f"--drift {drift_share!r}: must be a share above 0 (e.g. 0.5)")
+    notes = check_compatible(baseline, candidate, allow_spec_change, allow_bench_change)
+    if candidate.spec_sha256 and candidate.spec_sha256 != spec.sha256:
+        notes.append(
+            f"coverage is judged against this checkout's spec ({spec.sha256[:12]}), not the "
+            f"candidate's ({candidate.spec_sha256[:12]})"
+        )
+    today = today or dt.date.today()
+    result = GateResult(
+        baseline, candidate, baseline_label, candidate_label, drift_share, notes=notes
+    )
+    found, result.known_failures = regressions(baseline, candidate)
+    uncovered, result.covered, result.required = coverage(candidate, spec)
+    found += uncovered + drift(baseline, candidate, drift_share)
+    found.sort(key=lambda f: (item_order(f.item), f.rule, f.test_id))
+    waivers = waivers or []
+    active = [w for w in waivers if w.active(today)]
+    result.expired_waivers = [w for w in waivers if not w.active(today)]
+    used: set[int] = set()
+    for finding in found:
+        for w in active:
+            if w.covers(finding):
+                finding.waived_by = w
+                used.add(w.entry)
+                break
+    result.unused_waivers = [w for w in active if w.entry not in used]
+    result.findings = found
+    return result
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _describe(run: RunData, label: str) -> list[str]:
+    c = run.counts()
+    return [
+        _md(label),
+        _md(run.bench_id or "-"),
+        _md(f"{run.device_name} {run.firmware}".strip()),
+        f"`{(run.spec_sha256 or '-')[:12]}`",
+        run.started_at or "-",
+        f"{c['passed']} / {c['failed']} / {c['error']} / {c['skipped']}",
+    ]
+
+
+def markdown(result: GateResult) -> str:
+    """The summary CI shows (e.g. appended to ``$GITHUB_STEP_SUMMARY``)."""
+    verdict = "PASS" if result.exit_code == EXIT_PASS else "FAIL"
+    out = [f"## Release gate: {verdict}", ""]
+    out += [
+        "| run | bench | device firmware | spec | started | passed / failed / error / skipped |",
+        "|---|---|---|---|---|---|",
+        "| baseline: " + " | ".join(_describe(result.baseline, result.baseline_label)) + " |",
+        "| candidate: " + " | ".join(_describe(result.candidate, result.candidate_label)) + " |",
+        "",
+        f"Coverage: {result.covered}/{result.required} spec rows executed or skipped with a "
+        f"reason. Drift limit: {result.drift_share:g} x tolerance.",
+        "",
+    ]
+    for note in result.notes:
+        out.append(f"> note: {_md(note)}")
+    if result.notes:
+        out.append("")
+
+    def table(title: str, findings: list[Finding], waived: bool = False) -> None:
+        if not findings:
+            return
+        out.extend([f"### {title} ({len(findings)})", ""])
+        head = "| rule | item | test | detail |" + (" waiver |" if waived else "")
+        out.extend([head, "|---" * (5 if waived else 4) + "|"])
+        for f in findings:
+            row = f"| {f.rule} | {f.item} | {_md(f.test_id) or '-'} | {_md(f.detail)} |"
+            if waived and f.waived_by is not None:
+                w = f.waived_by
+                row += f" {_md(w.owner)} until {w.expires}: {_md(w.reason)} |"
+            out.append(row)
+        out.append("")
+
+    table("Failures", result.failures)
+    table("Waived", result.waived, waived=True)
+    table("Known failures (also failed in the baseline)", result.known_failures)
+    if result.expired_waivers:
+        out.extend([f"### Expired waivers, not applied ({len(result.expired_waivers)})", ""])
+        out += [
+            f"- entry {w.entry}: {w.item} ({_md(w.owner)}) expired {w.expires}: {_md(w.reason)}"
+            for w in result.expired_waivers
+        ]
+        out.append("")
+    if result.unused_waivers:
+        out.extend([f"### Waivers that matched nothing ({len(result.unused_waivers)})", ""])
+        out += [
+            f"- entry {w.entry}: {w.item} ({_md(w.owner)}, until {w.expires})"
+            for w in result.unused_waivers
+        ]
+        out.append("")
+    if not result.findings:
+        out.extend(["No regression, no coverage gap, no drift.", ""])
+    return "\n".join(out)
+
+
+def run_gate(
+    baseline: str | Path,
+    candidate: str | Path,
+    *,
+    waivers_file: Path | str | None = None,
+    drift_share: float = DEFAULT_DRIFT,
+    allow_spec_change: bool = False,
+    allow_bench_change: bool = False,
+    db_url: str | None = None,
+    today: dt.date | None = None,
+) -> tuple[int, str]:
+    """The CLI's whole job: (exit code, Markdown). Bad input and incompatible runs give exit 2
+    with a Markdown explanation, so CI always has something to show."""
+    try:
+        from harness.spec import load_spec
+
+        spec = load_spec()
+        waivers = load_waivers(waivers_file, spec) if waivers_file else []
+        base, base_label = resolve_run(baseline, db_url)
+        cand, cand_label = resolve_run(candidate, db_url)
+        result = evaluate(
+            base,
+            cand,
+            spec=spec,
+            waivers=waivers,
+            drift_share=drift_share,
+            allow_spec_change=allow_spec_change,
+            allow_bench_change=allow_bench_change,
+            today=today,
+            baseline_label=base_label,
+            candidate_label=cand_label,
+        )
+    except (ReportInputError, IncompatibleRuns) as exc:
+        return EXIT_CANNOT_COMPARE, f"## Release gate: CANNOT COMPARE\n\n{_md(str(exc))}\n"
+    return result.exit_code, markdown(result)
