@@ -81,7 +81,28 @@ def open_visa_resource(address: str, visa_library: str, timeout_s: float) -> Vis
             f"cannot open {address} with VISA library {visa_library}: {exc}"
         ) from exc
     resource.timeout = timeout_s * 1000.0
+    if address.upper().endswith("::SOCKET"):
+        _disable_nagle(resource)
     return resource
+
+
+def _disable_nagle(resource: Any) -> None:
+    """Send each SCPI line at once on a raw socket.
+
+    Every setpoint is followed by ``SYST:ERR?``: two small writes in a row, which Nagle's
+    algorithm holds back until the first is acknowledged, and the instrument's TCP stack
+    delays that acknowledgement (about 40 ms on Linux). With pyvisa-py the socket is
+    reachable through the session; other VISA libraries manage their sockets themselves.
+    """
+    import socket
+
+    try:
+        session = resource.visalib.sessions[resource.session]
+        sock = getattr(session, "interface", None)
+        if isinstance(sock, socket.socket):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (AttributeError, KeyError, OSError, TypeError):
+        pass
 
 
 def format_number(value: float) -> str:
