@@ -98,7 +98,7 @@ class _OcState:
 
     active: bool = False
     pending_since: int | None = None
-    recover_at: int | None = None
+    tripped_at: int | None = None
     count: int = 0
     last_recovery_at: int | None = None
     locked: bool = False
@@ -280,8 +280,9 @@ class BmsTwin:
             if st.pending_since is not None:
                 d = st.pending_since + self._oc_delay_ms(row)
                 c.append(self._grid_after(d, now, 1 if row.period == "cmp" else self._cur_ms))
-            if st.active and not st.locked and st.recover_at is not None:
-                c.append(max(st.recover_at, now + 1))
+            if st.active and not st.locked and st.tripped_at is not None:
+                if not self._fault("latch", (row.trip, row.delay, 70, 71), row.switch):
+                    c.append(max(st.tripped_at + self._ms(70), now + 1))
         for d in (
             self._soft_until,
             self._manual_due,
@@ -594,17 +595,17 @@ class BmsTwin:
         params = (row.trip, row.delay, 70, 71)
         if not self._sw(row.switch):
             st.active = st.locked = False
-            st.pending_since = st.recover_at = None
+            st.pending_since = st.tripped_at = None
             st.count = 0
             return
         if st.active:
             if st.locked or self._fault("latch", params, row.switch):
                 return
-            if st.recover_at is not None and t >= st.recover_at:
+            if st.tripped_at is not None and t >= st.tripped_at + self._ms(70):
                 # P70: the output is tried again; if the overcurrent is still there it trips
                 # again after the delay, and the trip counts towards the P71 lockout.
                 st.active = False
-                st.recover_at = None
+                st.tripped_at = None
                 st.last_recovery_at = t
             else:
                 return
@@ -624,7 +625,7 @@ class BmsTwin:
         else:
             st.count = 1
         st.active = True
-        st.recover_at = t + self._ms(70)
+        st.tripped_at = t
         locks = row.lock_switch is None or self._sw(row.lock_switch)
         if locks and st.count >= self._oc_lock_count():
             st.locked = True
@@ -634,7 +635,7 @@ class BmsTwin:
         for st in self._oc.values():
             if st.locked:
                 st.active = st.locked = False
-                st.recover_at = st.pending_since = None
+                st.tripped_at = st.pending_since = None
             st.count = 0
             st.last_recovery_at = None
 
