@@ -105,3 +105,143 @@ def sim_command(
             proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=15)
     raise typer.Exit(0 if code in (0, -signal.SIGINT, 130) else code)
+
+
+# --------------------------------------------------------------------------- reports (issue 6)
+# Thin wrappers: the work is in reports/ (compliance, allure, history, gate).
+
+
+@app.command("report")
+def report_command(
+    results: str = typer.Argument(..., help="results directory of a run"),
+    out: str = typer.Option(None, "--out", help="HTML file (default <results>/report.html)"),
+    pdf: bool = typer.Option(False, "--pdf", help="also print a PDF (headless Chromium)"),
+) -> None:
+    """Compliance report: one self-contained HTML file a lab can sign (and its PDF)."""
+    from pathlib import Path
+
+    from reports.compliance import ChromiumError, write_report
+    from reports.runs import ReportInputError
+
+    try:
+        written = write_report(Path(results), Path(out) if out else None, pdf=pdf)
+    except (ReportInputError, ChromiumError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for path in written:
+        typer.echo(str(path))
+
+
+@app.command("allure")
+def allure_command(
+    results: str = typer.Argument(..., help="results directory of a run"),
+    out: str = typer.Option(None, "--out", help="report dir (default <results>/allure-report)"),
+    history_root: str = typer.Option(
+        None, "--history-root", help="per-bench history store (default <results>/../allure-history)"
+    ),
+) -> None:
+    """Allure HTML report of a run (real Allure CLI), with categories, environment and history."""
+    from pathlib import Path
+
+    from reports.allure import AllureError, generate
+    from reports.runs import ReportInputError
+
+    try:
+        report = generate(
+            Path(results), Path(out) if out else None, Path(history_root) if history_root else None
+        )
+    except (ReportInputError, AllureError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{report.index} (build {report.build_order}, history in {report.history_store})")
+
+
+class _HistoryGroup(typer.core.TyperGroup):
+    """``bmshil history ITEM`` shows a trend; a known sub-command name (``ingest``) runs it."""
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+history_app = typer.Typer(
+    cls=_HistoryGroup, no_args_is_help=True, add_completion=False,
+    help="Run history database: `bmshil history ITEM` shows a trend; `ingest DIR` stores a run.",
+)
+app.add_typer(history_app, name="history")
+
+
+@history_app.command("ingest")
+def history_ingest_command(
+    results: str = typer.Argument(..., help="results directory of a run"),
+    db: str = typer.Option(None, "--db", help="URL (default <results>/../history.sqlite)"),
+) -> None:
+    """Store a run's records in the history database (again: replaces them)."""
+    from pathlib import Path
+
+    from reports.history import ingest
+    from reports.runs import ReportInputError
+
+    try:
+        run_id = ingest(Path(results), db)
+    except ReportInputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"history run {run_id}: {results}")
+
+
+@history_app.command("show")
+def history_show_command(
+    item: str = typer.Argument(..., help="P5, S10 or a test id"),
+    db: str = typer.Option(None, "--db", help="SQLAlchemy URL (default results/history.sqlite)"),
+    kind: str = typer.Option(None, "--kind", help="only this kind: trip, recovery, delay, ..."),
+    plot: str = typer.Option(None, "--plot", help="write the trend plot (PNG) here"),
+) -> None:
+    """How the measured value of ITEM moved across runs and firmware versions."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from reports.history import trend, trend_plot, trend_table
+    from reports.runs import ReportInputError
+
+    try:
+        points = trend(item, db, kind)
+    except ReportInputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not points:
+        typer.echo(f"no record of {item} in the history", err=True)
+        raise typer.Exit(1)
+    Console().print(trend_table(points, f"{item}: measured value per run"))
+    if plot:
+        Path(plot).write_bytes(trend_plot(points, f"{item}: measured value per run"))
+        typer.echo(f"plot: {plot}")
+
+
+@app.command("gate")
+def gate_command(
+    baseline: str = typer.Option(..., "--baseline", help="results directory or history run id"),
+    candidate: str = typer.Option(..., "--candidate", help="results directory or history run id"),
+    waivers: str = typer.Option(None, "--waivers", help="YAML: [{item, reason, owner, expires}]"),
+    drift: float = typer.Option(0.5, "--drift", help="drift limit as a share of the tolerance"),
+    allow_spec_change: bool = typer.Option(False, "--allow-spec-change"),
+    allow_bench_change: bool = typer.Option(False, "--allow-bench-change"),
+    db: str = typer.Option(None, "--db", help="history database for run ids"),
+    summary: str = typer.Option(None, "--summary", help="also append the Markdown to this file"),
+) -> None:
+    """Release gate: exit 0 pass, 1 gate failed, 2 cannot compare; prints Markdown for CI."""
+    from pathlib import Path
+
+    from reports.gate import run_gate
+
+    code, md = run_gate(
+        baseline, candidate, waivers_file=waivers, drift_share=drift,
+        allow_spec_change=allow_spec_change, allow_bench_change=allow_bench_change, db_url=db,
+    )
+    typer.echo(md)
+    if summary:
+        with Path(summary).open("a", encoding="utf-8") as fh:
+            fh.write(md + "\n")
+    raise typer.Exit(code)
