@@ -189,12 +189,12 @@ class World:
         the board senses."""
         out = self.twin.outputs()
         volts, disconnected = self._cell_sense()
-        pack_v = sum(volts)
+        pack_v = round(sum(volts), 6)  # no 52.79999999999999 at the 0.1 V headroom edge
         s = self.bench.supply
         supply_on = self._supply_on()
         charger = supply_on and s.voltage_set_v > 0.0
         supply_a = 0.0
-        if charger and out.charge_fet and s.voltage_set_v > pack_v + CHARGE_HEADROOM_V:
+        if charger and out.charge_fet and s.voltage_set_v - pack_v > CHARGE_HEADROOM_V + 1e-9:
             supply_a = max(0.0, float(s.current_limit_a))
             if out.charge_limit_a is not None:
                 supply_a = min(supply_a, out.charge_limit_a)
