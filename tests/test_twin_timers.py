@@ -61,6 +61,14 @@ def test_activity_restarts_the_standby_timer(world: World) -> None:
     assert world.clock.now_ms - t_idle >= 48 * HOUR_MS
 
 
+def test_no_records_while_shut_down(world: World) -> None:
+    world.advance(48 * HOUR_MS)
+    count = world.twin.history_count
+    assert count == 12
+    world.advance(24 * HOUR_MS)
+    assert world.twin.history_count == count
+
+
 def test_standby_shutdown_switch_off(world: World) -> None:
     configure(world, switches={58: False})
     world.advance(100 * HOUR_MS)

@@ -759,6 +759,16 @@ class BmsTwin:
             self._static_blocked = True
             self._balance.force(False, t)
             self._balancing = [False] * CELLS
+        # history (S59, P76/P77); before the shutdown check, so a record due at the instant
+        # the board falls asleep is still written
+        mode = STANDBY if self._state == STANDBY else "working"
+        if mode != self._hist_mode:
+            self._hist_mode = mode
+            self._hist_ref = t
+        due = self._history_due()
+        if due is not None and t >= due:
+            self._record(t)
+            self._hist_ref = t
         # standby shutdown (S58, P78) and wake-up by a charger
         present = self._in.charger_present
         if present and not self._charger_was_present and self._shutdown:
@@ -769,15 +779,6 @@ class BmsTwin:
         due = self._shutdown_due()
         if due is not None and t >= due:
             self._shutdown = True
-        # history (S59, P76/P77)
-        mode = STANDBY if self._state == STANDBY else "working"
-        if mode != self._hist_mode:
-            self._hist_mode = mode
-            self._hist_ref = t
-        due = self._history_due()
-        if due is not None and t >= due:
-            self._record(t)
-            self._hist_ref = t
 
     def _waiting_auto(self) -> bool:
         return self._sw(53) and any(self._rows[n].active for n in (7, 17, 80))
@@ -793,8 +794,8 @@ class BmsTwin:
         return self._idle_since + delay
 
     def _history_due(self) -> int | None:
-        if not self._sw(59):
-            return None
+        if not self._sw(59) or self._shutdown:
+            return None  # a sleeping board records nothing
         # Choice: the interval restarts when the board changes between working and standby;
         # an interval of 0 records nothing.
         interval = self._ms(76) if self._hist_mode != STANDBY else self._ms(77)
