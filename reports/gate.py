@@ -40,6 +40,16 @@ _TEST_ID_RE = re.compile(r"^[PS]\d{2}-[a-z0-9-]+$")
 EXECUTED = ("passed", "failed")
 
 
+class _WaiverLoader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text: PyYAML turns ``2026-13-01`` into a bare
+    ValueError with no position, so the date is parsed here, where the entry is known."""
+
+
+_WaiverLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
+)
+
+
 class IncompatibleRuns(Exception):
     """The two runs must not be compared (spec or bench differ); exit code 2."""
 
@@ -114,7 +124,7 @@ def load_waivers(path: Path | str, spec: Any | None = None) -> list[Waiver]:
     if not path.is_file():
         raise ReportInputError(f"--waivers {path}: file does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_WaiverLoader)
     except yaml.YAMLError as exc:
         raise ReportInputError(f"{path}: not valid YAML: {exc}") from exc
     except UnicodeDecodeError as exc:
