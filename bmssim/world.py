@@ -341,5 +341,15 @@ class World:
             },
             "flags": sorted(self.twin.flags()),
             "bms": {**asdict(m), "state": self.twin.state},
+            # observables a harness on the simulator may use where the wire has none: the
+            # history record count (P76/P77) and the overcurrent retry/lockout state (P70/P71)
+            "history": {
+                "count": self.twin.history_count,
+                "last_ms": (self.twin.history_times_ms() or [None])[-1],
+            },
+            "overcurrent": {
+                f"P{n}": {"trips": self.twin.overcurrent_trips(n), "locked": self.twin.locked(n)}
+                for n in (55, 56, 57)
+            },
             "faults": self.faults.to_dict(),
         }

@@ -160,3 +160,17 @@ def test_block_type_is_the_contracts(twin: BmsTwin) -> None:
     assert isinstance(block, ParameterBlock)
     twin.write_block(ParameterBlock(dict(block.values), dict(block.switches), "X"))
     assert twin.read_block().model_name == "X         "
+
+
+def test_read_modify_write_keeps_the_exact_remaining_charge() -> None:
+    world = World(SPEC)
+    world.advance(1000)
+    world.charge(1.0)
+    world.advance(1000)  # 1 A for 1 s: 50.000278 Ah, read back as 50.00
+    world.idle()
+    assert world.twin.read_block().values[60] == 50.0
+    world.advance(1000)
+    world.twin.write_block(world.twin.read_block())
+    world.charge(1.0)
+    world.advance(359_000)  # 360 s of 1 A in all: exactly 50.1 Ah, SOC 501
+    assert world.twin.measurements().soc_permille == 501

@@ -135,6 +135,8 @@ def test_snapshot_is_json_and_complete(world: World) -> None:
     assert len(snap["cells"]) == 16 and len(snap["ntc"]) == 6
     assert snap["fets"]["charge"] is True
     assert "charging" in snap["flags"]
+    assert snap["history"] == {"count": 0, "last_ms": None}
+    assert snap["overcurrent"]["P57"] == {"trips": 0, "locked": False}
 
 
 def test_reset_restores_instruments_and_device_in_place(world: World) -> None:

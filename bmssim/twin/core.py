@@ -863,7 +863,11 @@ class BmsTwin:
         self._values = values
         self._switches = switches
         self._model_name = name
-        self._remaining_u = min(self._cah_units(values[60]), self._full_u())
+        live = self.table.params[60].quantise(self._remaining_u / UNITS_PER_AH)
+        if values[60] != live:
+            # a read-modify-write that leaves P60 as read keeps the exact live count
+            self._remaining_u = self._cah_units(values[60])
+        self._remaining_u = min(self._remaining_u, self._full_u())
         self._clear_lockouts()
         self._after_command()
 
