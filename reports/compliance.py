@@ -424,7 +424,7 @@ def render_html(run: RunData, spec: Any | None = None) -> str:
     return _TEMPLATE.render(
         device_name=run.device_name,
         firmware=run.firmware,
-        manufacturer=run.device.get("manufacturer") or "",
+        manufacturer=run.device_manufacturer,
         suite=info.get("suite") or "(whole plan)",
         bench_id=run.bench_id,
         bench_file=info.get("bench_file") or "",

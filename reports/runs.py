@@ -51,6 +51,7 @@ class RunData:
     info: dict[str, Any]
     records: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
+    _allure_plots: dict[str, Path] | None = field(default=None, repr=False, compare=False)
 
     # -- run description, tolerant of a run that ended before the bench opened ----------
     @property
@@ -69,6 +70,10 @@ class RunData:
     @property
     def device_name(self) -> str:
         return str(self.device.get("name") or "").strip()
+
+    @property
+    def device_manufacturer(self) -> str:
+        return str(self.device.get("manufacturer") or "").strip()
 
     @property
     def firmware(self) -> str:
@@ -90,9 +95,39 @@ class RunData:
         return out
 
     def plot(self, test_id: str) -> Path | None:
-        """The saved trace plot of a test, when the run saved one."""
+        """The saved trace plot of a test: ``plots/<test_id>.png``, else the ``trace.png``
+        the run attached to its Allure result (same image, see harness/allure_recorder.py)."""
         path = self.directory / PLOTS_DIR / f"{test_id}.png"
-        return path if path.is_file() else None
+        if path.is_file():
+            return path
+        if self._allure_plots is None:
+            self._allure_plots = allure_plots(self.directory / "allure-results")
+        return self._allure_plots.get(test_id)
+
+
+def allure_plots(results: Path) -> dict[str, Path]:
+    """{test_id: trace.png} from an ``allure-results`` folder.
+
+    Each case's Allure result carries a ``result`` JSON attachment (the record, with its
+    ``test_id``) and, for thresholds and delays, a ``trace.png``; unreadable files are
+    skipped, since a plot is an illustration, never part of the verdict.
+    """
+    plots: dict[str, Path] = {}
+    if not results.is_dir():
+        return plots
+    for result_file in results.glob("*-result.json"):
+        try:
+            result = json.loads(result_file.read_text(encoding="utf-8"))
+            attachments = {a["name"]: results / a["source"] for a in result.get("attachments", [])}
+            png = attachments.get("trace.png")
+            record = attachments.get("result")
+            if png is None or record is None or not png.is_file():
+                continue
+            test_id = json.loads(record.read_text(encoding="utf-8"))["test_id"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        plots[str(test_id)] = png
+    return plots
 
 
 def firmware_text(value: Any) -> str:

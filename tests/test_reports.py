@@ -332,3 +332,52 @@ def test_allure_html_by_the_real_tool_with_history(tmp_path: Path) -> None:
 def test_allure_refuses_a_run_without_results(failing_run: Path) -> None:
     with pytest.raises(ReportInputError, match="allure-results: missing"):
         allure_mod.generate(failing_run, allure=Path("/bin/true"))
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def sim_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``bmshil run -k "P05 or P06"`` on the simulated bench, in a child process (the run is
+    a pytest session of its own)."""
+    import sys
+
+    out = tmp_path_factory.mktemp("e2e") / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "-k", "P05 or P06", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return out
+
+
+def test_end_to_end_sim_run_renders_its_report(sim_run: Path) -> None:
+    run = load_run(sim_run)
+    ids = {r["test_id"] for r in run.records}
+    assert {P05_TRIP, P06_RECOVERY} <= ids
+    assert run.bench_id == "sim" and run.counts()["passed"] == len(run.records)
+    assert run.instruments and {i.name for i in run.instruments} >= {"supply", "load"}
+    html_file = write_report(sim_run)[0]
+    page = html_file.read_text(encoding="utf-8")
+    assert 'id="verdict">PASS<' in page
+    assert "data:image/png;base64," in page  # the trip/recovery traces, inline
+    frame = results_frame(run)
+    p5 = frame[frame["test"] == P05_TRIP].iloc[0]
+    assert p5["verdict"] == "PASS" and p5["spec value"] == "3.65 V"
+    if find_chromium() is not None:
+        dom = _Dom()
+        dom.feed(dump_dom(html_file))
+        assert dom.by_id["bench"] == "sim"
+        assert dom.by_id["count-passed"] == str(len(run.records))
+        assert any(r.startswith(f"P5 {P05_TRIP}") and "PASS" in r for r in dom.rows)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="harness/session.py rewrites run.json at close after the BMS link is closed, so "
+    "device_info() fails (suppressed) and the final run.json has no 'device'",
+)
+def test_end_to_end_report_header_has_the_device_read_from_the_bms(sim_run: Path) -> None:
+    run = load_run(sim_run)
+    assert (run.device_name, run.firmware) == ("1101-HIL1", "16.4")
