@@ -56,15 +56,17 @@ ENVELOPE = {
     "cells": {"min_voltage_v": 0.0, "max_voltage_v": 5.0},
     "resistors": {"min_ohm": 0.0, "max_ohm": 1_000_000.0},
 }
-#: The simulator has no shorting contactor and no external switch either
-#: (``short_circuit``/``switch``: false); those two keys are left out because the bench-file
-#: model does not know them yet and a missing capability means false everywhere.
+#: What the simulated bench has: a heater output on the twin, a scope, simulated cells; no
+#: shorting contactor, no external switch, no secondary-trip, LCD, Bluetooth or parallel
+#: hardware. fixtures/sim.yaml declares the same for planning without starting the simulator.
 CAPABILITIES = {
     "heater": True,
     "secondary_trip": False,
     "simulated_cells": True,
     "scope": True,
     "button": False,
+    "short_circuit": False,
+    "switch": False,
     "lcd": False,
     "bluetooth": False,
     "parallel": False,

@@ -157,6 +157,8 @@ class Capabilities(_Strict):
     simulated_cells: bool = True
     scope: bool = False
     button: bool = False
+    short_circuit: bool = False
+    switch: bool = False
     lcd: bool = False
     bluetooth: bool = False
     parallel: bool = False

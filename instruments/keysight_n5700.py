@@ -5,7 +5,7 @@ Commands from the N5700 programming guide (INSTRUMENTS.md); bounded by ``envelop
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from instruments.scpi_instrument import ScpiInstrument, format_number
 from instruments.supply import Supply
@@ -20,6 +20,18 @@ class KeysightN5700(ScpiInstrument, Supply):
     OUTPUT = "OUTP {}"
     MEASURE_VOLTAGE = "MEAS:VOLT?"
     MEASURE_CURRENT = "MEAS:CURR?"
+    SET_OVP = "VOLT:PROT:LEV {}"
+    #: The manual requires the over-voltage protection at least 1.05 x the setpoint.
+    OVP_RATIO: ClassVar[float] = 1.05
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The supply's own over-voltage protection sits just above the bench envelope, so
+        # every setpoint the envelope admits is accepted, and nothing above it can appear at
+        # the BMS's port even if the harness misbehaves.
+        top = self.envelope.get("max_voltage_v")
+        if top is not None:
+            self.send(self.SET_OVP.format(format_number(round(top * self.OVP_RATIO, 3))))
 
     def set_voltage_v(self, volts: float) -> None:
         self.within("voltage setpoint", volts, "V", low=0.0, high_key="max_voltage_v")

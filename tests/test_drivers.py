@@ -87,12 +87,15 @@ def expected_protocol(
 N5700_IDN = "Agilent Technologies,N5767A,US12345678,D.01.08"
 N5700_OPEN = [("*IDN?", N5700_IDN), ("*CLS", None), OK]
 SUPPLY_ENV = {"max_voltage_v": 65.0, "max_current_a": 120.0}
+# With an envelope the driver sets the supply's own OVP just above it (1.05 x 65 V): the
+# manual's rule OVP >= 1.05 x setpoint then admits every setpoint the envelope admits.
+N5700_OPEN_ENV = N5700_OPEN + [("VOLT:PROT:LEV 68.25", None), OK]
 
 
 def supply(pairs: list, **kw):
     return expected_protocol(
         KeysightN5700,
-        N5700_OPEN,
+        N5700_OPEN_ENV,
         pairs,
         envelope=SUPPLY_ENV,
         expected_idn=ExpectedIdn("Agilent Technologies", "N5767A"),
@@ -134,7 +137,7 @@ def test_n5700_envelope_refused_before_sending():
 
 def test_instrument_error_names_the_command():
     resource = ExpectedProtocolResource(
-        N5700_OPEN + [("VOLT 60", None), ("SYST:ERR?", '-222,"Data out of range"'), OK]
+        N5700_OPEN_ENV + [("VOLT 60", None), ("SYST:ERR?", '-222,"Data out of range"'), OK]
     )
     psu = KeysightN5700(resource, name="supply", address="A", envelope=SUPPLY_ENV)
     with pytest.raises(
