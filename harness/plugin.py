@@ -115,8 +115,7 @@ class CaseItem(pytest.Item):
 
         session = self.config.stash[_SESSION]
         recorder = AllureRecorder(self.case)
-        result = session.run(self.case, recorder)
-        recorder.finish(result)
+        result = session.run(self.case, recorder, on_finish=recorder.finish)
         self.stash[_OUTCOME] = result
         if result.outcome == "skipped":
             pytest.skip(result.message)

@@ -20,7 +20,8 @@ class ResultsWriter:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "results.jsonl"
-        self._fh = self.path.open("a", encoding="utf-8")
+        # A results directory holds one run: a new session starts the file afresh.
+        self._fh = self.path.open("w", encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
         self._fh.write(json.dumps(record, default=_jsonable, ensure_ascii=False) + "\n")

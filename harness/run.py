@@ -130,6 +130,10 @@ def run(
     records = read_results(out)
     summarize(records, out, console)
     _link_latest(out)
+    if records:
+        from reports.history import ingest_after_run
+
+        ingest_after_run(out)
     if code == pytest.ExitCode.OK:
         return EXIT_OK
     if code == pytest.ExitCode.TESTS_FAILED:

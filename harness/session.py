@@ -103,6 +103,8 @@ class BenchSession:
         self.spec = load_spec()
         self._bench_cm: Any = None
         self.bench: Any = None
+        #: Bench and device identity, read once while the bench is open (run.json, reports).
+        self.bench_info: dict[str, Any] = {}
         self.writer = ResultsWriter(self.results_dir) if self.results_dir else None
         self.started = dt.datetime.now(dt.UTC)
         self.counts: dict[str, int] = {}
@@ -126,6 +128,7 @@ class BenchSession:
 
             self._bench_cm = Bench.open(self.bench_file)
             self.bench = self._bench_cm.__enter__()
+            self.bench_info = _bench_info(self.bench)
             if self.sim_faults is not None:
                 self._inject_faults()
             self._write_run_info(final=False)
@@ -162,8 +165,13 @@ class BenchSession:
                 self.writer = None
 
     # -- cases --------------------------------------------------------------------------
-    def run(self, case: Any, recorder: Recorder | None = None) -> CaseOutcome:
-        """Run one case; never raises for a device failure or an untestable case."""
+    def run(
+        self, case: Any, recorder: Recorder | None = None, on_finish: Any = None
+    ) -> CaseOutcome:
+        """Run one case; never raises for a device failure or an untestable case.
+
+        ``on_finish(outcome)`` runs before the record is written (the Allure recorder
+        attaches the trace and makes the plot there, which the results directory keeps)."""
         from harness.procedures.runner import run_case
 
         recorder = recorder or Recorder()
@@ -202,11 +210,23 @@ class BenchSession:
             wall_s=time.perf_counter() - wall0,
             recorder=recorder,
         )
+        if on_finish is not None:
+            on_finish(result)
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
         self.bench_s_total += bench_s
         if self.writer is not None:
             self.writer.write(result.record())
+            self._save_plots(result)
         return result
+
+    def _save_plots(self, result: CaseOutcome) -> None:
+        """Keep each case's plot beside the results (the compliance report embeds them)."""
+        for name, data, mime in result.recorder.attachments:
+            if mime == "image/png" and self.results_dir is not None:
+                plots = self.results_dir / "plots"
+                plots.mkdir(exist_ok=True)
+                suffix = "" if name == "trace.png" else "-" + name.rsplit(".", 1)[0]
+                (plots / f"{result.case.id}{suffix}.png").write_bytes(data)
 
     # -- run description ----------------------------------------------------------------
     def _write_run_info(self, final: bool) -> None:
@@ -221,8 +241,7 @@ class BenchSession:
             "started_at": self.started.isoformat(timespec="seconds"),
             "sim_faults": str(self.sim_faults) if self.sim_faults else None,
         }
-        if self.bench is not None:
-            info.update(_bench_info(self.bench))
+        info.update(self.bench_info)
         if final:
             info["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             info["counts"] = dict(self.counts)

@@ -373,11 +373,6 @@ def test_end_to_end_sim_run_renders_its_report(sim_run: Path) -> None:
         assert any(r.startswith(f"P5 {P05_TRIP}") and "PASS" in r for r in dom.rows)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="harness/session.py rewrites run.json at close after the BMS link is closed, so "
-    "device_info() fails (suppressed) and the final run.json has no 'device'",
-)
 def test_end_to_end_report_header_has_the_device_read_from_the_bms(sim_run: Path) -> None:
     run = load_run(sim_run)
     assert (run.device_name, run.firmware) == ("1101-HIL1", "16.4")

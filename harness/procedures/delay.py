@@ -87,10 +87,10 @@ def transient_delay(rig: Rig, m: Measurement, flag: str, current_tol_a: float) -
     amps = _overcurrent_level(rig, 57, current_tol_a)
     base = 5.0
     rig.condition("discharging", current_a=base)
-    rig.wait(0.2)
+    rig.settle()
     with rig.rec.step(f"transient {base:g} A -> {amps:g} A (pulse 200 ms), scope armed"):
         rig.bench.load.configure_transient(
-            a_a=base, b_a=amps, a_width_s=0.5, b_width_s=0.2, mode="PULS"
+            a_a=base, b_a=amps, a_width_s=0.5, b_width_s=0.2, mode="pulse"
         )
         rig.bench.load.transient(True)
         scope.arm_single(timebase_s=0.5)
@@ -165,12 +165,13 @@ def lockout(rig: Rig, m: Measurement, current_tol_a: float, kind: str = "dischar
     else:
         rig.condition("discharging", current_a=5.0)
         rig.bench.load.configure_transient(
-            a_a=5.0, b_a=amps, a_width_s=0.5, b_width_s=0.2, mode="PULS"
+            a_a=5.0, b_a=amps, a_width_s=0.5, b_width_s=0.2, mode="pulse"
         )
         rig.bench.load.transient(True)
     locked = False
     for _ in range(limit + 2):
         if kind == "transient":
+            rig.settle(timeout_s=recovery_s + 10)  # past the soft start after a return
             rig.bench.load.trigger()
             rig.wait(0.3)
         trip_timeout = (rig.parameter(68) * 2 + 5) if kind == "discharge" else 1.0

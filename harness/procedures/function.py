@@ -12,41 +12,43 @@ from harness.procedures.record import Measurement
 from harness.procedures.rig import NOMINAL_CELL_V, STOPPED_A, Rig
 
 
-def soc_from_capacity(rig: Rig, m: Measurement) -> None:
-    """P59/P60: SOC is remaining / rated capacity; coulomb counting moves the remaining."""
+def soc_reported(rig: Rig, m: Measurement, write_ah: float | None = None) -> None:
+    """P59/P60: the reported SOC is remaining / full capacity (full = rated, P59), and
+    coulomb counting moves the remaining capacity with the current.
+
+    ``write_ah`` sets the remaining capacity first through the single write (0x49); the
+    measured value is the SOC the BMS reports."""
+    if write_ah is not None:
+        with rig.rec.step(f"write remaining capacity {write_ah:g} Ah (0x49)"):
+            rig.bench.bms.set_remaining_capacity(write_ah)
     rated = rig.parameter(59)
-    start_ah = round(rated * 0.80, 2)
-    rig.bench.bms.set_remaining_capacity(start_ah)
-    tele0 = rig.bench.bms.telemetry()
+    tele = rig.bench.bms.telemetry()
+    m.measured = float(tele.soc_pct)
     m.check(
         "rated capacity reported",
-        abs(tele0.rated_ah - rated) <= 0.01,
-        f"rated {tele0.rated_ah:g} Ah vs P59 {rated:g}",
+        abs(tele.rated_ah - rated) <= 0.01,
+        f"rated {tele.rated_ah:g} Ah vs P59 {rated:g} Ah",
     )
-    m.check(
-        "SOC = remaining / full",
-        abs(tele0.soc_pct - int(1000 * start_ah / tele0.full_ah) / 10) <= 0.1,
-        f"SOC {tele0.soc_pct:g} % at {start_ah:g} / {tele0.full_ah:g} Ah",
-    )
-    amps, hours = 20.0, 0.5
-    with rig.rec.step(f"discharge {amps:g} A for {hours * 60:g} min"):
+    amps, hours = 10.0, 0.25
+    with rig.rec.step(f"discharge {amps:g} A for {hours * 60:g} min: coulomb counting"):
         rig.condition("discharging", current_a=amps)
         rig.wait(hours * 3600)
         rig.condition("standby")
-    tele1 = rig.bench.bms.telemetry()
-    m.expected = round(start_ah - amps * hours, 3)
-    m.measured = float(tele1.remaining_ah)
-    m.note = "coulomb counting over 30 min at 20 A"
+    after = rig.bench.bms.telemetry()
+    moved = tele.remaining_ah - after.remaining_ah
+    want = amps * hours
+    m.check(
+        "coulomb counting",
+        abs(moved - want) <= max(0.01 * want, 0.02),
+        f"remaining moved by {moved:.3f} Ah for {want:g} Ah discharged",
+    )
+    m.note = f"{tele.remaining_ah:g} Ah of {tele.full_ah:g} Ah"
 
 
 def series_count(rig: Rig, m: Measurement) -> None:
     """P66: the telemetry carries as many cells as the configured series count."""
     tele = rig.bench.bms.telemetry()
     m.measured = float(len(tele.cell_v))
-
-
-def cell_count_matches(rig: Rig, m: Measurement) -> None:  # alias kept for plan names
-    series_count(rig, m)
 
 
 def gap_compensation(rig: Rig, m: Measurement, switch_on: bool = True) -> None:
@@ -89,54 +91,74 @@ def gap_compensation(rig: Rig, m: Measurement, switch_on: bool = True) -> None:
     m.check("charging resumes", False, f"still held at {pct:g} % SOC (rated {rated:g} Ah)")
 
 
-def cycle_count(rig: Rig, m: Measurement) -> None:
-    """P82: one cycle is counted once P82 % of the full capacity has been discharged."""
+def cycle_count(rig: Rig, m: Measurement, amps: float = 50.0) -> None:
+    """P82: one cycle is counted each time P82 % of the full capacity has been discharged.
+
+    The device's running total of discharged charge is not visible, so the measured share is
+    the charge discharged between two consecutive cycle increments (the pack is refilled
+    through the remaining-capacity write in between, which moves no charge)."""
     rated = rig.parameter(59)
-    rig.bench.bms.set_remaining_capacity(rated)
-    cycles0 = rig.bench.bms.telemetry().cycles
-    amps = min(100.0, rated)
-    share_step = 0.25  # %-points of capacity per poll
+    share_step = 0.25  # %-points of capacity per poll: the resolution
     step_s = rated * share_step / 100.0 / amps * 3600
+    rig.bench.bms.set_remaining_capacity(rated)
     rig.condition("discharging", current_a=amps)
-    t0 = rig.now()
-    deadline = t0 + 1.2 * 3600 * rated / amps
-    while rig.now() < deadline:
+    rig.settle()
+    # An increment seen at the first poll, or a jump of more than one, comes from charge the
+    # device had counted before this test (or from a smaller new capacity): its remainder is
+    # unknown, so timing starts only at an increment crossed during this discharge.
+    increments: list[float] = []
+    cycles = rig.bench.bms.telemetry().cycles
+    deadline = rig.now() + 3.5 * 3600 * rated / amps
+    polls = 0
+    while rig.now() < deadline and len(increments) < 2:
         rig.wait(step_s)
+        polls += 1
         tele = rig.bench.bms.telemetry()
-        if tele.cycles > cycles0:
-            m.measured = round((rig.now() - t0) * amps / 3600 / rated * 100, 3)
-            m.uncertainty = share_step
-            m.check("one cycle", tele.cycles == cycles0 + 1, f"cycles {cycles0} -> {tele.cycles}")
-            rig.condition("standby")
-            return
+        if tele.cycles > cycles:
+            if polls > 1 and tele.cycles - cycles == 1:
+                increments.append(rig.now())
+            cycles = tele.cycles
+            rig.bench.bms.set_remaining_capacity(rated)  # refill: keep clear of P80
+        elif tele.soc_pct < 20.0:
+            rig.bench.bms.set_remaining_capacity(rated)
     rig.condition("standby")
-    m.check("cycle counted", False, "no cycle counted after discharging 120 % of capacity")
+    if len(increments) < 2:
+        m.check(
+            "cycles counted",
+            False,
+            f"{len(increments)} cycle increments in {2.5 * 100:g} % of capacity",
+        )
+        return
+    m.measured = round((increments[1] - increments[0]) * amps / 3600 / rated * 100, 3)
+    m.uncertainty = 2 * share_step
 
 
 def impedance_compensation(
-    rig: Rig, m: Measurement, position_item: int, impedance_item: int, measure: str
+    rig: Rig, m: Measurement, position_item: int, impedance_item: int, measure: str, amps: float
 ) -> None:
     """P84-P87: the cell at the compensation position reads |I| x R higher while discharging.
 
-    ``measure`` is ``shift`` (the voltage shift, V, against |I| x R) or ``position`` (the
-    number of the cell whose reading moves)."""
+    ``measure`` is ``impedance`` (the shift divided by the current, in mOhm, against the
+    configured impedance) or ``position`` (the number of the cell whose reading moves)."""
     position = int(rig.parameter(position_item))
-    ohm = rig.parameter(impedance_item) / 1000.0
-    amps = 100.0
     idle = rig.bench.bms.telemetry().cell_v
     rig.condition("discharging", current_a=amps)
+    rig.settle()
     rig.wait(1.5)
     loaded = rig.bench.bms.telemetry()
     rig.condition("standby")
     shifts = [b - a for a, b in zip(idle, loaded.cell_v, strict=False)]
     moved = [i + 1 for i, s in enumerate(shifts) if abs(s) >= 0.005]
+    current = abs(loaded.current_a)
     if measure == "position":
         m.measured = float(moved[0]) if len(moved) == 1 else float("nan")
         m.check("one cell compensated", len(moved) == 1, f"cells whose reading moved: {moved}")
     else:
-        m.expected = round(abs(loaded.current_a) * ohm, 4) if m.expected is None else m.expected
-        m.measured = round(shifts[position - 1], 4)
-        m.note = f"cell {position} at {abs(loaded.current_a):.1f} A with {ohm * 1000:g} mOhm"
+        if current < 1.0:
+            m.check("current flows", False, f"discharge current {current:.2f} A")
+            return
+        m.measured = round(shifts[position - 1] / current * 1000.0, 3)
+        m.note = f"cell {position} moved {shifts[position - 1] * 1000:.1f} mV at {current:.1f} A"
 
 
 def balancing(rig: Rig, m: Measurement, condition: str, expect_on: bool) -> None:

@@ -56,13 +56,14 @@ def _bounds(param: Any, values: dict[int, float]) -> tuple[float, float]:
     return lo, hi
 
 
-def write_and_read_back(rig: Rig, m: Measurement, number: int) -> None:
-    """Write one parameter to a new legal value, read the block back, restore."""
+def write_and_read_back(rig: Rig, m: Measurement, number: int, value: float | None = None) -> None:
+    """Write one parameter to a new legal value (the plan's, or one chosen here), read the
+    block back, restore."""
     param = rig.spec.param(number)
     block = rig.bench.bms.read_parameters()
     current = float(block.values[number])
-    target = _candidate(param, current, dict(block.values))
-    if number == 60:
+    target = value if value is not None else _candidate(param, current, dict(block.values))
+    if number == 60 and value is None:
         # Remaining capacity travels in the block too; the device tracks it live, so the
         # written value is compared before any current can move it.
         target = round(current - 1.0, 2) if current >= 1.0 else round(current + 1.0, 2)
@@ -97,6 +98,9 @@ def out_of_range_refused(rig: Rig, m: Measurement, number: int, value: float) ->
             refused = True
             detail = str(exc)
     after = rig.bench.bms.read_parameters()
+    # The measured value is what the device holds afterwards: its configured value if the
+    # write was refused, the out-of-range value if it was wrongly accepted.
+    m.measured = float(after.values[number])
     m.check("write refused", refused, f"P{number} = {value:g} was accepted")
     changed = [
         n

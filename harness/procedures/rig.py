@@ -63,6 +63,8 @@ class Rig:
         self._load_a: float | None = None
         self._params_cache: dict[int, float] | None = None
         self.probes = 0
+        #: Voltage of the cells that do not move in a difference stimulus (plan ``base_v``).
+        self.difference_base_v = NOMINAL_CELL_V
 
     # -- time ---------------------------------------------------------------------------
     def now(self) -> float:
@@ -79,15 +81,26 @@ class Rig:
             self._params_cache = dict(self.bench.bms.read_parameters().values)
         return float(self._params_cache[number])
 
-    def configure(self, values: dict[int, float], switches: dict[int, bool]) -> bool:
+    def configure(
+        self,
+        values: dict[int, float],
+        switches: dict[int, bool],
+        explicit: frozenset[int] = frozenset(),
+    ) -> bool:
         """Bring the device's block to ``values``/``switches``: one whole-block write, and only
         when something differs. Returns True when a write happened."""
         block = self.bench.bms.read_parameters()
+        # Remaining capacity (P60) is live on the device: it is only written when asked for
+        # explicitly (``explicit``), or when it would exceed a new rated capacity (P59).
         differs = {
             n: v
             for n, v in values.items()
-            if n != 60 and not _same(block.values.get(n), v, self.spec.param(n).encoding.scale)
+            if (n != 60 or n in explicit)
+            and not _same(block.values.get(n), v, self.spec.param(n).encoding.scale)
         }
+        rated = differs.get(59, block.values.get(59))
+        if 60 not in differs and rated is not None and block.values.get(60, 0.0) > rated:
+            differs[60] = round(rated / 2, 2)
         sw_differs = {n: v for n, v in switches.items() if bool(block.switches.get(n)) != bool(v)}
         self._params_cache = dict(block.values)
         if not differs and not sw_differs:
@@ -172,14 +185,15 @@ class Rig:
             # A load pulse of ``value`` A for 100 ms on top of the condition's base current.
             base = self._condition_current_a
             self.bench.load.configure_transient(
-                a_a=base, b_a=abs(value), a_width_s=0.5, b_width_s=0.1, mode="PULS"
+                a_a=base, b_a=abs(value), a_width_s=0.5, b_width_s=0.1, mode="pulse"
             )
             self.bench.load.transient(True)
             self.bench.load.trigger()
         elif stimulus == "cell_difference":
-            # One cell lower than the others by ``value`` (cell failure difference, P61/P62).
-            volts = [NOMINAL_CELL_V] * CELLS
-            volts[cell - 1] = NOMINAL_CELL_V - value
+            # One cell lower than the others by ``value``; the others at the base voltage
+            # (nominal for the failure difference P61/P62, above P9 for balancing P63/P64).
+            volts = [self.difference_base_v] * CELLS
+            volts[cell - 1] = self.difference_base_v - value
             self.set_cells(volts)
         elif stimulus == "balance_difference":
             # The highest cell sits above the balancing voltage; the others ``value`` lower.
@@ -227,6 +241,34 @@ class Rig:
             return
         amps = self._load_a if self._load_a is not None else self._condition_current_a
         self.bench.load.set_current_a(amps)
+
+    def condition_flowing(self, obs: Observation) -> bool:
+        """Is the operating condition's current really flowing (not held back by a FET or by
+        the BMS's soft start after a FET closed)?"""
+        if self._condition == "discharging":
+            amps = self._load_a if self._load_a is not None else self._condition_current_a
+            return obs.discharge_fet and obs.load_a >= 0.9 * amps - 0.1
+        if self._condition == "charging":
+            amps = (
+                self._supply_limit_a
+                if self._supply_limit_a is not None
+                else self._condition_current_a
+            )
+            return obs.charge_fet and obs.supply_a >= 0.9 * amps - 0.1
+        return True
+
+    def settle(self, timeout_s: float = 10.0) -> Observation:
+        """Wait until the operating condition's current flows; a bench fault if it never does."""
+        obs = self.wait_until(self.condition_flowing, timeout_s=timeout_s, poll_s=0.1)
+        if obs is None:
+            last = self.observe(None)
+            raise BenchFault(
+                f"the {self._condition} current does not flow {timeout_s:g} s after the condition "
+                f"was set (supply {last.supply_a:.2f} A, load {last.load_a:.2f} A, charge FET "
+                f"{'closed' if last.charge_fet else 'open'}, discharge FET "
+                f"{'closed' if last.discharge_fet else 'open'})"
+            )
+        return obs
 
     # -- observations -------------------------------------------------------------------
     def status(self) -> Any:

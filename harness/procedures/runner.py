@@ -41,11 +41,14 @@ def prepare(rig: Rig, case: Any) -> None:
         values.update({int(k): float(v) for k, v in (case.overrides or {}).items()})
         switches = {s.number: s.default for s in spec.switches}
         switches.update({int(k): bool(v) for k, v in (case.switch_overrides or {}).items()})
-        wrote = rig.configure(values, switches)
-        rated = rig.parameter(59)
-        tele = rig.bench.bms.telemetry()
-        if abs(tele.remaining_ah - rated / 2) > 0.05:
-            rig.bench.bms.set_remaining_capacity(round(rated / 2, 2))
+        explicit = frozenset(int(k) for k in (case.overrides or {}))
+        wrote = rig.configure(values, switches, explicit)
+        if 60 not in explicit:
+            # SOC 50 % (DOMAIN.md's nominal bench), through the single remaining-capacity write.
+            rated = rig.parameter(59)
+            tele = rig.bench.bms.telemetry()
+            if abs(tele.remaining_ah - rated / 2) > 0.05:
+                rig.bench.bms.set_remaining_capacity(round(rated / 2, 2))
         settled = _wait_clean(rig, 3.0)
         if not settled:
             # Lock-outs and latched protections clear with a block write (BEHAVIOUR.md P71).
@@ -126,7 +129,8 @@ def _dispatch(rig: Rig, case: Any, m: Measurement) -> None:
         elif mode == "single_write":
             readback.remaining_capacity_single_write(rig, m, float(params.get("value", 75.0)))
         else:
-            readback.write_and_read_back(rig, m, number)
+            value = params.get("value")
+            readback.write_and_read_back(rig, m, number, None if value is None else float(value))
         return
     if kind in ("trip", "recovery"):
         run_threshold(rig, case, m)
@@ -160,18 +164,26 @@ def _dispatch(rig: Rig, case: Any, m: Measurement) -> None:
             raise BenchFault(f"no delay procedure for P{number}")
         return
     if kind == "function":
+        amps = abs(float(params.get("current_a", params.get("discharge_a", 20.0))))
         if number in (59, 60):
-            function.soc_from_capacity(rig, m)
+            write = params.get("remaining_ah")
+            function.soc_reported(
+                rig, m, None if write is None or 60 in (case.overrides or {}) else float(write)
+            )
         elif number == 66:
             function.series_count(rig, m)
         elif number == 81:
             function.gap_compensation(rig, m)
         elif number == 82:
-            function.cycle_count(rig, m)
+            function.cycle_count(rig, m, amps=amps)
         elif number in (84, 85):
-            function.impedance_compensation(rig, m, 84, 85, "position" if number == 84 else "shift")
+            function.impedance_compensation(
+                rig, m, 84, 85, "position" if number == 84 else "impedance", amps
+            )
         elif number in (86, 87):
-            function.impedance_compensation(rig, m, 86, 87, "position" if number == 86 else "shift")
+            function.impedance_compensation(
+                rig, m, 86, 87, "position" if number == 86 else "impedance", amps
+            )
         else:
             raise BenchFault(f"no function procedure for P{number}")
         return
@@ -209,12 +221,12 @@ def threshold_setup(rig: Rig, case: Any) -> tuple[threshold.ThresholdSetup, Any,
         stimulus, safe, res = STIMULI[quantity]
     if stimulus == "port":
         safe = rig.pack_v() + 2.0
+    tol = case.tolerance if case.tolerance is not None else res * 10
     sign = -1.0 if quantity == "discharge_current" else 1.0
     direction = trip.direction or "high"
     if sign < 0:
         direction = "high"  # searched in magnitude: the trip is a larger discharge current
     trip_value = abs(rig.parameter(trip.number)) if sign < 0 else rig.parameter(trip.number)
-    tol = case.tolerance if case.tolerance is not None else res * 10
     span = max(5 * tol, 0.1 * abs(trip_value - safe), 10 * res)
     far = trip_value + span if direction == "high" else trip_value - span
     if trip.number == 57:
@@ -236,6 +248,18 @@ def threshold_setup(rig: Rig, case: Any) -> tuple[threshold.ThresholdSetup, Any,
             0.001 if spec.param(trip.delay).unit == "mS" else 1.0
         )
     params = case.params or {}
+    # The plan's search range is in the spec's sign (discharge currents negative) and runs
+    # from the side where the function is quiet (trip) or active (recovery) to the other.
+    if "start" in params and "stop" in params:
+        start, stop = float(params["start"]), float(params["stop"])
+        if sign < 0:
+            start, stop = abs(start), abs(stop)
+        if case.kind == "recovery":
+            safe, far = stop, start
+        else:
+            safe, far = start, stop
+    res = float(params.get("resolution", res))
+    is_current = quantity in ("charge_current", "discharge_current")
     setup = threshold.ThresholdSetup(
         stimulus=params.get("stimulus", stimulus)
         if params.get("stimulus") in STIMULI_NAMES
@@ -243,13 +267,14 @@ def threshold_setup(rig: Rig, case: Any) -> tuple[threshold.ThresholdSetup, Any,
         direction=direction,
         flag=flag,
         action=action,
-        safe=float(params.get("safe", safe)),
-        far=float(params.get("far", far)),
-        resolution=float(params.get("resolution", res)),
+        safe=safe,
+        far=far,
+        resolution=res,
         dwell_s=float(params.get("dwell_s", 1.5 + delay_s)),
-        condition="any" if condition == "any" else condition,
+        condition=condition,
+        cell=int(params.get("cell", 1)),
         reset_timeout_s=max(10.0, rig.parameter(70) * 2 + 10)
-        if quantity in ("charge_current", "discharge_current") or trip.number == 57
+        if is_current or trip.number == 57
         else 15.0,
     )
     return setup, trip, int(sign)
@@ -260,8 +285,11 @@ STIMULI_NAMES = {s for s, _v, _r in STIMULI.values()} | {"balance_difference", "
 
 def run_threshold(rig: Rig, case: Any, m: Measurement) -> None:
     setup, trip, sign = threshold_setup(rig, case)
+    if "base_v" in (case.params or {}):
+        rig.difference_base_v = float(case.params["base_v"])
     if setup.condition in ("charging", "discharging", "charger"):
         rig.condition(setup.condition)
+        rig.settle()
     else:
         rig.condition("standby")
     if case.kind == "trip":
@@ -269,10 +297,7 @@ def run_threshold(rig: Rig, case: Any, m: Measurement) -> None:
         if obs is not None:
             threshold.judge_action(m, setup, obs, tripped=True)
     else:
-        trip_value = abs(rig.parameter(trip.number)) if sign < 0 else rig.parameter(trip.number)
-        tol = case.tolerance or setup.resolution * 10
-        drive = trip_value + 3 * tol if setup.direction == "high" else trip_value - 3 * tol
-        obs = threshold.find_recovery(rig, setup, drive, m)
+        obs = threshold.find_recovery(rig, setup, setup.far, m)
         if obs is not None:
             threshold.judge_action(m, setup, obs, tripped=False)
     if m.measured is not None:

@@ -29,11 +29,15 @@ def run(rig: Rig, case: Any, m: Measurement, on: bool) -> None:
     if special is not None:
         special(rig, m, on)
         return
-    governed = _governed_trip(rig, number)
+    params = case.params or {}
+    governed = (
+        rig.spec.param(int(params["param"])) if "param" in params else _governed_trip(rig, number)
+    )
     if governed is None:
         bit_read_back(rig, m, number, on)
         return
-    beyond_trip(rig, m, governed, on)
+    level = params.get("level")
+    beyond_trip(rig, m, governed, on, None if level is None else float(level))
 
 
 def bit_read_back(rig: Rig, m: Measurement, number: int, on: bool) -> None:
@@ -52,8 +56,9 @@ def _governed_trip(rig: Rig, number: int) -> Any | None:
     return None
 
 
-def beyond_trip(rig: Rig, m: Measurement, param: Any, on: bool) -> None:
-    """Drive the governed threshold three tolerances beyond its trip and observe."""
+def beyond_trip(rig: Rig, m: Measurement, param: Any, on: bool, level: float | None = None) -> None:
+    """Drive the governed threshold beyond its trip (the plan's level, or three tolerances)
+    and observe."""
     from harness.procedures.runner import (
         effective_tolerance,
         threshold_setup,  # runner imports this module
@@ -64,6 +69,8 @@ def beyond_trip(rig: Rig, m: Measurement, param: Any, on: bool) -> None:
     setup, trip, sign = threshold_setup(rig, fake)
     trip_value = abs(rig.parameter(trip.number)) if sign < 0 else rig.parameter(trip.number)
     value = trip_value + 3 * tol_abs if setup.direction == "high" else trip_value - 3 * tol_abs
+    if level is not None:
+        value = abs(level) if sign < 0 else level
     if setup.condition in ("charging", "discharging", "charger"):
         rig.condition(setup.condition)
     else:
@@ -87,8 +94,18 @@ def beyond_trip(rig: Rig, m: Measurement, param: Any, on: bool) -> None:
     else:
         if flowing is not None:
             m.check("current keeps flowing", flowing, "current stopped although the switch is off")
-        fets_ok = obs.charge_fet and obs.discharge_fet
-        m.check("FETs stay closed", fets_ok, "a FET opened although the switch is off")
+        # Only the FET this function would open: another row (a cell far below its
+        # undervoltage protection, say) may legitimately open the other one.
+        if setup.action in ("charge", "both"):
+            m.check(
+                "charge FET stays closed", obs.charge_fet, "charge FET opened with the switch off"
+            )
+        if setup.action in ("discharge", "both"):
+            m.check(
+                "discharge FET stays closed",
+                obs.discharge_fet,
+                "discharge FET opened with the switch off",
+            )
 
 
 def _temperature_sensor(rig: Rig, m: Measurement, on: bool) -> None:
@@ -138,8 +155,9 @@ def _wrap(fn: Any, **kw: Any):
     so the report reads "expected 1 (acts), measured 0" for an ignored switch."""
 
     def run_special(rig: Rig, m: Measurement, on: bool) -> None:
-        inner = Measurement(name=m.name, unit=m.unit)
-        fn(rig, inner, **{k: (on if v is ON else v) for k, v in kw.items()})
+        # Timed functions report in the unit of their delay; seconds unless they say.
+        inner = Measurement(name=m.name, unit=kw.get("unit", "second"))
+        fn(rig, inner, **{k: (on if v is ON else v) for k, v in kw.items() if k != "unit"})
         behaved = inner.outcome == "passed"
         acted = on if behaved else not on
         m.measured = 1.0 if acted else 0.0

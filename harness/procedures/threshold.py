@@ -68,7 +68,7 @@ def reset(rig: Rig, setup: ThresholdSetup) -> Observation:
     """Return the stimulus to the safe value and wait for the function to clear."""
     rig.apply(setup.stimulus, setup.safe, cell=setup.cell)
     obs = rig.wait_until(
-        lambda o: not _acted(o, setup) and _condition_restored(o, setup),
+        lambda o: not _acted(o, setup) and rig.condition_flowing(o),
         timeout_s=setup.reset_timeout_s,
         poll_s=setup.dwell_s,
         flag=setup.flag,
@@ -79,14 +79,6 @@ def reset(rig: Rig, setup: ThresholdSetup) -> Observation:
             f"stimulus returned to {setup.safe:g}"
         )
     return obs
-
-
-def _condition_restored(obs: Observation, setup: ThresholdSetup) -> bool:
-    if setup.condition == "charging":
-        return obs.charge_fet
-    if setup.condition == "discharging":
-        return obs.discharge_fet
-    return True
 
 
 class DeviceDidNotRecover(Exception):
