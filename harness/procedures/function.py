@@ -141,6 +141,10 @@ def impedance_compensation(
     ``measure`` is ``impedance`` (the shift divided by the current, in mOhm, against the
     configured impedance) or ``position`` (the number of the cell whose reading moves)."""
     position = int(rig.parameter(position_item))
+    # The board measures periodically: let a sample at rest be taken before the idle reading,
+    # or a reading compensated for an earlier current can still be reported.
+    rig.condition("standby")
+    rig.wait(1.0)
     idle = rig.bench.bms.telemetry().cell_v
     rig.condition("discharging", current_a=amps)
     rig.settle()
