@@ -96,6 +96,23 @@ class PlanFile(pytest.File):
             yield item
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Open the bench before the first case, so a bench that cannot be opened (bad file, an
+    instrument that does not answer or identifies wrongly, a refused faults file) is a usage
+    error of the run, not a failure of its first case."""
+    bms = session.config.stash.get(_SESSION, None)
+    if bms is None or not any(isinstance(i, CaseItem) for i in session.items):
+        return
+    if all(not getattr(i.case, "testable", True) for i in session.items if isinstance(i, CaseItem)):
+        return
+    try:
+        bms.open_bench()
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    except Exception as exc:
+        raise pytest.UsageError(f"cannot open the bench {bms.bench_file}: {exc}") from exc
+
+
 def _register_marker(config: pytest.Config, name: str) -> None:
     """Declare a marker before use, so plan-derived names never warn as unknown."""
     known = {line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")}

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 import harness
 from harness.results import read_results
@@ -155,25 +154,25 @@ def summarize(records: list[dict[str, Any]], out: Path, console: Console) -> Non
     wall_s = sum(r.get("wall_s") or 0 for r in records)
     bad = [r for r in records if r["outcome"] in ("failed", "error")]
     if bad:
-        table = Table(title="Failures", show_lines=False)
-        for col in ("test", "outcome", "expected", "measured", "tolerance", "why"):
-            table.add_column(col)
+        # One plain line per failure: complete ids and values, readable in a CI log too.
+        console.print("[bold]Failures[/] (measured against expected):")
         for r in bad:
-            table.add_row(
-                r["test_id"],
-                r["outcome"],
-                _fmt(r.get("expected"), r.get("unit")),
-                _fmt(r.get("measured"), r.get("unit")),
-                _fmt(r.get("tolerance"), r.get("unit")),
-                (r.get("message") or "")[:160],
+            unit = r.get("unit")
+            console.print(
+                f"  [red]{r['outcome'].upper()}[/] {r['test_id']}: measured "
+                f"{_fmt(r.get('measured'), unit)}, expected {_fmt(r.get('expected'), unit)} "
+                f"+- {_fmt(r.get('tolerance'), unit)} - {r.get('message') or ''}",
+                soft_wrap=True,
+                highlight=False,
             )
-        console.print(table)
     parts = [
         f"{counts.get(k, 0)} {k}" for k in ("passed", "failed", "error", "skipped") if counts.get(k)
     ]
     console.print(
         f"[bold]{', '.join(parts) or 'no results'}[/] in {len(records)} cases; bench time "
-        f"{_duration(bench_s)} (what a real bench would spend), wall {wall_s:.1f} s; results in {out}"
+        f"{_duration(bench_s)} (what a real bench would spend), wall {wall_s:.1f} s; "
+        f"results in {out}",
+        soft_wrap=True,
     )
 
 
