@@ -1,1 +1,3 @@
-"""Root conftest: the project's own tests live in tests/; the bms-hil plugin is loaded by entry point."""
+"""Root conftest: the project's own tests live in tests/.
+
+The bms-hil plugin is loaded through its pytest11 entry point, not from here."""

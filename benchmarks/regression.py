@@ -56,15 +56,11 @@ def main() -> int:
     print(f"exit code                  {proc.returncode}")
     print(f"wall time                  {wall:.1f} s on this machine (aim < 30 s)")
     print(f"bench time (virtual)       {bench_s:.0f} s = {bench_s / 3600:.2f} h")
-    print(
-        f"mandatory waits (spec)     {mandatory:.0f} s = {mandatory / 3600:.2f} h (sum of delay cases)"
-    )
+    print(f"mandatory waits (spec)     {mandatory:.0f} s = {mandatory / 3600:.2f} h (delay cases)")
     print(f"threshold probes           {probes} (bisection) vs {naive} (naive 1-step ramp)")
     if probes:
         print(f"probe ratio naive/search   {naive / probes:.1f} x")
-        print(
-            f"naive ramp bench time      {naive * DWELL_S / 3600:.2f} h for the threshold cases alone"
-        )
+        print(f"naive ramp bench time      {naive * DWELL_S / 3600:.2f} h (threshold cases alone)")
     return 0
 
 

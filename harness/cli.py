@@ -51,7 +51,9 @@ def run_command(
     suite: str = typer.Option("regression", "--suite", help="smoke | regression | soak"),
     keyword: str = typer.Option(None, "-k", help="select cases by id expression (pytest -k)"),
     marker: str = typer.Option(None, "-m", help="select cases by marker expression (pytest -m)"),
-    sim_faults: str = typer.Option(None, "--sim-faults", help="firmware deviations for the simulator"),
+    sim_faults: str = typer.Option(
+        None, "--sim-faults", help="firmware deviations for the simulator"
+    ),
     out: str = typer.Option(None, "--out", help="results directory (default results/run-<time>)"),
 ) -> None:
     """Run a suite on a bench with a progress display; exit 0 passed, 1 failed, 2 usage error."""
@@ -61,7 +63,9 @@ def run_command(
     from harness.session import SUITES
 
     if suite not in SUITES:
-        typer.echo(f"error: --suite: unknown suite {suite!r} (choose from {', '.join(SUITES)})", err=True)
+        typer.echo(
+            f"error: --suite: unknown suite {suite!r} (choose from {', '.join(SUITES)})", err=True
+        )
         raise typer.Exit(EXIT_USAGE)
     code = run(
         Path(bench) if bench else None,
@@ -166,7 +170,9 @@ class _HistoryGroup(typer.core.TyperGroup):
 
 
 history_app = typer.Typer(
-    cls=_HistoryGroup, no_args_is_help=True, add_completion=False,
+    cls=_HistoryGroup,
+    no_args_is_help=True,
+    add_completion=False,
     help="Run history database: `bmshil history ITEM` shows a trend; `ingest DIR` stores a run.",
 )
 app.add_typer(history_app, name="history")
@@ -237,8 +243,13 @@ def gate_command(
     from reports.gate import run_gate
 
     code, md = run_gate(
-        baseline, candidate, waivers_file=waivers, drift_share=drift,
-        allow_spec_change=allow_spec_change, allow_bench_change=allow_bench_change, db_url=db,
+        baseline,
+        candidate,
+        waivers_file=waivers,
+        drift_share=drift,
+        allow_spec_change=allow_spec_change,
+        allow_bench_change=allow_bench_change,
+        db_url=db,
     )
     typer.echo(md)
     if summary:

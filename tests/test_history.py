@@ -32,7 +32,10 @@ def three_runs(tmp_path: Path) -> tuple[Path, str]:
     for firmware, day, measured in RELEASES:
         run_dir = root / f"run-fw{firmware[0]}.{firmware[1]}"
         make_results_dir(
-            run_dir, select=_p5_p6, firmware=firmware, measured={P05_TRIP: measured},
+            run_dir,
+            select=_p5_p6,
+            firmware=firmware,
+            measured={P05_TRIP: measured},
             started_at=dt.datetime(2026, 1, day, 9, 0, tzinfo=dt.UTC),
         )
         history.ingest(run_dir)
@@ -101,15 +104,20 @@ def test_cli_history_ingest_and_default_show(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'h.sqlite'}"
     for firmware, day, measured in RELEASES:
         run_dir = tmp_path / f"run-{day}"
-        make_results_dir(run_dir, select=_p5_p6, firmware=firmware,
-                         measured={P05_TRIP: measured},
-                         started_at=dt.datetime(2026, 1, day, tzinfo=dt.UTC))
+        make_results_dir(
+            run_dir,
+            select=_p5_p6,
+            firmware=firmware,
+            measured={P05_TRIP: measured},
+            started_at=dt.datetime(2026, 1, day, tzinfo=dt.UTC),
+        )
         result = runner.invoke(app, ["history", "ingest", str(run_dir), "--db", url])
         assert result.exit_code == 0, result.output
         assert result.output.startswith("history run ")
     plot = tmp_path / "p5.png"
     result = runner.invoke(
-        app, ["history", "P5", "--db", url, "--kind", "trip", "--plot", str(plot)],
+        app,
+        ["history", "P5", "--db", url, "--kind", "trip", "--plot", str(plot)],
         env={"COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output

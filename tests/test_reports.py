@@ -205,8 +205,10 @@ class _Dom(HTMLParser):
             self._texts[len(self._open)].append(data)
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="chromium not installed "
-                    "(scripts/setup-reports.sh installs Debian's chromium)")
+@pytest.mark.skipif(
+    find_chromium() is None,
+    reason="chromium not installed (scripts/setup-reports.sh installs Debian's chromium)",
+)
 def test_report_renders_in_headless_chromium_and_prints_to_pdf(failing_run: Path) -> None:
     html_file, pdf_file = write_report(failing_run, pdf=True)
     dom = _Dom()
@@ -223,8 +225,9 @@ def test_report_renders_in_headless_chromium_and_prints_to_pdf(failing_run: Path
     assert "3.7 ± 0.002 V" in row and "FAIL" in row
     assert pdf_file.read_bytes()[:5] == b"%PDF-"
     if shutil.which("pdftotext"):
-        text = subprocess.run(["pdftotext", str(pdf_file), "-"], capture_output=True,
-                              text=True, check=True).stdout
+        text = subprocess.run(
+            ["pdftotext", str(pdf_file), "-"], capture_output=True, text=True, check=True
+        ).stdout
         assert "1101-HIL1" in text and "FAIL" in text
 
 
@@ -258,12 +261,19 @@ def _allure_result(directory: Path, name: str, status: str, message: str) -> Non
     directory.mkdir(parents=True, exist_ok=True)
     uid = f"{abs(hash(name)):032x}"[:32]
     result = {
-        "uuid": uid, "historyId": f"h-{name}", "testCaseId": f"t-{name}",
-        "fullName": f"test_plans.parameters.yaml#{name}", "name": name, "status": status,
+        "uuid": uid,
+        "historyId": f"h-{name}",
+        "testCaseId": f"t-{name}",
+        "fullName": f"test_plans.parameters.yaml#{name}",
+        "name": name,
+        "status": status,
         "statusDetails": {"message": message, "trace": message},
-        "start": 1767600000000, "stop": 1767600001000,
-        "labels": [{"name": "feature", "value": "cell voltage"},
-                   {"name": "item", "value": name[:3]}],
+        "start": 1767600000000,
+        "stop": 1767600001000,
+        "labels": [
+            {"name": "feature", "value": "cell voltage"},
+            {"name": "item", "value": name[:3]},
+        ],
     }
     (directory / f"{uid}-result.json").write_text(json.dumps(result), encoding="utf-8")
 
@@ -287,7 +297,9 @@ def test_environment_and_categories_files(failing_run: Path) -> None:
     assert "TCPIP0\\:\\:" not in text  # addresses are not part of the environment box
     cats = json.loads(allure_mod.write_categories(results).read_text())
     assert [c["name"] for c in cats][:2] == [
-        "Product defects (device out of spec)", "Bench errors (no verdict)"]
+        "Product defects (device out of spec)",
+        "Bench errors (no verdict)",
+    ]
     import re
 
     def java_full_match(pattern: str, text: str) -> bool:
@@ -314,8 +326,12 @@ def test_allure_html_by_the_real_tool_with_history(tmp_path: Path) -> None:
     for n in (1, 2):
         run_dir = runs / f"run-{n}"
         make_results_dir(run_dir, select=_small, measured={P05_TRIP: 3.70})
-        _allure_result(run_dir / "allure-results", P05_TRIP, "broken",
-                       "harness.plugin.CaseFailed: P05: trip: measured 3.7 V")
+        _allure_result(
+            run_dir / "allure-results",
+            P05_TRIP,
+            "broken",
+            "harness.plugin.CaseFailed: P05: trip: measured 3.7 V",
+        )
         report = allure_mod.generate(run_dir)
         assert report.index.is_file()
         assert report.history_store == runs / "allure-history" / "sim"
@@ -346,7 +362,10 @@ def sim_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("e2e") / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "harness", "run", "-k", "P05 or P06", "--out", str(out)],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return out

@@ -175,7 +175,8 @@ def balancing(rig: Rig, m: Measurement, condition: str, expect_on: bool) -> None
     m.check(
         "balancing " + ("runs" if expect_on else "stays off"),
         obs.flag == expect_on,
-        f"balancing {'on' if obs.flag else 'off'} with cell 1 at {top:.3f} V and difference {diff:.3f} V",
+        f"balancing {'on' if obs.flag else 'off'} with cell 1 at {top:.3f} V, "
+        f"difference {diff:.3f} V",
     )
 
 
@@ -311,7 +312,6 @@ def history_interval(rig: Rig, m: Measurement, working: bool, expect_records: bo
     """P76 / P77 / S59: history records every P76 minutes working, P77 in standby."""
     item = 76 if working else 77
     interval_s = rig.parameter(item) * 60
-    link = rig.bench.bms
     if working:
         rig.condition("charging")
     else:

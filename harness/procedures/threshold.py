@@ -188,13 +188,13 @@ def judge_action(m: Measurement, setup: ThresholdSetup, obs: Observation, *, tri
             m.check(
                 "charge current stopped",
                 obs.supply_a < STOPPED_A and not obs.charge_fet,
-                f"charge current {obs.supply_a:.2f} A, charge FET {'closed' if obs.charge_fet else 'open'}",
+                f"charge current {obs.supply_a:.2f} A, charge FET {_state(obs.charge_fet)}",
             )
         if setup.action in ("discharge", "both") and setup.condition == "discharging":
             m.check(
                 "discharge current stopped",
                 obs.load_a < STOPPED_A and not obs.discharge_fet,
-                f"discharge current {obs.load_a:.2f} A, discharge FET {'closed' if obs.discharge_fet else 'open'}",
+                f"discharge current {obs.load_a:.2f} A, discharge FET {_state(obs.discharge_fet)}",
             )
         if setup.action == "charge" and setup.condition != "charging":
             m.check("charge FET open", not obs.charge_fet, "charge FET still closed")
@@ -213,6 +213,10 @@ def judge_action(m: Measurement, setup: ThresholdSetup, obs: Observation, *, tri
                 obs.load_a >= STOPPED_A,
                 f"discharge current {obs.load_a:.2f} A after recovery",
             )
+
+
+def _state(closed: bool) -> str:
+    return "closed" if closed else "open"
 
 
 def naive_ramp_probes(safe: float, trip: float, resolution: float) -> int:
