@@ -78,6 +78,9 @@ class Faults:
     firmware: list[FirmwareFault] = field(default_factory=list)
     link: LinkFaults = field(default_factory=LinkFaults)
     source: str = "<none>"
+    #: Firmware version the device reports (0x51) instead of its factory one: a deviating
+    #: build identifies itself, so runs of different builds can be told apart in history.
+    version: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         self._index: dict[tuple[str, str, int], FirmwareFault] = {}
@@ -113,15 +116,16 @@ class Faults:
             return cls(source=source)
         if not isinstance(data, Mapping):
             raise ValueError(f"{source}: top level must be a mapping, got {data!r}")
-        unknown = set(data) - {"firmware", "link"}
+        unknown = set(data) - {"firmware", "link", "version"}
         if unknown:
             raise ValueError(f"{source}: unknown section(s) {sorted(unknown)}")
+        version = _parse_version(data.get("version"), source)
         firmware = [
             _parse_entry(entry, i, spec, source)
             for i, entry in enumerate(_as_list(data.get("firmware"), source))
         ]
         link = _parse_link(data.get("link"), source)
-        return cls(firmware=firmware, link=link, source=source)
+        return cls(firmware=firmware, link=link, source=source, version=version)
 
     # ------------------------------------------------------------------ queries
 
@@ -163,6 +167,7 @@ class Faults:
                 for f in self.firmware
             ],
             "link": {k: getattr(self.link, k) for k in LINK_KEYS},
+            **({"version": f"{self.version[0]}.{self.version[1]}"} if self.version else {}),
         }
 
 
@@ -252,3 +257,17 @@ def _parse_link(raw: Any, source: str) -> LinkFaults:
                 raise ValueError(f"{source}: link.{key} must be an integer >= 0, got {v!r}")
             values[key] = v
     return LinkFaults(**values)
+
+
+def _parse_version(value: Any, source: str) -> tuple[int, int] | None:
+    """``version: "16.5"`` -> (16, 5); each part one byte on the wire (0x51)."""
+    if value is None:
+        return None
+    parts = str(value).split(".")
+    try:
+        major, minor = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"{source}: version: {value!r} is not MAJOR.MINOR (e.g. 16.5)") from None
+    if not (0 <= major <= 255 and 0 <= minor <= 255):
+        raise ValueError(f"{source}: version: {value!r}: each part must be 0..255")
+    return (major, minor)

@@ -128,9 +128,10 @@ class BenchSession:
 
             self._bench_cm = Bench.open(self.bench_file)
             self.bench = self._bench_cm.__enter__()
-            self.bench_info = _bench_info(self.bench)
             if self.sim_faults is not None:
                 self._inject_faults()
+            # After the faults: a deviating simulated build reports its own version.
+            self.bench_info = _bench_info(self.bench)
             self._write_run_info(final=False)
         return self.bench
 

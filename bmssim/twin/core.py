@@ -1068,7 +1068,7 @@ class BmsTwin:
     def device_info(self) -> DeviceInfo:
         return DeviceInfo(
             name=self._model_name,
-            version=tuple(self.config.version),
+            version=tuple(self.faults.version or self.config.version),
             manufacturer=self.config.manufacturer,
         )
 
