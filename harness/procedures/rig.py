@@ -63,6 +63,8 @@ class Rig:
         self._load_a: float | None = None
         self._params_cache: dict[int, float] | None = None
         self.probes = 0
+        #: The stimulus value in force, logged with every observation (continuous traces).
+        self.stimulus_value: float | None = None
         #: Voltage of the cells that do not move in a difference stimulus (plan ``base_v``).
         self.difference_base_v = NOMINAL_CELL_V
 
@@ -164,6 +166,13 @@ class Rig:
 
     def apply(self, stimulus: str, value: float, cell: int = 1) -> None:
         """Set one stimulus, in the unit of the quantity it drives."""
+        self.stimulus_value = value
+        if self.rec.trace:
+            # The moment the stimulus changed, with the state last observed, so the trace
+            # (and its plot) shows when each value was applied, not only when it was read.
+            row = dict(self.rec.trace[-1])
+            row.update(t_s=round(self.now(), 3), stimulus=value, event="set")
+            self.rec.sample(**row)
         if stimulus == "cell":
             self.set_cell(cell, value)
         elif stimulus == "pack":
@@ -276,6 +285,8 @@ class Rig:
 
     def observe(self, flag: str | None, stimulus: float | None = None) -> Observation:
         """Read the BMS's report and the terminal current at this instant; log a trace row."""
+        if stimulus is None:
+            stimulus = self.stimulus_value
         st = self.status()
         supply_a = float(self.bench.supply.measure_current_a())
         load_a = float(self.bench.load.measure_current_a())
@@ -303,6 +314,7 @@ class Rig:
         )
         self.rec.sample(
             t_s=round(obs.t_s, 3),
+            event="observe",
             stimulus=stimulus,
             flag=int(raised),
             charge_fet=int(obs.charge_fet),
