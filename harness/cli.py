@@ -55,6 +55,9 @@ def run_command(
         None, "--sim-faults", help="firmware deviations for the simulator"
     ),
     out: str = typer.Option(None, "--out", help="results directory (default results/run-<time>)"),
+    reports: bool = typer.Option(
+        False, "--reports", help="also write the compliance report (HTML, PDF) and the Allure HTML"
+    ),
 ) -> None:
     """Run a suite on a bench with a progress display; exit 0 passed, 1 failed, 2 usage error."""
     from pathlib import Path
@@ -74,6 +77,7 @@ def run_command(
         Path(sim_faults) if sim_faults else None,
         Path(out) if out else None,
         marker=marker,
+        reports=reports,
     )
     raise typer.Exit(code)
 

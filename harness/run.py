@@ -77,8 +77,10 @@ def run(
     out: Path | None,
     marker: str | None = None,
     console: Console | None = None,
+    reports: bool = False,
 ) -> int:
-    """Run ``suite`` on ``bench`` and write the results directory ``out``."""
+    """Run ``suite`` on ``bench`` and write the results directory ``out``; with ``reports``,
+    also the compliance report (HTML, and PDF when Chromium is there) and the Allure HTML."""
     console = console or Console()
     out = Path(out) if out else default_out_dir()
     bench = Path(bench) if bench else harness.FIXTURES_DIR / "sim.yaml"
@@ -133,6 +135,8 @@ def run(
         from reports.history import ingest_after_run
 
         ingest_after_run(out)
+        if reports:
+            write_reports(out, console)
     if code == pytest.ExitCode.OK:
         return EXIT_OK
     if code == pytest.ExitCode.TESTS_FAILED:
@@ -200,3 +204,22 @@ def _link_latest(out: Path) -> None:
         latest.symlink_to(out.name)
     except OSError:
         pass
+
+
+def write_reports(out: Path, console: Console) -> None:
+    """Compliance HTML (+ PDF) and Allure HTML of a finished run. A missing tool (Chromium,
+    the Allure CLI) is reported and skipped: the run's own verdict does not depend on it."""
+    from reports.allure import AllureError, generate
+    from reports.compliance import ChromiumError, find_chromium, write_report
+    from reports.runs import ReportInputError
+
+    try:
+        for path in write_report(out, pdf=find_chromium() is not None):
+            console.print(f"report: {path}", soft_wrap=True)
+    except (ReportInputError, ChromiumError) as exc:
+        console.print(f"[yellow]report not written:[/] {exc}", soft_wrap=True)
+    try:
+        allure = generate(out)
+        console.print(f"allure: {allure.index}", soft_wrap=True)
+    except (ReportInputError, AllureError) as exc:
+        console.print(f"[yellow]allure report not written:[/] {exc}", soft_wrap=True)

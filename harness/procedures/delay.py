@@ -65,14 +65,14 @@ def overcurrent_delay(rig: Rig, m: Measurement, side: str, flag: str, current_to
     if scope is not None:
         delay = scope.delay_between_edges_s("current", "rise", "current", "fall")
         m.note = "timed on the scope (current edge to current edge)"
-        m.uncertainty = 0.001
+        m.uncertainty = to_unit(0.001, m.unit)  # the scope resolves 1 ms
         if delay is None:
             m.check("scope saw both edges", False, "no rising/falling current edge pair captured")
             return
     else:
         delay = end.t_s - t0
         m.note = f"timed by polling every {step:g} s"
-        m.uncertainty = step
+        m.uncertainty = to_unit(step, m.unit)
     m.measured = to_unit(delay, m.unit)
     m.check("flag reported", end.flag, f"{flag} not reported after the FET opened")
 
@@ -100,7 +100,7 @@ def transient_delay(rig: Rig, m: Measurement, flag: str, current_tol_a: float) -
     rig.bench.load.transient(False)
     delay = scope.delay_between_edges_s("current", "rise", "current", "fall")
     m.note = "timed on the scope: current step to current interruption"
-    m.uncertainty = 0.001
+    m.uncertainty = to_unit(0.001, m.unit)
     if delay is None:
         m.check("scope saw the interruption", False, "no falling current edge after the step")
         return
@@ -138,7 +138,7 @@ def overcurrent_recovery(rig: Rig, m: Measurement, current_tol_a: float) -> None
         )
         return
     m.measured = to_unit(back.t_s - tripped.t_s, m.unit)
-    m.uncertainty = 2 * step
+    m.uncertainty = to_unit(2 * step, m.unit)
     m.note = f"timed by polling every {step:g} s (trip and return both polled)"
 
 
