@@ -89,14 +89,18 @@ class Bench:
         """Bring the bench up, yield it, and leave it safe on every exit."""
         path = Path(path)
         config = load_bench_file(path)
-        with _signals_raise(), _launched(config, path) as (resolved, resolved_path):
-            bench = cls(resolved, resolved_path)
-            try:
-                bench._open_all()
-                yield bench
-            finally:
-                with _signals_deferred():
-                    bench._leave()
+        try:
+            with _signals_raise(), _launched(config, path) as (resolved, resolved_path):
+                bench = cls(resolved, resolved_path)
+                try:
+                    bench._open_all()
+                    yield bench
+                finally:
+                    with _signals_deferred():
+                        bench._leave()
+        except Terminated as exc:
+            # Safe state restored and the bench closed: end the process as SIGTERM asks.
+            raise SystemExit(128 + exc.signum) from None
 
     def _open_all(self) -> None:
         cfg = self.config
@@ -343,8 +347,20 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM while the bench is open.
+
+    A KeyboardInterrupt, so that whatever stops on Ctrl-C stops on SIGTERM too: pytest ends
+    the session instead of counting a SystemExit as one failed test and going on. Once the
+    bench has left its safe state behind, ``Bench.open`` turns it into SystemExit(143)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = signum
+
+
 def _raise_exit(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+    raise Terminated(signum)
 
 
 def _in_main_thread() -> bool:
@@ -353,7 +369,7 @@ def _in_main_thread() -> bool:
 
 @contextlib.contextmanager
 def _signals_raise() -> Iterator[None]:
-    """While the bench is open, SIGINT raises KeyboardInterrupt and SIGTERM SystemExit in the
+    """While the bench is open, SIGINT raises KeyboardInterrupt and SIGTERM Terminated in the
     main thread, so the context manager's exit (the safe state) runs for both."""
     if not _in_main_thread():
         yield

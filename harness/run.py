@@ -122,10 +122,13 @@ def run(
     try:
         code = pytest.main(args, plugins=[reporter])
     except KeyboardInterrupt:
-        console.print(
-            "[yellow]interrupted[/]: the bench was returned to its safe state; results kept"
-        )
         code = pytest.ExitCode.INTERRUPTED
+    if code == pytest.ExitCode.INTERRUPTED:
+        console.print(
+            "[yellow]interrupted[/] (Ctrl-C or SIGTERM): the bench was returned to its safe "
+            "state; the results of the cases that finished are kept",
+            soft_wrap=True,
+        )
     for err in reporter.errors:
         console.print(f"[red]error:[/] {err}")
     records = read_results(out)

@@ -266,7 +266,7 @@ def test_safe_state_on_signal(standalone_sim: BenchFile, tmp_path: Path, signum:
     finally:
         if child.poll() is None:
             child.kill()
-    # KeyboardInterrupt ends Python by re-raising SIGINT (-2); SIGTERM became SystemExit(143):
+    # KeyboardInterrupt ends Python by re-raising SIGINT (-2); SIGTERM exits 143 after the bench:
     # either way the process ended through the context manager's exit, not by the signal.
     assert code == (-signal.SIGINT if signum == signal.SIGINT else 128 + signal.SIGTERM)
     after = snapshot(standalone_sim.clock.address)

@@ -215,3 +215,32 @@ def test_a_faults_file_naming_an_unknown_item_is_refused(tmp_path: Path) -> None
     )
     assert code == 2, text
     assert "P99" in text and str(faults) in text
+
+
+def test_sigterm_stops_the_run_and_keeps_what_ran(tmp_path: Path) -> None:
+    """SIGTERM ends the whole run (not just the case it hits), the bench is left safe, and
+    every record written before it stays."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    results = out / "results.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if results.exists() and len(results.read_text().splitlines()) >= 20:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    text, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, text
+    assert "interrupted" in text
+    kept = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
+    assert 20 <= len(kept) < 300
+    assert all(r["outcome"] in ("passed", "skipped") for r in kept)
