@@ -4,6 +4,7 @@ and protection, gap compensation (P81), cycle counting (P82), charging activatio
 from __future__ import annotations
 
 import pytest
+from twin_support import configure, fresh_world
 
 from bmssim.world import World
 from harness.spec import load_spec
@@ -12,22 +13,13 @@ SPEC = load_spec()
 HOUR_MS = 3_600_000
 
 
-def configure(world: World, values=None, switches=None) -> None:
-    block = world.twin.read_block()
-    block.values.update(values or {})
-    block.switches.update(switches or {})
-    world.twin.write_block(block)
-
-
 def edges(world: World, signal: str, since: int = 0) -> list[tuple[int, float]]:
     return [(t, v) for t, s, v in world.bench.trace.events if s == signal and t >= since]
 
 
 @pytest.fixture
 def world() -> World:
-    w = World(SPEC)
-    w.advance(1000)
-    return w
+    return fresh_world()
 
 
 def test_factory_capacity_is_rated_100_remaining_50(world: World) -> None:

@@ -4,18 +4,12 @@
 from __future__ import annotations
 
 import pytest
+from twin_support import configure, fresh_world
 
 from bmssim.world import World
 from harness.spec import load_spec
 
 SPEC = load_spec()
-
-
-def configure(world: World, values=None, switches=None) -> None:
-    block = world.twin.read_block()
-    block.values.update(values or {})
-    block.switches.update(switches or {})
-    world.twin.write_block(block)
 
 
 def edges(world: World, signal: str, since: int = 0) -> list[tuple[int, float]]:
@@ -24,9 +18,7 @@ def edges(world: World, signal: str, since: int = 0) -> list[tuple[int, float]]:
 
 @pytest.fixture
 def world() -> World:
-    w = World(SPEC)
-    w.advance(1000)
-    return w
+    return fresh_world()
 
 
 def test_250_a_discharge_step_trips_in_30_ms(world: World) -> None:

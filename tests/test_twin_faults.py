@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from twin_support import configure
 
 from bmssim.faults import Faults, LinkFaults
 from bmssim.world import World
@@ -18,13 +19,6 @@ def world_with(*entries: dict) -> World:
     w = World(SPEC, faults=Faults.from_dict({"firmware": list(entries)}, SPEC))
     w.advance(1000)
     return w
-
-
-def configure(world: World, values=None, switches=None) -> None:
-    block = world.twin.read_block()
-    block.values.update(values or {})
-    block.switches.update(switches or {})
-    world.twin.write_block(block)
 
 
 def edges(world: World, signal: str, since: int = 0) -> list[tuple[int, float]]:

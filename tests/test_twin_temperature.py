@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from twin_support import configure, fresh_world
 
 from bmssim.twin import ohms_at, temperature_c
 from bmssim.world import World
@@ -14,18 +15,9 @@ from harness.spec import load_spec
 SPEC = load_spec()
 
 
-def configure(world: World, values=None, switches=None) -> None:
-    block = world.twin.read_block()
-    block.values.update(values or {})
-    block.switches.update(switches or {})
-    world.twin.write_block(block)
-
-
 @pytest.fixture
 def world() -> World:
-    w = World(SPEC)
-    w.advance(1000)
-    return w
+    return fresh_world()
 
 
 def test_ntc_formula_round_trip() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from twin_support import configure
 
 from bmssim.twin import decode_record
 from bmssim.world import World
@@ -13,13 +14,6 @@ from harness.spec import load_spec
 
 SPEC = load_spec()
 HOUR_MS = 3_600_000
-
-
-def configure(world: World, values=None, switches=None) -> None:
-    block = world.twin.read_block()
-    block.values.update(values or {})
-    block.switches.update(switches or {})
-    world.twin.write_block(block)
 
 
 @pytest.fixture

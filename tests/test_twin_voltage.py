@@ -4,6 +4,7 @@ low-voltage charge prohibition, cell difference, confirmation time, switches, me
 from __future__ import annotations
 
 import pytest
+from twin_support import configure, fresh_world
 
 from bmssim.twin import TwinConfig
 from bmssim.world import World
@@ -12,18 +13,9 @@ from harness.spec import load_spec
 SPEC = load_spec()
 
 
-def configure(world: World, values=None, switches=None) -> None:
-    block = world.twin.read_block()
-    block.values.update(values or {})
-    block.switches.update(switches or {})
-    world.twin.write_block(block)
-
-
 @pytest.fixture
 def world() -> World:
-    w = World(SPEC)
-    w.advance(1000)
-    return w
+    return fresh_world()
 
 
 def test_nominal_bench_reports_nothing(world: World) -> None:

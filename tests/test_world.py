@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from twin_support import fresh_world
 
 from bmssim.clock import VirtualClock
 from bmssim.world import World
@@ -16,9 +17,7 @@ SPEC = load_spec()
 
 @pytest.fixture
 def world() -> World:
-    w = World(SPEC)
-    w.advance(1000)
-    return w
+    return fresh_world()
 
 
 def test_clock_is_lockstep_integer_ms() -> None:
