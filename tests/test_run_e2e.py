@@ -244,3 +244,16 @@ def test_sigterm_stops_the_run_and_keeps_what_ran(tmp_path: Path) -> None:
     kept = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
     assert 20 <= len(kept) < 300
     assert all(r["outcome"] in ("passed", "skipped") for r in kept)
+
+
+@pytest.mark.parametrize("suite", ["smoke", "soak"])
+def test_smoke_and_soak_suites_pass_on_the_simulated_bench(tmp_path: Path, suite: str) -> None:
+    """Soak runs the default long delays (48 h standby shutdown, 10 h static balancing) on
+    the virtual clock; its cases idle for hours, which the BMS's own timers must not see
+    leaking from one case into the next."""
+    code, text, records = bmshil_run(tmp_path / "out", "--suite", suite)
+    assert code == 0, text
+    assert records and {r["outcome"] for r in records} <= {"passed", "skipped"}
+    if suite == "soak":
+        shutdown = by_id(records)["P78-standby-shutdown-delay"]
+        assert shutdown["measured"] == pytest.approx(48.0, abs=0.5)

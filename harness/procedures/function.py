@@ -198,7 +198,7 @@ def balancing_overtemperature(rig: Rig, m: Measurement, expect_inhibit: bool) ->
 def static_balancing_time(rig: Rig, m: Measurement, expect_stop: bool) -> None:
     """P65 / S51: static balancing stops after P65 hours (S51 on), or keeps going (off)."""
     expected_s = rig.parameter(65) * 3600
-    rig.condition("standby")
+    rig.restart_idle()
     obs = rig.probe("balance_difference", rig.parameter(63) + 0.020, "balancing", 2.0)
     if not obs.flag:
         m.check("balancing starts", False, "static balancing did not start")
@@ -344,7 +344,7 @@ def history_interval(rig: Rig, m: Measurement, working: bool, expect_records: bo
 def standby_shutdown(rig: Rig, m: Measurement, expect: bool) -> None:
     """P78 / S58: with no current for P78 hours the BMS shuts down (system state 'shutdown')."""
     expected_s = rig.parameter(78) * 3600
-    rig.condition("standby")
+    rig.restart_idle()
 
     def asleep(o) -> bool:
         return bool(o.flags.get("shutdown"))

@@ -345,6 +345,25 @@ class Rig:
                 return None
             self.wait(min(poll_s, max(deadline - self.now(), 0.001)))
 
+    def restart_idle(self) -> None:
+        """Start a standby period from now: a brief charge resets the BMS's idle timers
+        (standby shutdown, static balancing), which otherwise count from whenever the
+        current last flowed, possibly cases ago."""
+        with self.rec.step("brief charge: the standby period starts now"):
+            self.condition("charging")
+            self.wait(2.0)
+            self.condition("standby")
+
+    def wake_if_shut_down(self) -> bool:
+        """A BMS that slept through a long standby wakes when a charger appears."""
+        if not self.observe(None).flags.get("shutdown"):
+            return False
+        with self.rec.step("the BMS is shut down: charger on to wake it"):
+            self.condition("charger")
+            self.wait(2.0)
+            self.condition("standby")
+        return True
+
     # -- nominal state --------------------------------------------------------------------
     def nominal_stimuli(self) -> None:
         """Cells 3.300 V, NTCs 25 C, no current (DOMAIN.md's nominal bench)."""

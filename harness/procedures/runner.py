@@ -37,6 +37,7 @@ def prepare(rig: Rig, case: Any) -> None:
     spec = rig.spec
     with rig.rec.step("nominal state"):
         rig.nominal_stimuli()
+        rig.wake_if_shut_down()
         values = {p.number: p.default for p in spec.parameters}
         values.update({int(k): float(v) for k, v in (case.overrides or {}).items()})
         switches = {s.number: s.default for s in spec.switches}
@@ -50,6 +51,9 @@ def prepare(rig: Rig, case: Any) -> None:
             if abs(tele.remaining_ah - rated / 2) > 0.05:
                 rig.bench.bms.set_remaining_capacity(round(rated / 2, 2))
         settled = _wait_clean(rig, 3.0)
+        if not settled and rig.wake_if_shut_down():
+            # A shortened standby-shutdown delay just written can put an idle BMS to sleep.
+            settled = _wait_clean(rig, 3.0)
         if not settled:
             # Lock-outs and latched protections clear with a block write (BEHAVIOUR.md P71).
             if not wrote:
