@@ -44,9 +44,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         faults_file.write_text(faults)
         out[name] = root / name
         proc = bmshil("run", "--out", str(out[name]), "--sim-faults", str(faults_file))
-        # The conforming build passes the whole regression over the wire: every behaviour
-        # family of the twin, as the harness sees it; the deviating ones fail.
-        assert proc.returncode == (0 if name == "fw164" else 1), proc.stdout + proc.stderr
+        # The conforming build passes the whole regression over the wire (every behaviour
+        # family of the twin, as the harness sees it), and so does 16.6, whose deviation is
+        # inside tolerance (only the gate's drift check sees it); 16.5 fails.
+        assert proc.returncode == (1 if name == "fw165" else 0), proc.stdout + proc.stderr
     return out
 
 
