@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bmssim.tcp import TcpServer
+
 _log = logging.getLogger(__name__)
 
 VIRTUAL = "virtual"
@@ -42,13 +44,15 @@ class ControlError(Exception):
     """A request that cannot be served; its text goes back as ``error``."""
 
 
-class ControlServer:
+class ControlServer(TcpServer):
     """Serves the control channel for one World.
 
     The operations that depend on how the bench is assembled are passed in as callables
     (``set_faults(dict)``, ``reset()``, ``shutdown()``), so this module knows the World only
     through ``clock.now_ms``, ``advance(dt_ms)`` and ``snapshot()``.
     """
+
+    line_limit = MAX_LINE
 
     def __init__(
         self,
@@ -61,42 +65,22 @@ class ControlServer:
         port: int = 0,
         tick_s: float = 0.005,
     ) -> None:
+        super().__init__(host, port)
         self.world = world
         self._set_faults = set_faults
         self._reset = reset
         self._shutdown = shutdown
-        self.host = host
-        self._requested_port = port
         self.tick_s = tick_s
         self.mode = VIRTUAL
-        self._server: asyncio.base_events.Server | None = None
-        self._clients: set[asyncio.StreamWriter] = set()
         self._ticker: asyncio.Task[None] | None = None
-
-    @property
-    def port(self) -> int:
-        if self._server is None or not self._server.sockets:
-            raise RuntimeError("control channel is not started")
-        return int(self._server.sockets[0].getsockname()[1])
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    async def start(self) -> ControlServer:
-        self._server = await asyncio.start_server(
-            self._serve, self.host, self._requested_port, limit=MAX_LINE
-        )
-        return self
-
     async def stop(self) -> None:
         await self._stop_ticker()
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._clients):
-                writer.close()
-            await self._server.wait_closed()
-            self._server = None
+        await super().stop()
 
     # ------------------------------------------------------------------ time
 
@@ -190,39 +174,28 @@ class ControlServer:
             f"unknown op {op!r}; known: now, advance, mode, snapshot, faults, reset, shutdown"
         )
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._clients.add(writer)
-        try:
-            while True:
-                try:
-                    line = await reader.readline()
-                except (asyncio.LimitOverrunError, ValueError):
-                    writer.write(b'{"ok": false, "error": "request line too long"}\n')
-                    break
-                if not line:
-                    break
-                if not line.strip():
-                    continue
-                try:
-                    request = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    answer: dict[str, Any] = {"ok": False, "error": f"not JSON: {exc}"}
-                else:
-                    answer = self.handle(request)
-                writer.write(json.dumps(answer, default=_jsonable).encode() + b"\n")
-                await writer.drain()
-                if (
-                    answer.get("ok")
-                    and isinstance(request, dict)
-                    and request.get("op") == "shutdown"
-                ):
-                    self._shutdown()
-                    break
-        except ConnectionError:
-            pass
-        finally:
-            self._clients.discard(writer)
-            writer.close()
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                line = await reader.readline()
+            except (asyncio.LimitOverrunError, ValueError):
+                writer.write(b'{"ok": false, "error": "request line too long"}\n')
+                break
+            if not line:
+                break
+            if not line.strip():
+                continue
+            try:
+                request = json.loads(line)
+            except json.JSONDecodeError as exc:
+                answer: dict[str, Any] = {"ok": False, "error": f"not JSON: {exc}"}
+            else:
+                answer = self.handle(request)
+            writer.write(json.dumps(answer, default=_jsonable).encode() + b"\n")
+            await writer.drain()
+            if answer.get("ok") and isinstance(request, dict) and request.get("op") == "shutdown":
+                self._shutdown()
+                break
 
 
 def _jsonable(obj: Any) -> Any:

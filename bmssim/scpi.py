@@ -37,13 +37,14 @@ LAN instrument).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from bmssim.tcp import TcpServer
 
 _log = logging.getLogger(__name__)
 
@@ -641,7 +642,7 @@ class ScpiInstrument:
 # Server
 
 
-class ScpiServer:
+class ScpiServer(TcpServer):
     """Serves one :class:`ScpiInstrument` on a TCP socket (raw SCPI, ``\\n``-terminated).
 
     Runs in the caller's asyncio loop: ``server = ScpiServer(inst); await server.start();
@@ -649,67 +650,28 @@ class ScpiServer:
     closes it; ``async with ScpiServer(inst) as server:`` does both.
     """
 
-    def __init__(self, instrument: ScpiInstrument, host: str = "127.0.0.1", port: int = 0):
-        self.instrument = instrument
-        self.host = host
-        self._requested_port = port
-        self._server: asyncio.base_events.Server | None = None
-        self._clients: set[asyncio.StreamWriter] = set()
+    line_limit = 1 << 22
 
-    @property
-    def port(self) -> int:
-        if self._server is None or not self._server.sockets:
-            raise RuntimeError("ScpiServer is not started")
-        return int(self._server.sockets[0].getsockname()[1])
+    def __init__(self, instrument: ScpiInstrument, host: str = "127.0.0.1", port: int = 0):
+        super().__init__(host, port)
+        self.instrument = instrument
 
     @property
     def address(self) -> str:
         """The VISA resource string a client opens."""
         return f"TCPIP0::{self.host}::{self.port}::SOCKET"
 
-    async def start(self) -> ScpiServer:
-        self._server = await asyncio.start_server(
-            self._serve_client, self.host, self._requested_port, limit=1 << 22
-        )
-        return self
-
-    async def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        for writer in list(self._clients):
-            writer.close()
-        await self._server.wait_closed()
-        self._server = None
-
-    async def __aenter__(self) -> ScpiServer:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    async def _serve_client(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        self._clients.add(writer)
-        try:
-            while True:
-                try:
-                    line = await reader.readline()
-                except (asyncio.LimitOverrunError, ValueError):
-                    self.instrument.queue_error(ScpiError(-223, "Too much data"))
-                    break
-                if not line:
-                    break
-                text = line.decode("latin-1").rstrip("\r\n")
-                response = self.instrument.handle_message(text)
-                if response is not None:
-                    writer.write(response)
-                    await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            self._clients.discard(writer)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                line = await reader.readline()
+            except (asyncio.LimitOverrunError, ValueError):
+                self.instrument.queue_error(ScpiError(-223, "Too much data"))
+                break
+            if not line:
+                break
+            text = line.decode("latin-1").rstrip("\r\n")
+            response = self.instrument.handle_message(text)
+            if response is not None:
+                writer.write(response)
+                await writer.drain()

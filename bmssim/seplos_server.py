@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bmssim import seplos_codec as sc
+from bmssim.tcp import TcpServer
 from bmssim.twin.types import ParameterBlock
 
 _log = logging.getLogger(__name__)
@@ -288,7 +289,7 @@ def _twin_block(wire: sc.ParameterBlockWire) -> Any:
     )
 
 
-class SeplosServer:
+class SeplosServer(TcpServer):
     """Serves one :class:`SeplosDevice` on a pty and on a TCP port.
 
     ``await server.start()`` opens both; ``server.pty_path`` is the serial device path and
@@ -296,22 +297,17 @@ class SeplosServer:
     """
 
     def __init__(self, device: SeplosDevice, *, host: str = "127.0.0.1", tcp_port: int = 0):
+        super().__init__(host, tcp_port)
         self.device = device
-        self.host = host
-        self._requested_port = tcp_port
         self._master: int | None = None
         self._slave: int | None = None
         self.pty_path = ""
         self._pty_reader = sc.FrameReader()
-        self._tcp: asyncio.base_events.Server | None = None
-        self._clients: set[asyncio.StreamWriter] = set()
         self._pending: set[asyncio.TimerHandle] = set()
 
     @property
     def tcp_port(self) -> int:
-        if self._tcp is None or not self._tcp.sockets:
-            raise RuntimeError("SeplosServer is not started")
-        return int(self._tcp.sockets[0].getsockname()[1])
+        return self.port
 
     @property
     def tcp_url(self) -> str:
@@ -322,8 +318,7 @@ class SeplosServer:
         self._master, self._slave = open_raw_pty()
         self.pty_path = os.ttyname(self._slave)
         loop.add_reader(self._master, self._on_pty_readable)
-        self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self._requested_port)
-        return self
+        return await super().start()
 
     async def stop(self) -> None:
         for handle in list(self._pending):
@@ -336,12 +331,7 @@ class SeplosServer:
                 with contextlib.suppress(OSError):
                     os.close(fd)  # type: ignore[arg-type]
             self._master = self._slave = None
-        if self._tcp is not None:
-            self._tcp.close()
-            for writer in list(self._clients):
-                writer.close()
-            await self._tcp.wait_closed()
-            self._tcp = None
+        await super().stop()
 
     # ------------------------------------------------------------------ pty
 
@@ -370,8 +360,7 @@ class SeplosServer:
 
     # ------------------------------------------------------------------ tcp
 
-    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._clients.add(writer)
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         frames = sc.FrameReader()
 
         def write(data: bytes) -> None:
@@ -383,11 +372,8 @@ class SeplosServer:
                 for item in frames.feed(data):
                     self._send(self.device.handle(item), write)
                 await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except asyncio.IncompleteReadError:
             pass
-        finally:
-            self._clients.discard(writer)
-            writer.close()
 
     # ------------------------------------------------------------------ common
 
