@@ -177,6 +177,22 @@ def _plot_html(run: RunData, test_id: str) -> str:
 # --------------------------------------------------------------------------- tables
 
 
+#: Columns shown in a category table (the frame also holds hidden sort columns).
+_DISPLAY = [
+    "item",
+    "test",
+    "name",
+    "kind",
+    "spec value",
+    "tolerance",
+    "measured",
+    "margin",
+    "verdict",
+    "notes",
+    "plot",
+]
+
+
 def results_frame(run: RunData, spec: Any | None = None) -> pd.DataFrame:
     """One row per record in spec order, with the display columns and the raw ones used for
     grouping (``_category``, ``_outcome``)."""
@@ -205,23 +221,7 @@ def results_frame(run: RunData, spec: Any | None = None) -> pd.DataFrame:
                 "plot": _plot_html(run, rec["test_id"]),
             }
         )
-    columns = [
-        "_order",
-        "_category",
-        "_outcome",
-        "item",
-        "test",
-        "name",
-        "kind",
-        "spec value",
-        "tolerance",
-        "measured",
-        "margin",
-        "verdict",
-        "notes",
-        "plot",
-    ]
-    frame = pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=["_order", "_category", "_outcome", *_DISPLAY])
     if frame.empty:
         return frame
     return frame.sort_values("_order", kind="stable").reset_index(drop=True)
@@ -230,21 +230,6 @@ def results_frame(run: RunData, spec: Any | None = None) -> pd.DataFrame:
 def category_order(frame: pd.DataFrame) -> list[str]:
     """Categories in the spec order of their first row (frame already sorted)."""
     return list(dict.fromkeys(frame["_category"]))
-
-
-_DISPLAY = [
-    "item",
-    "test",
-    "name",
-    "kind",
-    "spec value",
-    "tolerance",
-    "measured",
-    "margin",
-    "verdict",
-    "notes",
-    "plot",
-]
 
 
 def category_table_html(frame: pd.DataFrame, category: str, table_id: str) -> str:
