@@ -8,65 +8,16 @@ writes cannot pass), reads the block again, compares within half a wire step, th
 
 from __future__ import annotations
 
-from typing import Any
-
 from harness.procedures.record import Measurement
 from harness.procedures.rig import Rig
 
 
-def _candidate(param: Any, current: float, values: dict[int, float]) -> float:
-    """A legal value different from ``current``: a few wire steps toward the middle of the
-    range, kept on the right side of the partner (a recovery stays below its high trip)."""
-    scale = param.encoding.scale
-    lo, hi = _bounds(param, values)
-    step = scale * 2
-    for candidate in (current - step, current + step, current - scale, current + scale):
-        if lo - 1e-9 <= candidate <= hi + 1e-9:
-            return round(candidate, 6)
-    return current
-
-
-def _bounds(param: Any, values: dict[int, float]) -> tuple[float, float]:
-    """The range a written value must respect, tightened by the partner's current value."""
-    lo, hi = -1e12, 1e12
-    rng = getattr(param, "range", None)
-    if rng is not None:
-        rmin = getattr(rng, "min", None)
-        rmax = getattr(rng, "max", None)
-        lo = rmin if rmin is not None else lo
-        hi = rmax if rmax is not None else hi
-    enc = param.encoding
-    span = (2 ** (8 * enc.bytes)) * enc.scale
-    if enc.signed:
-        lo, hi = max(lo, -span / 2 * 0.99), min(hi, span / 2 * 0.99)
-    else:
-        base = -enc.offset * enc.scale
-        lo, hi = max(lo, base), min(hi, base + span - enc.scale)
-    partner = getattr(param, "partner", None)
-    if partner is not None and partner in values:
-        other = values[partner]
-        gap = enc.scale
-        trip_is_me = param.kind != "recovery"
-        high = param.direction == "high"
-        # A high-side trip stays above its recovery; a low-side trip below it.
-        if trip_is_me:
-            lo, hi = (max(lo, other + gap), hi) if high else (lo, min(hi, other - gap))
-        else:
-            lo, hi = (lo, min(hi, other - gap)) if high else (max(lo, other + gap), hi)
-    return lo, hi
-
-
-def write_and_read_back(rig: Rig, m: Measurement, number: int, value: float | None = None) -> None:
-    """Write one parameter to a new legal value (the plan's, or one chosen here), read the
-    block back, restore."""
+def write_and_read_back(rig: Rig, m: Measurement, number: int, value: float) -> None:
+    """Write one parameter to the plan's new legal value, read the block back, restore."""
     param = rig.spec.param(number)
     block = rig.bench.bms.read_parameters()
     current = float(block.values[number])
-    target = value if value is not None else _candidate(param, current, dict(block.values))
-    if number == 60 and value is None:
-        # Remaining capacity travels in the block too; the device tracks it live, so the
-        # written value is compared before any current can move it.
-        target = round(current - 1.0, 2) if current >= 1.0 else round(current + 1.0, 2)
+    target = value
     m.expected = target
     m.tolerance = param.encoding.scale / 2
     with rig.rec.step(f"write P{number} = {target:g} {param.unit} (was {current:g}), read back"):

@@ -133,8 +133,9 @@ def _dispatch(rig: Rig, case: Any, m: Measurement) -> None:
         elif mode == "single_write":
             readback.remaining_capacity_single_write(rig, m, float(params.get("value", 75.0)))
         else:
-            value = params.get("value")
-            readback.write_and_read_back(rig, m, number, None if value is None else float(value))
+            if "value" not in params:
+                raise BenchFault(f"{case.id}: the plan gives no value to write")
+            readback.write_and_read_back(rig, m, number, float(params["value"]))
         return
     if kind in ("trip", "recovery"):
         run_threshold(rig, case, m)
