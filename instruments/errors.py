@@ -40,3 +40,15 @@ class BmsRejected(BenchError):
         self.code = code
         self.meaning = meaning
         super().__init__(f"BMS rejected {command}: RTN 0x{code:02X} ({meaning})")
+
+
+class BenchLost(BenchError):
+    """The bench stopped answering (an instrument, the simulator, or the BMS link silent for
+    a stated number of transactions): the run must stop, not go on case after case.
+
+    ``what`` names what stopped answering (``"BMS link on /dev/pts/5"``, ``"supply"``)."""
+
+    def __init__(self, what: str, detail: str) -> None:
+        self.what = what
+        self.detail = detail
+        super().__init__(f"bench lost: {what} stopped answering: {detail}")

@@ -3,20 +3,33 @@ through the map, whole-block writes, exceptions as BmsRejected, and what the map
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from pymodbus.exceptions import ConnectionException, ModbusIOException
 
 from harness.spec import load_spec
 from instruments.bms.modbus_link import ModbusLink, load_register_map, runs
-from instruments.errors import BmsLinkError, BmsRejected
+from instruments.errors import BenchLost, BmsLinkError, BmsRejected
 
 SPEC = load_spec()
 MAP = load_register_map()
 
 
+FUNCTION = {"ir": 4, "hr": 3, "di": 2, "co": 1, "w_hr": 16, "w_r": 6, "w_co": 15}
+
+
 class FakeClient:
-    """Holds the four tables as dicts of raw values, answering like pymodbus responses."""
+    """Holds the four tables as dicts of raw values, answering like pymodbus responses
+    (function code, registers or bits, echoed address and count for writes).
+
+    ``script`` (one entry per call, consumed in order; empty = answer normally):
+    ``"timeout"`` raises ``ModbusIOException`` as pymodbus does when no valid answer came,
+    ``"lost"`` raises ``ConnectionException``, ``"other"`` answers with another function's
+    answer, ``"short"`` with one register or bit too few. ``socket`` is an optional fake
+    pyserial port (RTU) whose ``in_waiting`` the link checks and drains."""
 
     def __init__(self) -> None:
         self.input = {r.address: 0 for r in MAP.input_registers}
@@ -30,13 +43,42 @@ class FakeClient:
         self.coils = {c.address: True for c in MAP.coils}
         self.calls: list[tuple[str, int, int]] = []
         self.refuse: int | None = None
+        self.script: list[str] = []
+        self.comm_params = SimpleNamespace(timeout_connect=0.5)
+        self.timeouts: list[float] = []
+        self.socket: Any = None
+        self.call_times: list[float] = []
 
     def _answer(self, table: dict, name: str, address: int, count: int, key: str):
         self.calls.append((name, address, count))
+        self.timeouts.append(self.comm_params.timeout_connect)
+        action = self.script.pop(0) if self.script else ""
+        if action == "timeout":
+            raise ModbusIOException("No response received after 0 retries")
+        if action == "lost":
+            raise ConnectionException("port gone")
+        if action.startswith("late"):  # "late:<s>": the answer comes, after the timeout
+            size = (
+                8
+                if name.startswith("w_")
+                else 5 + (2 * count if key == "registers" else (count + 7) // 8)
+            )
+            self.socket.arrive(float(action.partition(":")[2]), bytes(size))
+            raise ModbusIOException("No response received after 0 retries")
+        if self.socket is not None:
+            self.call_times.append(self.socket.now)
         if self.refuse is not None:
             return SimpleNamespace(isError=lambda: True, exception_code=self.refuse)
         values = [table[a] for a in range(address, address + count)]  # KeyError = address 02
-        return SimpleNamespace(isError=lambda: False, **{key: values})
+        code = FUNCTION[name]
+        if action == "other":
+            code = 1 if code != 1 else 2
+        if action == "short":
+            values = values[:-1]
+        fields = {key: values} if not name.startswith("w_") or name == "w_r" else {}
+        return SimpleNamespace(
+            isError=lambda: False, function_code=code, address=address, count=count, **fields
+        )
 
     def read_input_registers(self, address, *, count, device_id):
         return self._answer(self.input, "ir", address, count, "registers")
@@ -66,9 +108,9 @@ class FakeClient:
         pass
 
 
-def make() -> tuple[ModbusLink, FakeClient]:
+def make(**kw: Any) -> tuple[ModbusLink, FakeClient]:
     client = FakeClient()
-    return ModbusLink("fake", spec=SPEC, register_map=MAP, client=client), client
+    return ModbusLink("fake", spec=SPEC, register_map=MAP, client=client, **kw), client
 
 
 def by_name(name: str) -> int:
@@ -143,3 +185,162 @@ def test_a_map_missing_a_flag_is_refused_at_open():
     partial.discrete_inputs.pop(0)
     with pytest.raises(BmsLinkError, match="lacks flag.voltage_sensor_fault"):
         ModbusLink("fake", spec=SPEC, register_map=partial, client=FakeClient())
+
+
+# -- the transaction policy -------------------------------------------------------------
+
+
+class FakeRtuPort:
+    """The pyserial port under an RTU client, in virtual time: ``in_waiting``, ``read`` and
+    ``timeout`` as the link uses them to drain; ``arrive`` schedules bytes."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.timeout: float | None = 0.5
+        self.buffer = b""
+        self.pending: list[tuple[float, bytes]] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def arrive(self, delay_s: float, data: bytes) -> None:
+        self.pending.append((self.now + delay_s, data))
+        self.pending.sort(key=lambda p: p[0])
+
+    def _deliver(self) -> None:
+        while self.pending and self.pending[0][0] <= self.now:
+            self.buffer += self.pending.pop(0)[1]
+
+    @property
+    def in_waiting(self) -> int:
+        self._deliver()
+        return len(self.buffer)
+
+    def read(self, n: int) -> bytes:
+        deadline = self.now + (self.timeout or 0.0)
+        self._deliver()
+        while len(self.buffer) < n and self.pending and self.pending[0][0] <= deadline:
+            self.now = max(self.now, self.pending[0][0])
+            self._deliver()
+        if len(self.buffer) < n:
+            self.now = max(deadline, math.nextafter(self.now, math.inf))
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+
+def rtu(**kw: Any) -> tuple[ModbusLink, FakeClient, FakeRtuPort]:
+    port = FakeRtuPort()
+    link, client = make(clock=port.clock, **kw)
+    client.socket = port
+    return link, client, port
+
+
+@pytest.mark.parametrize("baud", [9600, 19200])
+def test_timeout_is_rtu_line_time_plus_margin(baud: int):
+    link, client = make(baud=baud, timeout_s=0.5)
+    link.telemetry()
+    counts = [count for _, _, count in client.calls]
+    expected = [(8 + 5 + 2 * n) * 10 / baud + 0.5 for n in counts]
+    assert client.timeouts == pytest.approx(expected)
+    link.status()
+    bits = [n for name, _, n in client.calls if name == "di"]
+    assert client.timeouts[-len(bits) :] == pytest.approx(
+        [(8 + 5 + (n + 7) // 8) * 10 / baud + 0.5 for n in bits]
+    )
+    assert link.timeout_for(8, 255) - 0.5 == pytest.approx(263 * 10 / baud)
+
+
+def test_timeout_on_tcp_is_the_margin():
+    link, client = make(transport="tcp", timeout_s=0.3)
+    link.telemetry()
+    assert set(client.timeouts) == {0.3}
+
+
+def test_retries_are_bounded_naming_every_problem():
+    link, client = make(retries=3)
+    client.script = ["timeout"] * 4
+    with pytest.raises(BmsLinkError, match=r"telemetry over Modbus fake.*4 attempts") as err:
+        link.telemetry()
+    assert str(err.value).count("no valid answer within") == 4
+    assert len(client.calls) == 4
+    assert link.stats["timeouts"] == 4 and link.stats["retries"] == 3
+
+
+def test_a_timeout_is_retried():
+    link, client = make()
+    client.script = ["timeout"]
+    assert len(link.telemetry().cell_v) == 16
+    assert link.stats["timeouts"] == 1 and link.stats["retries"] == 1
+
+
+@pytest.mark.parametrize("action", ["other", "short"])
+def test_an_answer_that_does_not_fit_the_request_is_refused(action: str):
+    link, client = make()
+    client.script = [action]
+    assert len(link.telemetry().cell_v) == 16
+    assert link.stats["corrupt"] == 1 and link.stats["retries"] == 1
+    link, client = make(retries=1)
+    client.script = [action] * 2
+    with pytest.raises(
+        BmsLinkError, match="answer refused: (function code 1, expected 4|.* registers, expected)"
+    ):
+        link.telemetry()
+
+
+def test_a_write_must_echo_its_address_and_count():
+    link, client = make(retries=0)
+    client.script = ["other"]
+    with pytest.raises(BmsLinkError, match="set remaining capacity.*function code"):
+        link.set_remaining_capacity(42.5)
+
+
+def test_lost_after_consecutive_failures_and_reset_by_a_valid_answer():
+    link, client = make(retries=0, lost_after=2)
+    client.script = ["timeout", "", "timeout"]
+    with pytest.raises(BmsLinkError):
+        link.set_remaining_capacity(1.0)
+    assert link.consecutive_failures == 1
+    link.set_remaining_capacity(1.0)
+    assert link.consecutive_failures == 0
+    with pytest.raises(BmsLinkError):
+        link.set_remaining_capacity(1.0)
+    client.script = ["timeout"]
+    with pytest.raises(BenchLost, match="BMS link on fake") as lost:
+        link.set_remaining_capacity(1.0)
+    assert "2 consecutive exchanges" in lost.value.detail
+
+
+def test_an_exception_answer_is_an_answer():
+    link, client = make(retries=0, lost_after=2)
+    client.script = ["timeout"]
+    with pytest.raises(BmsLinkError):
+        link.set_remaining_capacity(1.0)
+    client.refuse = 0x03
+    with pytest.raises(BmsRejected):
+        link.set_remaining_capacity(1.0)
+    assert link.consecutive_failures == 0
+
+
+def test_a_lost_connection_is_bench_lost_at_once():
+    link, client = make(retries=3)
+    client.script = ["lost"]
+    with pytest.raises(BenchLost, match="BMS link on fake"):
+        link.telemetry()
+    assert len(client.calls) == 1
+
+
+def test_rtu_late_answer_is_drained_before_the_retry():
+    link, client, port = rtu(late_guard_s=1.0)
+    client.script = ["late:0.3"]
+    link.set_remaining_capacity(1.0)
+    assert client.call_times == [pytest.approx(0.3)]  # the retry came after the late bytes
+    assert port.in_waiting == 0
+    assert link.stats["timeouts"] == 1 and link.stats["stale_discarded"] == 1
+
+
+def test_rtu_bytes_waiting_before_a_request_cost_an_attempt():
+    link, client, port = rtu()
+    port.arrive(0.0, bytes(8))
+    link.set_remaining_capacity(1.0)
+    assert len(client.calls) == 1 and link.stats["retries"] == 1
+    assert link.stats["stale_discarded"] == 1 and port.in_waiting == 0

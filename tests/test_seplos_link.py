@@ -3,16 +3,18 @@ against a fake serial port (retries, bounds, never acting on a corrupt frame).""
 
 from __future__ import annotations
 
-import time
+import dataclasses
+import math
 from collections.abc import Callable
 
 import pytest
+import serial
 
 from harness.spec import load_spec
 from instruments.bms import seplos_codec as codec
 from instruments.bms.seplos_link import SeplosLink
 from instruments.bmslink import ControlAction, ControlItem
-from instruments.errors import BmsLinkError, BmsRejected
+from instruments.errors import BenchLost, BmsLinkError, BmsRejected
 
 SPEC = load_spec()
 
@@ -285,26 +287,67 @@ def test_block_refuses_a_value_its_field_cannot_carry():
 
 
 class FakeSerial:
-    """A serial port whose far end is ``respond(request_frame) -> reply bytes | None``."""
+    """A serial port in virtual time whose far end is ``respond(request_frame) -> reply``.
 
-    def __init__(self, respond: Callable[[codec.Frame], bytes | None]) -> None:
+    A reply is ``None`` (silence), bytes (they arrive at once) or a list of
+    ``(delay_s, bytes)`` chunks, each arriving ``delay_s`` after the request. ``read``
+    behaves like pyserial's (wait for ``n`` characters or the timeout) by moving the
+    virtual clock ``now`` to the next arrival or to the timeout; nothing sleeps.
+    ``fail`` (an exception) is raised by the next read or write: the port went away.
+    """
+
+    def __init__(self, respond: Callable[[codec.Frame], Reply]) -> None:
         self.respond = respond
+        self.now = 0.0
+        self.timeout: float | None = 0.05
         self.buffer = b""
-        self.timeout = 0.05
+        self.pending: list[tuple[float, bytes]] = []  # (arrival time, characters)
         self.requests: list[codec.Frame] = []
+        self.sent_at: list[float] = []
+        self.fail: Exception | None = None
+
+    def clock(self) -> float:
+        return self.now
+
+    def arrive(self, delay_s: float, data: bytes) -> None:
+        """Schedule ``data`` to arrive ``delay_s`` from now (line noise, a stale frame)."""
+        self.pending.append((self.now + delay_s, data))
+        self.pending.sort(key=lambda p: p[0])
+
+    def _deliver(self) -> None:
+        while self.pending and self.pending[0][0] <= self.now:
+            self.buffer += self.pending.pop(0)[1]
+
+    @property
+    def in_waiting(self) -> int:
+        if self.fail:
+            raise self.fail
+        self._deliver()
+        return len(self.buffer)
 
     def write(self, data: bytes) -> int:
+        if self.fail:
+            raise self.fail
         frame = codec.decode_frame(data)
         self.requests.append(frame)
-        reply = self.respond(frame)
-        if reply is not None:
-            self.buffer += reply
+        self.sent_at.append(self.now)
+        answer = self.respond(frame)
+        if isinstance(answer, bytes):
+            answer = [(0.0, answer)]
+        for delay_s, chunk in answer or []:
+            self.arrive(delay_s, chunk)
         return len(data)
 
     def read(self, n: int) -> bytes:
-        if not self.buffer:
-            time.sleep(min(self.timeout, 0.01))
-            return b""
+        if self.fail:
+            raise self.fail
+        deadline = self.now + (self.timeout or 0.0)
+        self._deliver()
+        while len(self.buffer) < n and self.pending and self.pending[0][0] <= deadline:
+            self.now = max(self.now, self.pending[0][0])
+            self._deliver()
+        if len(self.buffer) < n:  # pyserial: what there is once the timeout has passed
+            self.now = max(deadline, math.nextafter(self.now, math.inf))
         data, self.buffer = self.buffer[:n], self.buffer[n:]
         return data
 
@@ -318,9 +361,14 @@ class FakeSerial:
         pass
 
 
-def link_to(respond: Callable[[codec.Frame], bytes | None], **kw) -> tuple[SeplosLink, FakeSerial]:
+Reply = bytes | list[tuple[float, bytes]] | None
+
+
+def link_to(respond: Callable[[codec.Frame], Reply], **kw) -> tuple[SeplosLink, FakeSerial]:
     port = FakeSerial(respond)
-    return SeplosLink("fake://", spec=SPEC, timeout_s=0.05, serial_port=port, **kw), port
+    kw.setdefault("timeout_s", 0.05)
+    link = SeplosLink("fake://", spec=SPEC, serial_port=port, clock=port.clock, **kw)
+    return link, port
 
 
 def reply(info: bytes = b"", rtn: int = 0, adr: int = 0) -> bytes:
@@ -436,3 +484,214 @@ def test_control_and_remaining_capacity_frames():
         b"~20004645A00600001FFC5D\r",
         b"~200046498008003B1D4CFBD6\r",
     ]
+
+
+# -- the transaction policy (virtual time: nothing sleeps) ------------------------------
+
+TELEMETRY_INFO = frame_of(TELEMETRY_1).info
+STATUS_ANSWER = STATUS.encode() + b"\r"
+
+
+def numbered(n: int) -> bytes:
+    """A telemetry answer whose remaining capacity says which request it answers."""
+    t, extras = codec.decode_telemetry(TELEMETRY_INFO)
+    return reply(codec.encode_telemetry(dataclasses.replace(t, remaining_ah=float(n)), extras))
+
+
+class Numbering:
+    """Answers request k with ``numbered(k)``; ``late`` maps k to its delay in seconds."""
+
+    def __init__(self, late: dict[int, float] | None = None) -> None:
+        self.late = late or {}
+        self.count = 0
+
+    def __call__(self, frame: codec.Frame) -> Reply:
+        self.count += 1
+        return [(self.late.get(self.count, 0.0), numbered(self.count))]
+
+
+def test_a_late_answer_is_drained_before_the_retry_and_never_read_later():
+    device = Numbering(late={1: 0.6})  # beyond the 0.5 s margin + line time
+    link, port = link_to(device, timeout_s=0.5)
+    timeout = link.timeout_for(codec.CID2_TELEMETRY, 20)
+    assert 0.5 < timeout < 0.6
+    assert link.telemetry().remaining_ah == 2  # the retry's answer
+    assert port.sent_at[1] >= 0.6  # the retry waited for the late answer and dropped it
+    assert link.telemetry().remaining_ah == 3  # the next exchange: its own answer
+    assert link.stats == {
+        "exchanges": 2,
+        "retries": 1,
+        "timeouts": 1,
+        "corrupt": 0,
+        "stale_discarded": 1,
+    }
+
+
+def test_an_answer_later_than_the_guard_is_discarded_when_it_shows_up():
+    device = Numbering(late={1: 0.9})
+    link, port = link_to(device, timeout_s=0.5, late_guard_s=0.2)
+    assert link.telemetry().remaining_ah == 2  # guard passed without it; the retry answered
+    port.now += 1.0  # the procedure waits; meanwhile answer 1 arrives
+    assert port.in_waiting > 0
+    # The next exchange finds it waiting: discarded, the attempt counted, request 3 answered.
+    assert link.telemetry().remaining_ah == 3
+    assert len(port.requests) == 3 and port.in_waiting == 0
+    # (the first drain found nothing within its guard: nothing discarded there)
+    assert link.stats["stale_discarded"] == 1 and link.stats["retries"] == 2
+
+
+def test_characters_waiting_before_a_request_cost_an_attempt():
+    link, port = link_to(Numbering())
+    port.arrive(0.0, numbered(99))  # a stale frame already on the line
+    assert link.telemetry().remaining_ah == 1
+    assert len(port.requests) == 1 and link.stats["retries"] == 1
+    assert link.stats["stale_discarded"] == 1
+    link, port = link_to(Numbering(), retries=0)
+    port.arrive(0.0, numbered(98))
+    with pytest.raises(BmsLinkError, match="characters waiting before the request"):
+        link.telemetry()
+    assert port.requests == []
+
+
+def test_a_second_answer_on_the_line_makes_the_exchange_ambiguous():
+    answers = [[(0.0, numbered(1)), (0.0, numbered(1))], numbered(2)]
+    link, port = link_to(lambda f: answers.pop(0))
+    assert link.telemetry().remaining_ah == 2
+    assert len(port.requests) == 2 and link.stats["stale_discarded"] == 1
+
+
+@pytest.mark.parametrize("cid2", [codec.CID2_READ_PARAMETERS, codec.CID2_PROTOCOL_VERSION])
+def test_timeout_is_line_time_of_request_and_answer_plus_margin(cid2: int):
+    slow, fast = (
+        SeplosLink("fake://", spec=SPEC, serial_port=FakeSerial(lambda f: None), baud=b)
+        for b in (9600, 19200)
+    )
+    answer_chars = {codec.CID2_READ_PARAMETERS: 18 + 2 * 169, codec.CID2_PROTOCOL_VERSION: 18}
+    chars = 20 + answer_chars[cid2]
+    assert slow.timeout_for(cid2, 20) == pytest.approx(chars * 10 / 9600 + 0.5)
+    assert fast.timeout_for(cid2, 20) == pytest.approx(chars * 10 / 19200 + 0.5)
+    assert slow.timeout_for(cid2, 20) - 0.5 == pytest.approx(2 * (fast.timeout_for(cid2, 20) - 0.5))
+
+
+def test_timeouts_scale_with_baud_rate_and_answer_length_on_the_wire():
+    line_9600 = (20 + 18 + 2 * 169) * 10 / 9600
+    delay = 0.5 + 0.75 * line_9600  # inside the 9600 timeout, beyond the 19200 one
+    for baud, timeouts in ((9600, 0), (19200, 1)):
+        bms = FakeBms()
+        first = [True]
+
+        def respond(frame: codec.Frame, bms=bms, first=first) -> Reply:
+            answer = bms(frame)
+            if first[0]:
+                first[0] = False
+                return [(delay, answer)]
+            return answer
+
+        link, port = link_to(respond, timeout_s=0.5, baud=baud)
+        assert link.read_parameters().values[1] == pytest.approx(3.5)
+        assert link.stats["timeouts"] == timeouts, baud
+        assert len(port.requests) == 1 + timeouts
+    # the short 0x4F answer gets a shorter timeout than the 0x47 block at the same baud
+    link, _ = link_to(lambda f: None, baud=9600)
+    assert link.timeout_for(0x4F, 18) < link.timeout_for(0x47, 20)
+
+
+def test_retries_are_bounded_and_each_waits_the_guard():
+    link, port = link_to(lambda f: None, retries=2, timeout_s=0.5, late_guard_s=1.0)
+    with pytest.raises(BmsLinkError, match=r"telemetry .*3 attempts.*no complete answer") as err:
+        link.telemetry()
+    assert str(err.value).count("no complete answer") == 3
+    assert len(port.requests) == 3
+    assert link.stats["timeouts"] == 3 and link.stats["retries"] == 2
+    timeout = link.timeout_for(codec.CID2_TELEMETRY, 20)
+    assert port.now == pytest.approx(3 * (timeout + 1.0), abs=1e-6)
+
+
+def test_a_corrupt_reply_is_drained_and_retried():
+    good = TELEMETRY_1.encode() + b"\r"
+    replies: list[Reply] = [corrupt(good), good]
+    link, port = link_to(lambda f: replies.pop(0))
+    assert link.telemetry().pack_v == pytest.approx(53.26)
+    assert link.stats["corrupt"] == 1 and link.stats["retries"] == 1
+    assert len(port.requests) == 2
+
+
+def test_an_answer_of_another_command_is_refused():
+    # A stale 0x44 answer arriving for a 0x45 control, then the real acknowledgement.
+    replies: list[Reply] = [STATUS_ANSWER, reply()]
+    link, port = link_to(lambda f: replies.pop(0))
+    link.control(ControlItem.CHARGE_FET, ControlAction.OFF)
+    assert len(port.requests) == 2 and link.stats["corrupt"] == 1
+    # 0x44 answers given to 0x42 and 0x4F, 0x42 answers given to 0x44: never parsed.
+    for call, wrong, expected in (
+        (
+            lambda lk: lk.telemetry(),
+            STATUS_ANSWER,
+            "0x42 answer INFO of 49 bytes, expected 75 for 16 cells",
+        ),
+        (lambda lk: lk.protocol_version(), STATUS_ANSWER, "INFO of 49 bytes, expected 0"),
+        (
+            lambda lk: lk.status(),
+            TELEMETRY_1.encode() + b"\r",
+            "0x44 answer INFO of 75 bytes, expected 49 for 16 cells",
+        ),
+        (lambda lk: lk.device_info(), STATUS_ANSWER, "expected 32"),
+    ):
+        link, port = link_to(lambda f, wrong=wrong: wrong, retries=1)
+        with pytest.raises(BmsLinkError, match=expected):
+            call(link)
+        assert len(port.requests) == 2
+
+
+def test_lost_after_consecutive_failures_raises_bench_lost():
+    link, port = link_to(lambda f: None, retries=0, lost_after=3)
+    for n in (1, 2):
+        with pytest.raises(BmsLinkError):
+            link.status()
+        assert link.consecutive_failures == n
+    with pytest.raises(BenchLost) as lost:
+        link.status()
+    assert lost.value.what == "BMS link on fake://"
+    assert "3 consecutive exchanges" in lost.value.detail and "status" in lost.value.detail
+    assert len(port.requests) == 3
+
+
+def test_a_valid_answer_resets_the_failure_count():
+    answers: list[Reply] = [None, None, reply(), None, None, reply(rtn=0x06), None, None]
+    link, _ = link_to(lambda f: answers.pop(0), retries=0, lost_after=3)
+    for _ in range(2):
+        with pytest.raises(BmsLinkError):
+            link.protocol_version()
+    assert link.consecutive_failures == 2
+    assert link.protocol_version() == "2.0"
+    assert link.consecutive_failures == 0
+    for _ in range(2):
+        with pytest.raises(BmsLinkError):
+            link.protocol_version()
+    with pytest.raises(BmsRejected):  # a refusal is an answer: the link is alive
+        link.set_remaining_capacity(300.0)
+    assert link.consecutive_failures == 0
+    for _ in range(2):
+        with pytest.raises(BmsLinkError):
+            link.protocol_version()
+
+
+@pytest.mark.parametrize(
+    "error", [OSError(5, "Input/output error"), serial.SerialException("gone")]
+)
+def test_a_port_error_is_bench_lost_at_once(error: Exception):
+    link, port = link_to(lambda f: reply())
+    assert link.protocol_version() == "2.0"
+    port.fail = error
+    with pytest.raises(BenchLost, match="BMS link on fake://") as lost:
+        link.protocol_version()
+    assert "port failed" in lost.value.detail
+
+
+def test_history_record_must_have_the_record_layouts_length():
+    record = bytes(range(77))
+    link, _ = link_to(lambda f: reply(record))
+    assert link.history_record(0).raw == record
+    link, _ = link_to(lambda f: STATUS_ANSWER, retries=0)
+    with pytest.raises(BmsLinkError, match="0x4B answer INFO of 49 bytes, expected 77"):
+        link.history_record(0)

@@ -8,12 +8,32 @@ switches. It decodes into the same typed objects as the Seplos link.
 What the map does not carry is refused with ``BmsLinkError`` naming it (device info,
 protocol version, 0x45 control, history, alarm levels are reported as not available), never
 faked.
+
+Transaction policy: the one of ``seplos_link`` (see its module docstring), as far as pymodbus
+allows. pymodbus runs with ``retries=0``; the link makes every attempt itself, so each
+attempt is a new pymodbus transaction (a new transaction id on TCP).
+
+* **Timeout** per transaction: RTU ``(request bytes + answer bytes) * 10 / baud +
+  timeout_s``, with the answer's exact RTU size (registers ``5 + 2n``, bits ``5 + ceil(n/8)``,
+  writes 8); TCP ``timeout_s`` alone (no line time to add). Set through
+  ``client.comm_params.timeout_connect`` before each call.
+* **Stale answers**: on TCP the transaction id refuses an answer to an earlier attempt
+  (pymodbus skips it). RTU has no id: after a timeout (pymodbus reports a corrupt CRC as a
+  timeout too) or a refused answer the serial port is read and discarded until one complete
+  answer (the expected size, or a 5-byte exception) or ``late_guard_s``; bytes waiting
+  before a request or after a valid answer make the attempt ambiguous (discarded, counted).
+  Every answer is checked against its request: function code, register or bit count, and
+  for writes the echoed address and count.
+* **Bounded retries**, **silent link = bench lost** (``consecutive_failures``,
+  ``lost_after``, ``BenchLost`` at once on a lost connection) and ``stats`` as on the
+  Seplos link.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +43,22 @@ import yaml
 from harness import TEST_PLANS_DIR
 from instruments.bms.types import DeviceInfo, HistoryRecord, ParameterBlock, Status, Telemetry
 from instruments.bmslink import BmsLink, ControlAction, ControlItem
-from instruments.errors import BmsLinkError, BmsRejected
+from instruments.errors import BenchLost, BmsLinkError, BmsRejected
+
+try:
+    import termios
+
+    _PORT_ERRORS: tuple[type[BaseException], ...] = (OSError, termios.error)
+except ImportError:  # pragma: no cover - not posix
+    _PORT_ERRORS = (OSError,)
 
 REGISTER_MAP = TEST_PLANS_DIR / "modbus_registers.yaml"
 MAX_REGISTERS_PER_READ = 125
 MAX_BITS_PER_READ = 2000
+#: 8N1 on RTU: start bit, 8 data bits, stop bit.
+BITS_PER_CHARACTER = 10
+#: An RTU exception answer: address, function | 0x80, code, CRC (2).
+RTU_EXCEPTION_BYTES = 5
 
 EXCEPTIONS = {
     0x01: "illegal function",
@@ -119,6 +150,59 @@ def runs(addresses: Sequence[int], limit: int) -> list[tuple[int, int]]:
     return out
 
 
+#: Function code of each pymodbus client method the link calls.
+FUNCTION_CODES = {
+    "read_coils": 0x01,
+    "read_discrete_inputs": 0x02,
+    "read_holding_registers": 0x03,
+    "read_input_registers": 0x04,
+    "write_register": 0x06,
+    "write_coils": 0x0F,
+    "write_registers": 0x10,
+}
+
+
+def _bytes_of_bits(count: int) -> int:
+    return (count + 7) // 8
+
+
+def _answer_problem(
+    response: Any,
+    function_code: int,
+    *,
+    registers: int | list[int] | None = None,
+    bits: int | None = None,
+    address: int | None = None,
+    count: int | None = None,
+) -> str | None:
+    """Why ``response`` is not the answer to the request described (None when it fits):
+    another function's answer, another register or bit count, another echoed address or
+    count (``registers`` as a list: the echoed values of a single-register write)."""
+    got = getattr(response, "function_code", None)
+    if got != function_code:
+        return f"function code {got}, expected {function_code}"
+    if isinstance(registers, list):
+        if list(getattr(response, "registers", [])) != registers:
+            return f"echoed {getattr(response, 'registers', None)}, expected {registers}"
+    elif registers is not None and len(getattr(response, "registers", [])) != registers:
+        return f"{len(getattr(response, 'registers', []))} registers, expected {registers}"
+    # bits come back padded to whole bytes
+    if bits is not None and not bits <= len(getattr(response, "bits", [])) < bits + 8:
+        return f"{len(getattr(response, 'bits', []))} bits, expected {bits}"
+    if address is not None and getattr(response, "address", None) != address:
+        return f"echoed address {getattr(response, 'address', None)}, expected {address}"
+    if count is not None and getattr(response, "count", None) != count:
+        return f"echoed count {getattr(response, 'count', None)}, expected {count}"
+    return None
+
+
+def _rtu_answer_complete(data: bytes | bytearray, answer_bytes: int) -> bool:
+    """A whole RTU answer is in ``data``: the expected size, or an exception answer."""
+    if len(data) >= answer_bytes:
+        return True
+    return len(data) >= RTU_EXCEPTION_BYTES and bool(data[1] & 0x80)
+
+
 _INDEXED = re.compile(r"^(?P<base>[\w.]+)\[(?P<index>\d+)\]$")
 
 
@@ -135,27 +219,47 @@ class ModbusLink(BmsLink):
         address: int = 0,
         timeout_s: float = 0.5,
         retries: int = 3,
+        late_guard_s: float = 1.0,
+        lost_after: int = 3,
         spec: Any = None,
         register_map: RegisterMap | None = None,
         client: Any = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if spec is None:
             from harness.spec import load_spec
 
             spec = load_spec()
+        if baud <= 0 or timeout_s <= 0 or retries < 0 or late_guard_s < 0 or lost_after < 1:
+            raise ValueError(
+                f"bad link settings: baud={baud} timeout_s={timeout_s} retries={retries} "
+                f"late_guard_s={late_guard_s} lost_after={lost_after}"
+            )
         self.spec = spec
         self.map = register_map or load_register_map()
         self.address = address
         self.port_name = port
+        self.transport = transport
+        self.baud = baud
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.late_guard_s = late_guard_s
+        self.lost_after = lost_after
+        self.consecutive_failures = 0
+        self.stats: dict[str, int] = dict.fromkeys(
+            ("exchanges", "retries", "timeouts", "corrupt", "stale_discarded"), 0
+        )
+        self._clock = clock
         self._check_map()
-        self.client = client or self._connect(port, transport, baud, timeout_s, retries)
+        self.client = client or self._connect(port, transport, baud, timeout_s)
 
-    def _connect(self, port: str, transport: str, baud: int, timeout_s: float, retries: int):
+    def _connect(self, port: str, transport: str, baud: int, timeout_s: float):
         from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 
+        # retries=0: every attempt is the link's own (module docstring).
         if transport == "tcp":
             host, _, tcp_port = re.sub(r"^(tcp|socket)://", "", port).rpartition(":")
-            client = ModbusTcpClient(host, port=int(tcp_port), timeout=timeout_s, retries=retries)
+            client = ModbusTcpClient(host, port=int(tcp_port), timeout=timeout_s, retries=0)
         elif transport == "rtu":
             client = ModbusSerialClient(
                 port,
@@ -164,7 +268,7 @@ class ModbusLink(BmsLink):
                 parity="N",
                 stopbits=1,
                 timeout=timeout_s,
-                retries=retries,
+                retries=0,
             )
         else:
             raise BmsLinkError(f"unknown Modbus transport {transport!r} (rtu or tcp)")
@@ -194,36 +298,164 @@ class ModbusLink(BmsLink):
 
     # -- wire --------------------------------------------------------------------------
 
-    def _call(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        from pymodbus.exceptions import ModbusException
+    def timeout_for(self, request_bytes: int, answer_bytes: int) -> float:
+        """Response timeout of one transaction: RTU line time of request and answer plus
+        ``timeout_s``; TCP ``timeout_s``."""
+        if self.transport == "tcp":
+            return self.timeout_s
+        return (request_bytes + answer_bytes) * BITS_PER_CHARACTER / self.baud + self.timeout_s
 
+    def _serial(self) -> Any:
+        """The pyserial port under an RTU client (None on TCP or a client without one)."""
+        port = getattr(self.client, "socket", None)
+        return port if port is not None and hasattr(port, "in_waiting") else None
+
+    def _waiting(self) -> int:
+        port = self._serial()
+        return int(port.in_waiting) if port is not None else 0
+
+    def _drain(self, answer_bytes: int) -> int:
+        """RTU: read and discard until one complete answer (``answer_bytes``, or an
+        exception answer) has been discarded or ``late_guard_s`` has passed."""
+        port = self._serial()
+        if port is None:
+            return 0
+        deadline = self._clock() + self.late_guard_s
+        data = bytearray()
+        while not _rtu_answer_complete(data, answer_bytes):
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                break
+            port.timeout = remaining
+            data += port.read(max(1, int(port.in_waiting)))
+        if data:
+            self.stats["stale_discarded"] += 1
+        return len(data)
+
+    def _drained(self, problem: str, answer_bytes: int) -> str:
+        n = self._drain(answer_bytes)
+        return f"{problem}; discarded {n} late bytes" if n else problem
+
+    def _call(
+        self,
+        name: str,
+        method: str,
+        *args: Any,
+        request_bytes: int,
+        answer_bytes: int,
+        check: Callable[[Any], str | None],
+        **kwargs: Any,
+    ) -> Any:
+        """One transaction under the link's policy (module docstring); ``check`` names
+        what makes an answer not the answer to this request (None when it fits)."""
+        from pymodbus.exceptions import ConnectionException, ModbusException
+
+        timeout = self.timeout_for(request_bytes, answer_bytes)
+        params = getattr(self.client, "comm_params", None)
+        if params is not None:
+            params.timeout_connect = timeout
+        attempts = 1 + self.retries
+        problems: list[str] = []
+        self.stats["exchanges"] += 1
         try:
-            response = getattr(self.client, method)(*args, device_id=self.address, **kwargs)
-        except ModbusException as exc:
-            raise BmsLinkError(f"{name} over Modbus {self.port_name}: {exc}") from exc
-        if response.isError():
-            code = getattr(response, "exception_code", 0)
-            raise BmsRejected(name, code, EXCEPTIONS.get(code, "unknown exception"))
-        return response
+            for attempt in range(attempts):
+                if attempt:
+                    self.stats["retries"] += 1
+                if waiting := self._waiting():
+                    self._drain(answer_bytes)
+                    problems.append(f"{waiting} bytes waiting before the request (discarded)")
+                    continue
+                try:
+                    response = getattr(self.client, method)(*args, device_id=self.address, **kwargs)
+                except ConnectionException:
+                    raise
+                except ModbusException as exc:
+                    self.stats["timeouts"] += 1
+                    problems.append(
+                        self._drained(
+                            f"no valid answer within {timeout:.3g} s ({exc})", answer_bytes
+                        )
+                    )
+                    continue
+                if waiting := self._waiting():
+                    self._drain(answer_bytes)
+                    problems.append(
+                        f"ambiguous: {waiting} more bytes arrived with the answer (discarded)"
+                    )
+                    continue
+                if response.isError():
+                    code = getattr(response, "exception_code", 0)
+                    self.consecutive_failures = 0  # the device answered: the link is alive
+                    raise BmsRejected(name, code, EXCEPTIONS.get(code, "unknown exception"))
+                if problem := check(response):
+                    self.stats["corrupt"] += 1
+                    problems.append(self._drained(f"answer refused: {problem}", answer_bytes))
+                    continue
+                self.consecutive_failures = 0
+                return response
+        except (ConnectionException, *_PORT_ERRORS) as exc:
+            raise BenchLost(
+                what=f"BMS link on {self.port_name}",
+                detail=f"{name}: Modbus connection failed: {exc}",
+            ) from exc
+        self.consecutive_failures += 1
+        message = (
+            f"{name} over Modbus {self.port_name} to device {self.address}: "
+            f"no valid answer in {attempts} attempts: {'; '.join(problems)}"
+        )
+        if self.consecutive_failures >= self.lost_after:
+            raise BenchLost(
+                what=f"BMS link on {self.port_name}",
+                detail=f"{self.consecutive_failures} consecutive exchanges without a valid "
+                f"answer; the last: {message}",
+            )
+        raise BmsLinkError(message)
 
     def _read_registers(self, name: str, method: str, table: list[Register]) -> dict[int, int]:
         values: dict[int, int] = {}
+        code = FUNCTION_CODES[method]
         for start, count in runs([r.address for r in table], MAX_REGISTERS_PER_READ):
-            response = self._call(name, method, start, count=count)
-            if len(response.registers) < count:
-                raise BmsLinkError(
-                    f"{name}: asked {count} registers at 0x{start:04X}, "
-                    f"got {len(response.registers)}"
-                )
-            values.update(zip(range(start, start + count), response.registers, strict=False))
+            response = self._call(
+                name,
+                method,
+                start,
+                count=count,
+                request_bytes=8,
+                answer_bytes=5 + 2 * count,
+                check=lambda r, count=count: _answer_problem(r, code, registers=count),
+            )
+            values.update(zip(range(start, start + count), response.registers, strict=True))
         return values
 
     def _read_bits(self, name: str, method: str, table: list[Bit]) -> dict[int, bool]:
         values: dict[int, bool] = {}
+        code = FUNCTION_CODES[method]
         for start, count in runs([b.address for b in table], MAX_BITS_PER_READ):
-            response = self._call(name, method, start, count=count)
+            response = self._call(
+                name,
+                method,
+                start,
+                count=count,
+                request_bytes=8,
+                answer_bytes=5 + _bytes_of_bits(count),
+                check=lambda r, count=count: _answer_problem(r, code, bits=count),
+            )
             values.update(zip(range(start, start + count), response.bits[:count], strict=True))
         return values
+
+    def _write(self, name: str, method: str, start: int, values: list[Any]) -> None:
+        """One write transaction; the answer must echo the address and the count."""
+        code = FUNCTION_CODES[method]
+        data = 2 * len(values) if method == "write_registers" else _bytes_of_bits(len(values))
+        self._call(
+            name,
+            method,
+            start,
+            values,
+            request_bytes=9 + data,
+            answer_bytes=8,
+            check=lambda r: _answer_problem(r, code, address=start, count=len(values)),
+        )
 
     # -- BmsLink -----------------------------------------------------------------------
 
@@ -304,14 +536,14 @@ class ModbusLink(BmsLink):
             by_address[reg.address] = self.spec.param(number).encode(block.values[number])
         for start, count in runs(list(by_address), MAX_REGISTERS_PER_READ):
             values = [by_address[a] for a in range(start, start + count)]
-            self._call("write parameters", "write_registers", start, values)
+            self._write("write parameters", "write_registers", start, values)
         coil_values = {
             c.address: block.switches[int(c.source.removeprefix("switch.S"))]
             for c in self.map.coils
         }
         for start, count in runs(list(coil_values), MAX_BITS_PER_READ):
             values = [coil_values[a] for a in range(start, start + count)]
-            self._call("write switches", "write_coils", start, values)
+            self._write("write switches", "write_coils", start, values)
 
     def resolution(self, number: int) -> float:
         return float(self.spec.param(number).encoding.scale)
@@ -320,8 +552,17 @@ class ModbusLink(BmsLink):
         reg = self.map.by_source(self.map.holding_registers).get("parameter.P60")
         if reg is None:
             raise BmsLinkError("the Modbus register map has no remaining capacity (P60)")
+        raw = self.spec.param(60).encode(ah)
         self._call(
-            "set remaining capacity", "write_register", reg.address, self.spec.param(60).encode(ah)
+            "set remaining capacity",
+            "write_register",
+            reg.address,
+            raw,
+            request_bytes=8,
+            answer_bytes=8,
+            check=lambda r: _answer_problem(
+                r, FUNCTION_CODES["write_register"], address=reg.address, registers=[raw]
+            ),
         )
 
     def _not_in_map(self, what: str) -> BmsLinkError:
