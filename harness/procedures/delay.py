@@ -11,7 +11,7 @@ and exact, and on a real bench they are wall time.
 from __future__ import annotations
 
 from harness.procedures.record import CaseNotTestable, Measurement
-from harness.procedures.rig import STOPPED_A, Observation, Rig
+from harness.procedures.rig import STOPPED_A, Observation, Rig, fet_state
 
 UNIT_S = {"second": 1.0, "mS": 0.001, "minute": 60.0, "hours": 3600.0}
 #: How far beyond a current threshold the step goes, in tolerances (a clear overcurrent that
@@ -32,6 +32,16 @@ def poll_interval(rig: Rig, expected_s: float) -> float:
 def _overcurrent_level(rig: Rig, number: int, tolerance_a: float) -> float:
     limit = rig.parameter(number)
     return abs(limit) + BEYOND_TOL * tolerance_a
+
+
+def _edges_seen(scope) -> str:
+    """What the capture holds on the current channel: its first rising and falling edges."""
+
+    def at(edge: str) -> str:
+        t = scope.edge_time_s("current", edge)
+        return "none captured" if t is None else f"at {t * 1000:.1f} ms"
+
+    return f"scope current channel: first rise {at('rise')}, first fall {at('fall')}"
 
 
 def _opened(obs: Observation, side: str) -> bool:
@@ -60,21 +70,39 @@ def overcurrent_delay(rig: Rig, m: Measurement, side: str, flag: str, current_to
         step = poll_interval(rig, expected_s)
         end = rig.wait_until(lambda o: _opened(o, side), timeout_s=timeout, poll_s=step, flag=flag)
     if end is None:
-        m.check("FET opens", False, f"{side} current still flowing {timeout:g} s after the step")
+        last = rig.observe(flag)
+        m.check(
+            "FET opens",
+            False,
+            f"{timeout:g} s after the {amps:g} A step: {last.describe(flag)}",
+            f"{side} current still flowing {timeout:g} s after the step",
+        )
         return
     if scope is not None:
         delay = scope.delay_between_edges_s("current", "rise", "current", "fall")
         m.note = "timed on the scope (current edge to current edge)"
         m.uncertainty = to_unit(0.001, m.unit)  # the scope resolves 1 ms
         if delay is None:
-            m.check("scope saw both edges", False, "no rising/falling current edge pair captured")
+            m.check(
+                "scope saw both edges",
+                False,
+                _edges_seen(scope),
+                "no rising/falling current edge pair captured",
+            )
             return
     else:
         delay = end.t_s - t0
         m.note = f"timed by polling every {step:g} s"
         m.uncertainty = to_unit(step, m.unit)
     m.measured = to_unit(delay, m.unit)
-    m.check("flag reported", end.flag, f"{flag} not reported after the FET opened")
+    m.check(
+        "flag reported",
+        end.flag,
+        f"{flag} {'reported' if end.flag else 'not reported'}, {side} FET "
+        f"{fet_state(end.charge_fet if side == 'charge' else end.discharge_fet)}, "
+        f"{m.measured:g} {m.unit} after the step",
+        f"{flag} not reported after the FET opened",
+    )
 
 
 def transient_delay(rig: Rig, m: Measurement, flag: str, current_tol_a: float) -> None:
@@ -102,13 +130,25 @@ def transient_delay(rig: Rig, m: Measurement, flag: str, current_tol_a: float) -
     m.note = "timed on the scope: current step to current interruption"
     m.uncertainty = to_unit(0.001, m.unit)
     if delay is None:
-        m.check("scope saw the interruption", False, "no falling current edge after the step")
+        m.check(
+            "scope saw the interruption",
+            False,
+            _edges_seen(scope),
+            "no falling current edge after the step",
+        )
         return
     m.measured = to_unit(delay, m.unit)
-    m.check("flag reported", end.flag, f"{flag} not reported")
+    m.check(
+        "flag reported",
+        end.flag,
+        f"{flag} {'reported' if end.flag else 'not reported'} 0.4 s after the trigger",
+        f"{flag} not reported",
+    )
     m.check(
         "discharge FET open",
         not end.discharge_fet,
+        f"discharge FET {fet_state(end.discharge_fet)} 0.4 s after the trigger, discharge "
+        f"current {end.load_a:.2f} A",
         "discharge FET still closed after the transient",
     )
 
@@ -125,7 +165,14 @@ def overcurrent_recovery(rig: Rig, m: Measurement, current_tol_a: float) -> None
         lambda o: _opened(o, "discharge"), trip_timeout, step, "discharge_overcurrent_protection"
     )
     if tripped is None:
-        m.check("overcurrent trips", False, f"no trip within {trip_timeout:g} s at {amps:g} A")
+        flag = "discharge_overcurrent_protection"
+        last = rig.observe(flag)
+        m.check(
+            "overcurrent trips",
+            False,
+            f"{trip_timeout:g} s at {amps:g} A: {last.describe(flag)}",
+            f"no trip within {trip_timeout:g} s at {amps:g} A",
+        )
         return
     with rig.rec.step("load back to a normal current; wait for the output to return"):
         rig.apply("discharge_current", 10.0)
@@ -133,8 +180,12 @@ def overcurrent_recovery(rig: Rig, m: Measurement, current_tol_a: float) -> None
             lambda o: o.discharge_fet and o.load_a >= STOPPED_A, expected_s * 2 + 5, step
         )
     if back is None:
+        last = rig.observe(None)
         m.check(
-            "output returns", False, f"output still off {expected_s * 2 + 5:g} s after the trip"
+            "output returns",
+            False,
+            f"{expected_s * 2 + 5:g} s after the trip, load back at 10 A: {last.describe()}",
+            f"output still off {expected_s * 2 + 5:g} s after the trip",
         )
         return
     m.measured = to_unit(back.t_s - tripped.t_s, m.unit)
@@ -182,7 +233,14 @@ def lockout(rig: Rig, m: Measurement, current_tol_a: float, kind: str = "dischar
             flag,
         )
         if tripped is None:
-            m.check("overcurrent trips", False, f"no trip #{trips + 1}")
+            last = rig.observe(flag)
+            m.check(
+                "overcurrent trips",
+                False,
+                f"{trip_timeout:g} s into trip attempt #{trips + 1} at {amps:g} A: "
+                + last.describe(flag),
+                f"no trip #{trips + 1}",
+            )
             break
         trips += 1
         with rig.rec.step(f"trip #{trips}: wait for the output to return"):
@@ -198,14 +256,21 @@ def lockout(rig: Rig, m: Measurement, current_tol_a: float, kind: str = "dischar
         m.check(
             "locks out",
             False,
+            f"output returned within {recovery_s * 2 + 5:g} s after each of {trips} trips "
+            f"(lock-out count P71 {limit})",
             f"output still returned after {trips} trips (lock-out count {limit})",
         )
     else:
         status = rig.observe(None)
         lock_flag = "transient_overcurrent_lockout" if kind == "transient" else None
         if lock_flag:
+            shown = bool(status.flags.get(lock_flag, False))
             m.check(
-                "lock-out flag", status.flags.get(lock_flag, False), f"{lock_flag} not reported"
+                "lock-out flag",
+                shown,
+                f"{lock_flag} {'set' if shown else 'clear'} after {trips} trips, discharge FET "
+                f"{fet_state(status.discharge_fet)}",
+                f"{lock_flag} not reported",
             )
     m.note = f"{trips} trips counted; recovery delay {recovery_s:g} s"
 
@@ -225,9 +290,11 @@ def soft_start(rig: Rig, m: Measurement) -> None:
         t0 = rig.now()
         full = rig.wait_until(lambda o: o.load_a >= 0.9 * amps, expected_s * 2 + 2, step)
     if full is None:
+        last = rig.observe(None)
         m.check(
             "full current flows",
             False,
+            f"{expected_s * 2 + 2:g} s after the discharge FET on command: {last.describe()}",
             f"load current below {0.9 * amps:g} A after {expected_s * 2 + 2:g} s",
         )
         return
@@ -244,7 +311,14 @@ def timed_until(
     t0 = rig.now()
     end = rig.wait_until(predicate, expected_s * 1.5 + step * 2, step, flag)
     if end is None:
-        m.check(what, False, f"not seen within {to_unit(expected_s * 1.5, m.unit):g} {m.unit}")
+        last = rig.observe(flag)
+        waited = to_unit(rig.now() - t0, m.unit)
+        m.check(
+            what,
+            False,
+            f"after {waited:g} {m.unit}: {last.describe(flag)}",
+            f"not seen within {to_unit(expected_s * 1.5, m.unit):g} {m.unit}",
+        )
         return
     m.measured = to_unit(end.t_s - t0, m.unit)
     m.uncertainty = to_unit(step, m.unit)

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from harness.procedures.delay import poll_interval, timed_until, to_unit
 from harness.procedures.record import Measurement
-from harness.procedures.rig import NOMINAL_CELL_V, STOPPED_A, Rig
+from harness.procedures.rig import NOMINAL_CELL_V, STOPPED_A, Observation, Rig, fet_state
+
+
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+def _charge(obs: Observation) -> str:
+    return f"charge current {obs.supply_a:.2f} A, charge FET {fet_state(obs.charge_fet)}"
 
 
 def soc_reported(rig: Rig, m: Measurement, write_ah: float | None = None) -> None:
@@ -27,7 +35,8 @@ def soc_reported(rig: Rig, m: Measurement, write_ah: float | None = None) -> Non
     m.check(
         "rated capacity reported",
         abs(tele.rated_ah - rated) <= 0.01,
-        f"rated {tele.rated_ah:g} Ah vs P59 {rated:g} Ah",
+        f"rated {tele.rated_ah:g} Ah reported, P59 configured {rated:g} Ah",
+        f"reported rated capacity {tele.rated_ah:g} Ah differs from P59 {rated:g} Ah",
     )
     amps, hours = 10.0, 0.25
     with rig.rec.step(f"discharge {amps:g} A for {hours * 60:g} min: coulomb counting"):
@@ -40,6 +49,8 @@ def soc_reported(rig: Rig, m: Measurement, write_ah: float | None = None) -> Non
     m.check(
         "coulomb counting",
         abs(moved - want) <= max(0.01 * want, 0.02),
+        f"remaining {tele.remaining_ah:g} -> {after.remaining_ah:g} Ah ({moved:.3f} Ah) for "
+        f"{want:g} Ah discharged",
         f"remaining moved by {moved:.3f} Ah for {want:g} Ah discharged",
     )
     m.note = f"{tele.remaining_ah:g} Ah of {tele.full_ah:g} Ah"
@@ -63,7 +74,12 @@ def gap_compensation(rig: Rig, m: Measurement, switch_on: bool = True) -> None:
     with rig.rec.step(f"cell 1 to {trip_v:.3f} V: cell overvoltage protection"):
         obs = rig.probe("cell", trip_v, "cell_overvoltage_protection", 1.5)
     if not obs.flag:
-        m.check("cell overvoltage protection", False, "protection did not trip")
+        m.check(
+            "cell overvoltage protection",
+            False,
+            f"cell 1 at {trip_v:.3f} V: {obs.describe('cell_overvoltage_protection')}",
+            "protection did not trip",
+        )
         return
     with rig.rec.step("cell back to 3.300 V: voltage recovered"):
         obs = rig.probe("cell", NOMINAL_CELL_V, "gap_compensation_waiting", 2.0)
@@ -71,14 +87,16 @@ def gap_compensation(rig: Rig, m: Measurement, switch_on: bool = True) -> None:
         m.check(
             "charging resumes at once (S42 off)",
             obs.supply_a >= STOPPED_A,
-            f"charge current {obs.supply_a:.2f} A",
+            f"{_charge(obs)} after the voltage recovered at 98 % SOC",
+            f"charging held after recovery with S42 off: {_charge(obs)}",
         )
         m.measured = 1.0 if obs.supply_a >= STOPPED_A else 0.0
         return
     m.check(
         "charging held after recovery",
         obs.supply_a < STOPPED_A,
-        f"charge current {obs.supply_a:.2f} A at 98 % SOC",
+        f"{_charge(obs)} at 98 % SOC after the voltage recovered",
+        f"charging resumed at 98 % SOC: {_charge(obs)}",
     )
     pct = 98.0
     while pct > 80.0:
@@ -88,7 +106,12 @@ def gap_compensation(rig: Rig, m: Measurement, switch_on: bool = True) -> None:
             m.measured = pct
             m.uncertainty = 0.5
             return
-    m.check("charging resumes", False, f"still held at {pct:g} % SOC (rated {rated:g} Ah)")
+    m.check(
+        "charging resumes",
+        False,
+        f"{_charge(obs)} at {pct:g} % SOC, the lowest probed (rated {rated:g} Ah)",
+        f"still held at {pct:g} % SOC (rated {rated:g} Ah)",
+    )
 
 
 def cycle_count(rig: Rig, m: Measurement, amps: float = 50.0) -> None:
@@ -108,7 +131,8 @@ def cycle_count(rig: Rig, m: Measurement, amps: float = 50.0) -> None:
     # unknown, so timing starts only at an increment crossed during this discharge.
     increments: list[float] = []
     cycles = rig.bench.bms.telemetry().cycles
-    deadline = rig.now() + 3.5 * 3600 * rated / amps
+    started = rig.now()
+    deadline = started + 3.5 * 3600 * rated / amps
     polls = 0
     while rig.now() < deadline and len(increments) < 2:
         rig.wait(step_s)
@@ -123,10 +147,13 @@ def cycle_count(rig: Rig, m: Measurement, amps: float = 50.0) -> None:
             rig.bench.bms.set_remaining_capacity(rated)
     rig.condition("standby")
     if len(increments) < 2:
+        share = (rig.now() - started) * amps / 3600 / rated * 100
         m.check(
             "cycles counted",
             False,
-            f"{len(increments)} cycle increments in {2.5 * 100:g} % of capacity",
+            f"{len(increments)} single cycle increments timed while {share:.0f} % of the "
+            f"capacity was discharged at {amps:g} A; cycle counter at {cycles}",
+            f"fewer than two cycle increments in {share:.0f} % of capacity",
         )
         return
     m.measured = round((increments[1] - increments[0]) * amps / 3600 / rated * 100, 3)
@@ -156,10 +183,20 @@ def impedance_compensation(
     current = abs(loaded.current_a)
     if measure == "position":
         m.measured = float(moved[0]) if len(moved) == 1 else float("nan")
-        m.check("one cell compensated", len(moved) == 1, f"cells whose reading moved: {moved}")
+        m.check(
+            "one cell compensated",
+            len(moved) == 1,
+            f"cells whose reading moved by 5 mV or more at {current:.1f} A: {moved}",
+            f"{len(moved)} cells moved (cells {moved}), one compensated cell expected",
+        )
     else:
         if current < 1.0:
-            m.check("current flows", False, f"discharge current {current:.2f} A")
+            m.check(
+                "current flows",
+                False,
+                f"discharge current {current:.2f} A reported with the load at {amps:g} A",
+                f"no discharge current to compensate ({current:.2f} A, below 1 A)",
+            )
             return
         m.measured = round(shifts[position - 1] / current * 1000.0, 3)
         m.note = f"cell {position} moved {shifts[position - 1] * 1000:.1f} mV at {current:.1f} A"
@@ -172,11 +209,13 @@ def balancing(rig: Rig, m: Measurement, condition: str, expect_on: bool) -> None
     rig.condition(condition)
     obs = rig.probe("balance_difference", diff, "balancing", 2.0)
     m.measured = 1.0 if obs.flag else 0.0
+    seen = f"balancing {_on(obs.flag)} with cell 1 at {top:.3f} V, difference {diff:.3f} V"
     m.check(
         "balancing " + ("runs" if expect_on else "stays off"),
         obs.flag == expect_on,
-        f"balancing {'on' if obs.flag else 'off'} with cell 1 at {top:.3f} V, "
-        f"difference {diff:.3f} V",
+        seen + f" ({condition})",
+        f"balancing {'did not run' if expect_on else 'ran'} with cell 1 at {top:.3f} V, "
+        f"difference {diff:.3f} V ({condition})",
     )
 
 
@@ -188,10 +227,13 @@ def balancing_overtemperature(rig: Rig, m: Measurement, expect_inhibit: bool) ->
     rig.wait(2.0)
     obs = rig.observe("balancing")
     m.measured = 0.0 if obs.flag else 1.0
+    ambient = rig.parameter(39) + 5
     m.check(
         "balancing " + ("inhibited" if expect_inhibit else "continues"),
         (not obs.flag) == expect_inhibit,
-        f"balancing {'on' if obs.flag else 'off'} with ambient {rig.parameter(39) + 5:g} C",
+        f"balancing {_on(obs.flag)} with ambient {ambient:g} C",
+        f"balancing {'ran' if expect_inhibit else 'stopped'} with ambient {ambient:g} C "
+        f"(P39 {rig.parameter(39):g} C)",
     )
 
 
@@ -199,9 +241,15 @@ def static_balancing_time(rig: Rig, m: Measurement, expect_stop: bool) -> None:
     """P65 / S51: static balancing stops after P65 hours (S51 on), or keeps going (off)."""
     expected_s = rig.parameter(65) * 3600
     rig.restart_idle()
-    obs = rig.probe("balance_difference", rig.parameter(63) + 0.020, "balancing", 2.0)
+    diff = rig.parameter(63) + 0.020
+    obs = rig.probe("balance_difference", diff, "balancing", 2.0)
     if not obs.flag:
-        m.check("balancing starts", False, "static balancing did not start")
+        m.check(
+            "balancing starts",
+            False,
+            f"balancing {_on(obs.flag)} 2 s after a {diff:.3f} V difference in standby",
+            "static balancing did not start",
+        )
         return
     if expect_stop:
         timed_until(rig, m, expected_s, lambda o: not o.flag, "balancing", "balancing stops")
@@ -209,18 +257,26 @@ def static_balancing_time(rig: Rig, m: Measurement, expect_stop: bool) -> None:
         rig.wait(expected_s * 1.5)
         still = rig.observe("balancing")
         m.measured = 1.0 if still.flag else 0.0
-        m.check("balancing continues past P65", still.flag, "balancing stopped with S51 off")
+        m.check(
+            "balancing continues past P65",
+            still.flag,
+            f"balancing {_on(still.flag)} {expected_s * 1.5 / 3600:g} h into standby "
+            f"(P65 {rig.parameter(65):g} h)",
+            "balancing stopped with S51 off",
+        )
 
 
 def heating(rig: Rig, m: Measurement, expect_on: bool) -> None:
     """S31: with the charger present and a cold cell, the heater runs (or not)."""
     rig.condition("charger")
-    obs = rig.probe("ntc:cell1", rig.parameter(37) - 3.0, "heater", 2.0)
+    cold = rig.parameter(37) - 3.0
+    obs = rig.probe("ntc:cell1", cold, "heater", 2.0)
     m.measured = 1.0 if obs.flag else 0.0
     m.check(
         "heater " + ("on" if expect_on else "off"),
         obs.flag == expect_on,
-        f"heater {'on' if obs.flag else 'off'}",
+        f"heater {_on(obs.flag)} with the charger present and cell1 NTC at {cold:g} C",
+        f"heater {_on(obs.flag)} with cell1 NTC at {cold:g} C, should be {_on(expect_on)}",
     )
 
 
@@ -257,6 +313,8 @@ def current_limit_passive(rig: Rig, m: Measurement, expect_limit: bool) -> None:
         "current " + ("limited" if expect_limit else "not limited"),
         limited == expect_limit,
         f"charge current {obs.supply_a:.2f} A with the charger offering {offered:g} A",
+        f"charge current {obs.supply_a:.2f} A with the charger offering {offered:g} A: "
+        + ("not limited to 10 A" if expect_limit else "limited although limiting is off"),
     )
 
 
@@ -264,9 +322,15 @@ def manual_activation(rig: Rig, m: Measurement) -> None:
     """P73 / S54: after undervoltage protection the BMS waits for the button; P73 minutes after
     the press (0x45 discharge-on) the protection is released."""
     rig.condition("discharging")
-    obs = rig.probe("cell", rig.parameter(7) - 0.050, "cell_undervoltage_protection", 1.5)
+    low = rig.parameter(7) - 0.050
+    obs = rig.probe("cell", low, "cell_undervoltage_protection", 1.5)
     if not obs.flag:
-        m.check("undervoltage protection", False, "did not trip")
+        m.check(
+            "undervoltage protection",
+            False,
+            f"cell 1 at {low:.3f} V: {obs.describe('cell_undervoltage_protection')}",
+            "did not trip",
+        )
         return
     rig.apply("cell", NOMINAL_CELL_V)
     rig.wait(2.0)
@@ -274,6 +338,8 @@ def manual_activation(rig: Rig, m: Measurement) -> None:
     m.check(
         "waits for manual activation",
         waiting.flag and not waiting.discharge_fet,
+        f"2 s after cell 1 returned to {NOMINAL_CELL_V:.3f} V: "
+        + waiting.describe("waiting_manual_activation"),
         "discharge FET closed again without the button"
         if waiting.discharge_fet
         else "waiting flag not reported",
@@ -286,9 +352,15 @@ def auto_activation(rig: Rig, m: Measurement, expect: bool) -> None:
     """S53 / P74: after undervoltage protection the output is forced on after P74 hours for
     60 s to wake a charger."""
     rig.condition("discharging")
-    obs = rig.probe("cell", rig.parameter(7) - 0.050, "cell_undervoltage_protection", 1.5)
+    low = rig.parameter(7) - 0.050
+    obs = rig.probe("cell", low, "cell_undervoltage_protection", 1.5)
     if not obs.flag:
-        m.check("undervoltage protection", False, "did not trip")
+        m.check(
+            "undervoltage protection",
+            False,
+            f"cell 1 at {low:.3f} V: {obs.describe('cell_undervoltage_protection')}",
+            "did not trip",
+        )
         return
     rig.condition("standby")
     expected_s = rig.parameter(74) * 3600
@@ -305,7 +377,13 @@ def auto_activation(rig: Rig, m: Measurement, expect: bool) -> None:
         rig.wait(expected_s * 1.5)
         o = rig.observe(None)
         m.measured = 1.0 if o.discharge_fet else 0.0
-        m.check("output stays off", not o.discharge_fet, "output forced on with S53 off")
+        m.check(
+            "output stays off",
+            not o.discharge_fet,
+            f"discharge FET {fet_state(o.discharge_fet)} {expected_s * 1.5 / 3600:g} h after "
+            f"the protection (P74 {rig.parameter(74):g} h)",
+            "output forced on with S53 off",
+        )
 
 
 def history_interval(rig: Rig, m: Measurement, working: bool, expect_records: bool = True) -> None:
@@ -316,7 +394,7 @@ def history_interval(rig: Rig, m: Measurement, working: bool, expect_records: bo
         rig.condition("charging")
     else:
         rig.condition("standby")
-    start = rig.history_count()
+    start = initial = n = rig.history_count()
     step = poll_interval(rig, interval_s)
     t0 = rig.now()
     first = None
@@ -332,13 +410,20 @@ def history_interval(rig: Rig, m: Measurement, working: bool, expect_records: bo
             rig.condition("standby")
             return
     rig.condition("standby")
+    seen = (
+        f"history records {initial} -> {n} in {(rig.now() - t0) / 60:g} min "
+        f"({'working' if working else 'standby'}, P{item} {interval_s / 60:g} min)"
+    )
     if expect_records:
         m.check(
-            "records written", False, f"fewer than two records in {interval_s * 2.5 / 60:g} min"
+            "records written",
+            False,
+            seen,
+            f"fewer than two records in {interval_s * 2.5 / 60:g} min",
         )
     else:
         m.measured = 0.0 if first is None else 1.0
-        m.check("no records (S59 off)", first is None, "a history record was written")
+        m.check("no records (S59 off)", first is None, seen, "a history record was written")
 
 
 def standby_shutdown(rig: Rig, m: Measurement, expect: bool) -> None:
@@ -358,4 +443,10 @@ def standby_shutdown(rig: Rig, m: Measurement, expect: bool) -> None:
         rig.wait(expected_s * 1.5)
         o = rig.observe("shutdown")
         m.measured = 1.0 if o.flag else 0.0
-        m.check("stays awake (S58 off)", not o.flag, "shut down with S58 off")
+        m.check(
+            "stays awake (S58 off)",
+            not o.flag,
+            f"system state {'shutdown' if o.flag else 'awake'} after "
+            f"{expected_s * 1.5 / 3600:g} h idle (P78 {rig.parameter(78):g} h)",
+            "shut down with S58 off",
+        )

@@ -8,8 +8,27 @@ writes cannot pass), reads the block again, compares within half a wire step, th
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness.procedures.record import Measurement
 from harness.procedures.rig import Rig
+
+
+def _changed(rig: Rig, before: Any, after: Any, skip: tuple[int, ...]) -> list[str]:
+    """Parameters (other than ``skip`` and the live remaining capacity P60) whose read-back
+    moved by more than half a wire step, as ``P3 3.5 -> 3.6``."""
+    return [
+        f"P{n} {float(v):g} -> {float(after.values[n]):g}"
+        for n, v in before.values.items()
+        if n not in (*skip, 60)
+        and abs(float(after.values[n]) - float(v)) > rig.spec.param(n).encoding.scale / 2
+    ]
+
+
+def _compared(before: Any, changed: list[str], skip: tuple[int, ...], what: str) -> str:
+    """What the comparison of the read-back block saw (true whether anything moved or not)."""
+    compared = len([n for n in before.values if n not in (*skip, 60)])
+    return f"{compared} {what} read back: {', '.join(changed) if changed else 'none changed'}"
 
 
 def write_and_read_back(rig: Rig, m: Measurement, number: int, value: float) -> None:
@@ -24,14 +43,12 @@ def write_and_read_back(rig: Rig, m: Measurement, number: int, value: float) -> 
         rig.bench.bms.write_parameters({number: target})
         back = rig.bench.bms.read_parameters()
     m.measured = float(back.values[number])
-    others = [
-        n
-        for n, v in block.values.items()
-        if n not in (number, 60)
-        and abs(float(back.values[n]) - float(v)) > rig.spec.param(n).encoding.scale / 2
-    ]
+    others = _changed(rig, block, back, (number,))
     m.check(
-        "other parameters unchanged", not others, f"changed: {', '.join(f'P{n}' for n in others)}"
+        "other parameters unchanged",
+        not others,
+        _compared(block, others, (number,), "other parameters"),
+        f"writing P{number} changed {', '.join(others)}",
     )
     with rig.rec.step(f"restore P{number} = {current:g}"):
         rig.bench.bms.write_parameters({number: current})
@@ -52,13 +69,20 @@ def out_of_range_refused(rig: Rig, m: Measurement, number: int, value: float) ->
     # The measured value is what the device holds afterwards: its configured value if the
     # write was refused, the out-of-range value if it was wrongly accepted.
     m.measured = float(after.values[number])
-    m.check("write refused", refused, f"P{number} = {value:g} was accepted")
-    changed = [
-        n
-        for n, v in before.values.items()
-        if n != 60 and abs(float(after.values[n]) - float(v)) > rig.spec.param(n).encoding.scale / 2
-    ]
-    m.check("block unchanged", not changed, f"changed: {', '.join(f'P{n}' for n in changed)}")
+    m.check(
+        "write refused",
+        refused,
+        f"P{number} = {value:g} {f'refused ({detail})' if refused else 'accepted'}; "
+        f"P{number} reads {m.measured:g} afterwards",
+        f"P{number} = {value:g} was accepted",
+    )
+    changed = _changed(rig, before, after, ())
+    m.check(
+        "block unchanged",
+        not changed,
+        _compared(before, changed, (), "parameters"),
+        f"the out-of-range write changed {', '.join(changed)}",
+    )
     m.note = detail
     if not refused:
         rig.bench.bms.write_parameters({number: float(before.values[number])})
@@ -76,13 +100,17 @@ def remaining_capacity_single_write(rig: Rig, m: Measurement, ah: float) -> None
     rated = float(before.values[59])
     soc = float(tele.soc_pct)
     want_soc = int(1000 * ah / rated) / 10.0
-    m.check("SOC follows", abs(soc - want_soc) <= 0.1, f"SOC {soc:g} %, expected {want_soc:g} %")
-    after = rig.bench.bms.read_parameters()
-    changed = [
-        n
-        for n, v in before.values.items()
-        if n != 60 and abs(float(after.values[n]) - float(v)) > rig.spec.param(n).encoding.scale / 2
-    ]
     m.check(
-        "no other parameter changed", not changed, f"changed: {', '.join(f'P{n}' for n in changed)}"
+        "SOC follows",
+        abs(soc - want_soc) <= 0.1,
+        f"SOC {soc:g} % reported for {ah:g} Ah of {rated:g} Ah rated ({want_soc:g} % by ratio)",
+        f"SOC {soc:g} %, expected {want_soc:g} %",
+    )
+    after = rig.bench.bms.read_parameters()
+    changed = _changed(rig, before, after, ())
+    m.check(
+        "no other parameter changed",
+        not changed,
+        _compared(before, changed, (), "parameters"),
+        f"the remaining-capacity write changed {', '.join(changed)}",
     )

@@ -28,13 +28,39 @@ def margin_to_limits(expected: float, tolerance: float, measured: float) -> floa
     return tolerance - abs(measured - expected)
 
 
+@dataclass(frozen=True)
+class Check:
+    """One independent observation the verdict needs.
+
+    ``seen`` says what was observed (values, flag names, FET states, times) and reads true
+    whether the check held or not; ``failure`` is the sentence shown when it did not hold.
+    """
+
+    name: str
+    ok: bool
+    seen: str
+    failure: str | None = None
+
+    @property
+    def reason(self) -> str:
+        """Why the check failed: its failure sentence, or what was seen when it has none."""
+        return self.failure or self.seen
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form: ``{name, ok, detail}``, plus ``failure`` only when it failed."""
+        out: dict[str, Any] = {"name": self.name, "ok": self.ok, "detail": self.seen}
+        if not self.ok:
+            out["failure"] = self.reason
+        return out
+
+
 @dataclass
 class Measurement:
     """One verdict-bearing observation of a case.
 
     ``checks`` holds the independent observations the verdict needs (DOMAIN.md: the flag the
-    BMS reports and the current at the terminals); each is ``(name, ok, detail)``. The
-    outcome is ``passed`` only when the value is within tolerance and every check holds.
+    BMS reports and the current at the terminals), as :class:`Check`. The outcome is
+    ``passed`` only when the value is within tolerance and every check holds.
     """
 
     name: str
@@ -43,15 +69,30 @@ class Measurement:
     tolerance: float | None = None
     measured: float | None = None
     uncertainty: float | None = None
-    checks: list[tuple[str, bool, str]] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
     probes: int = 0
     note: str = ""
     #: Probes a naive ramp in resolution steps would have needed (threshold cases).
     naive_probes: int | None = None
 
-    def check(self, name: str, ok: bool, detail: str = "") -> bool:
-        self.checks.append((name, bool(ok), detail))
+    def check(self, name: str, ok: bool, seen: str, failure: str | None = None) -> bool:
+        """Record one observation; returns ``ok``.
+
+        ``seen`` describes what was observed and is stored as the check's ``detail`` whether
+        it held or not, so it must read true either way (``"charge current 0.00 A, charge
+        FET open"``, never ``"... not stopped"``). ``failure`` is the sentence a failed
+        check reports (:meth:`failures`, the record's ``failure``); it is dropped when the
+        check held.
+        """
+        self.checks.append(Check(name, bool(ok), seen, failure))
         return bool(ok)
+
+    def failed_checks(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def check_records(self) -> list[dict[str, Any]]:
+        """The checks as stored in a result record (``Check.to_dict``)."""
+        return [c.to_dict() for c in self.checks]
 
     @property
     def margin(self) -> float | None:
@@ -69,7 +110,7 @@ class Measurement:
 
     @property
     def outcome(self) -> str:
-        ok = self.within_tolerance and all(ok for _n, ok, _d in self.checks)
+        ok = self.within_tolerance and all(c.ok for c in self.checks)
         return PASSED if ok else FAILED
 
     def failures(self) -> list[str]:
@@ -85,7 +126,7 @@ class Measurement:
                     f"{self.name}: measured {self.measured:g} {self.unit}, expected "
                     f"{self.expected:g} +- {self.tolerance:g} {self.unit}"
                 )
-        out.extend(f"{n}: {d}" for n, ok, d in self.checks if not ok)
+        out.extend(f"{c.name}: {c.reason}" for c in self.failed_checks())
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,7 +140,7 @@ class Measurement:
             "margin": self.margin,
             "probes": self.probes,
             "naive_probes": self.naive_probes,
-            "checks": [{"name": n, "ok": ok, "detail": d} for n, ok, d in self.checks],
+            "checks": self.check_records(),
             "note": self.note,
         }
 

@@ -47,6 +47,22 @@ class Observation:
         """Signed current at P+ (+ charging), from the supply and load read-backs."""
         return self.supply_a - self.load_a
 
+    def describe(self, flag: str | None = None) -> str:
+        """What this observation saw, in words that hold whatever the verdict: the flag
+        (when named), both FETs and the currents at the terminals."""
+        parts = [f"{flag} {'set' if self.flag else 'clear'}"] if flag else []
+        parts.append(
+            f"charge FET {fet_state(self.charge_fet)}, "
+            f"discharge FET {fet_state(self.discharge_fet)}"
+        )
+        parts.append(f"charge current {self.supply_a:.2f} A, discharge current {self.load_a:.2f} A")
+        return ", ".join(parts)
+
+
+def fet_state(closed: bool) -> str:
+    """A FET in the lab's words: closed conducts, open blocks."""
+    return "closed" if closed else "open"
+
 
 class Rig:
     """Stimuli, operating conditions and observations on an open bench."""

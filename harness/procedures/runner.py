@@ -110,7 +110,7 @@ def run_case(bench: Any, spec: Any, case: Any, recorder: Recorder | None = None)
     try:
         _dispatch(rig, case, m)
     except threshold.DeviceDidNotRecover as exc:
-        m.check("recovers", False, str(exc))
+        m.check("recovers", False, exc.seen, str(exc))
     finally:
         m.probes = rig.probes
         restore(rig)

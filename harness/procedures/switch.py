@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.procedures import function
 from harness.procedures.record import Measurement
-from harness.procedures.rig import STOPPED_A, Rig
+from harness.procedures.rig import STOPPED_A, Rig, fet_state
 
 
 def run(rig: Rig, case: Any, m: Measurement, on: bool) -> None:
@@ -79,31 +79,47 @@ def beyond_trip(rig: Rig, m: Measurement, param: Any, on: bool, level: float | N
     with rig.rec.step(f"P{trip.number} stimulus to {value:g} (switch {'on' if on else 'off'})"):
         obs = rig.probe(setup.stimulus, value, setup.flag, setup.dwell_s, cell=setup.cell)
     m.measured = 1.0 if obs.flag else 0.0
+    at = f"with P{trip.number} stimulus at {value:g} {trip.unit} (switch {'on' if on else 'off'})"
     flowing = None
+    current = ""
     if setup.condition == "charging":
         flowing = obs.supply_a >= STOPPED_A
+        current = f"charge current {obs.supply_a:.2f} A, charge FET {fet_state(obs.charge_fet)}"
     elif setup.condition == "discharging":
         flowing = obs.load_a >= STOPPED_A
+        current = (
+            f"discharge current {obs.load_a:.2f} A, discharge FET {fet_state(obs.discharge_fet)}"
+        )
     if on:
         if setup.action is not None and flowing is not None:
             m.check(
                 "current stopped",
                 not flowing,
-                f"current still flowing with P{trip.number} beyond its trip",
+                f"{current} {at}",
+                f"current still flowing with P{trip.number} beyond its trip: {current}",
             )
     else:
         if flowing is not None:
-            m.check("current keeps flowing", flowing, "current stopped although the switch is off")
+            m.check(
+                "current keeps flowing",
+                flowing,
+                f"{current} {at}",
+                f"current stopped although the switch is off: {current}",
+            )
         # Only the FET this function would open: another row (a cell far below its
         # undervoltage protection, say) may legitimately open the other one.
         if setup.action in ("charge", "both"):
             m.check(
-                "charge FET stays closed", obs.charge_fet, "charge FET opened with the switch off"
+                "charge FET stays closed",
+                obs.charge_fet,
+                f"charge FET {fet_state(obs.charge_fet)} {at}",
+                "charge FET opened with the switch off",
             )
         if setup.action in ("discharge", "both"):
             m.check(
                 "discharge FET stays closed",
                 obs.discharge_fet,
+                f"discharge FET {fet_state(obs.discharge_fet)} {at}",
                 "discharge FET opened with the switch off",
             )
 
@@ -130,11 +146,11 @@ def _gap(rig: Rig, m: Measurement, on: bool) -> None:
     inner = Measurement(name=m.name, unit="%")
     function.gap_compensation(rig, inner, switch_on=on)
     if on:
-        held = any(n == "charging held after recovery" and ok for n, ok, _d in inner.checks)
+        held = any(c.name == "charging held after recovery" and c.ok for c in inner.checks)
         m.measured = 1.0 if held else 0.0
     else:
         m.measured = 0.0 if inner.measured == 1.0 else 1.0
-    m.note = "; ".join(d for _n, ok, d in inner.checks if not ok)
+    m.note = "; ".join(c.reason for c in inner.failed_checks())
 
 
 def _soft_start(rig: Rig, m: Measurement, on: bool) -> None:
@@ -179,7 +195,7 @@ SPECIAL = {
     51: _wrap(function.static_balancing_time, expect_stop=ON),
     52: _wrap(function.balancing_overtemperature, expect_inhibit=ON),
     53: _wrap(function.auto_activation, expect=ON),
-    55: _wrap(function.current_limit_active, expect_limit=ON),
+    55: _wrap(function.current_limit_active, expect_limit=ON, unit="A"),
     56: _wrap(function.current_limit_passive, expect_limit=ON),
     58: _wrap(function.standby_shutdown, expect=ON),
     59: _wrap(function.history_interval, working=False, expect_records=ON),

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.procedures.record import Measurement
-from harness.procedures.rig import STOPPED_A, Observation, Rig
+from harness.procedures.rig import STOPPED_A, Observation, Rig, fet_state
 
 
 @dataclass
@@ -74,15 +74,29 @@ def reset(rig: Rig, setup: ThresholdSetup) -> Observation:
         flag=setup.flag,
     )
     if obs is None:
+        last = rig.observe(setup.flag)
         raise DeviceDidNotRecover(
             f"{setup.flag or 'function'} still active {setup.reset_timeout_s:g} s after the "
-            f"stimulus returned to {setup.safe:g}"
+            f"stimulus returned to {setup.safe:g}",
+            seen=f"{setup.reset_timeout_s:g} s after the stimulus returned to {setup.safe:g}: "
+            + last.describe(setup.flag),
         )
     return obs
 
 
 class DeviceDidNotRecover(Exception):
-    """The device stayed tripped with the stimulus back at a safe value (a product defect)."""
+    """The device stayed tripped with the stimulus back at a safe value (a product defect).
+
+    The message is the failure sentence; ``seen`` is what the last observation showed."""
+
+    def __init__(self, message: str, seen: str | None = None) -> None:
+        super().__init__(message)
+        self.seen = seen or message
+
+
+def _at(value: float, unit: str, obs: Observation, setup: ThresholdSetup) -> str:
+    """What a probe saw at one stimulus value."""
+    return f"at {value:g} {unit}: {obs.describe(setup.flag)}"
 
 
 def find_trip(rig: Rig, setup: ThresholdSetup, m: Measurement) -> Observation | None:
@@ -90,11 +104,21 @@ def find_trip(rig: Rig, setup: ThresholdSetup, m: Measurement) -> Observation | 
     the reported trip value, or None when nothing acted up to ``far``."""
     first = rig.probe(setup.stimulus, setup.safe, setup.flag, setup.dwell_s, cell=setup.cell)
     if _acted(first, setup):
-        m.check("inactive at the safe value", False, f"already active at {setup.safe:g} {m.unit}")
+        m.check(
+            "inactive at the safe value",
+            False,
+            _at(setup.safe, m.unit, first, setup),
+            f"already active at {setup.safe:g} {m.unit}",
+        )
         return None
     at_far = rig.probe(setup.stimulus, setup.far, setup.flag, setup.dwell_s, cell=setup.cell)
     if not _acted(at_far, setup):
-        m.check("acts within the search range", False, f"did not act up to {setup.far:g} {m.unit}")
+        m.check(
+            "acts within the search range",
+            False,
+            _at(setup.far, m.unit, at_far, setup),
+            f"did not act up to {setup.far:g} {m.unit}",
+        )
         return None
     quiet, acting, acting_obs = setup.safe, setup.far, at_far
     while abs(acting - quiet) > setup.resolution * 1.0001:
@@ -118,6 +142,8 @@ def find_trip(rig: Rig, setup: ThresholdSetup, m: Measurement) -> Observation | 
         m.check(
             "repeatable",
             False,
+            f"acted at {acting:g} {m.unit} during the search; confirming probe "
+            + _at(acting, m.unit, final, setup),
             f"acted at {acting:g} during the search but not on the confirming probe",
         )
         return None
@@ -133,7 +159,12 @@ def find_recovery(
     ``safe`` (clears) for the value at which it clears."""
     tripped = rig.probe(setup.stimulus, drive, setup.flag, setup.dwell_s, cell=setup.cell)
     if not _acted(tripped, setup):
-        m.check("trips before recovery", False, f"did not act at {drive:g} {m.unit}")
+        m.check(
+            "trips before recovery",
+            False,
+            _at(drive, m.unit, tripped, setup),
+            f"did not act at {drive:g} {m.unit}",
+        )
         return None
     holding, clearing = drive, setup.safe
     cleared_obs: Observation | None = None
@@ -145,7 +176,12 @@ def find_recovery(
         if not active:
             again = rig.probe(setup.stimulus, drive, setup.flag, setup.dwell_s, cell=setup.cell)
             if not _acted(again, setup):
-                m.check("trips again", False, f"did not act again at {drive:g} {m.unit}")
+                m.check(
+                    "trips again",
+                    False,
+                    _at(drive, m.unit, again, setup),
+                    f"did not act again at {drive:g} {m.unit}",
+                )
                 return None
         obs = rig.probe(setup.stimulus, mid, setup.flag, setup.dwell_s, cell=setup.cell)
         if _acted(obs, setup):
@@ -158,7 +194,12 @@ def find_recovery(
             setup.stimulus, clearing, setup.flag, setup.dwell_s, cell=setup.cell
         )
         if _acted(cleared_obs, setup):
-            m.check("recovers", False, f"still active at {clearing:g} {m.unit}")
+            m.check(
+                "recovers",
+                False,
+                _at(clearing, m.unit, cleared_obs, setup),
+                f"still active at {clearing:g} {m.unit}",
+            )
             return None
     m.measured = clearing
     m.uncertainty = abs(holding - clearing)
@@ -167,20 +208,34 @@ def find_recovery(
 
 def judge_action(m: Measurement, setup: ThresholdSetup, obs: Observation, *, tripped: bool) -> None:
     """The second observation: what happened to the current at the terminals."""
+    at = "" if obs.stimulus is None else f" at {obs.stimulus:g} {m.unit}"
+    charge = f"charge current {obs.supply_a:.2f} A, charge FET {fet_state(obs.charge_fet)}"
+    discharge = (
+        f"discharge current {obs.load_a:.2f} A, discharge FET {fet_state(obs.discharge_fet)}"
+    )
     if tripped:
-        m.check("flag reported", obs.flag, f"{setup.flag} not reported when the function acted")
+        m.check(
+            "flag reported",
+            obs.flag,
+            f"{setup.flag} {'reported' if obs.flag else 'not reported'}{at}",
+            f"{setup.flag} not reported when the function acted{at}",
+        )
     if setup.action is None:
         if setup.condition == "charging":
             m.check(
                 "current keeps flowing",
                 obs.supply_a >= STOPPED_A,
-                f"charge current {obs.supply_a:.2f} A",
+                charge + at,
+                f"charge current stopped ({obs.supply_a:.2f} A){at}: a function without a "
+                "FET action must not interrupt it",
             )
         elif setup.condition == "discharging":
             m.check(
                 "current keeps flowing",
                 obs.load_a >= STOPPED_A,
-                f"discharge current {obs.load_a:.2f} A",
+                discharge + at,
+                f"discharge current stopped ({obs.load_a:.2f} A){at}: a function without a "
+                "FET action must not interrupt it",
             )
         return
     if tripped:
@@ -188,35 +243,45 @@ def judge_action(m: Measurement, setup: ThresholdSetup, obs: Observation, *, tri
             m.check(
                 "charge current stopped",
                 obs.supply_a < STOPPED_A and not obs.charge_fet,
-                f"charge current {obs.supply_a:.2f} A, charge FET {_state(obs.charge_fet)}",
+                charge + at,
+                f"charge current not stopped by the protection{at}: {charge}",
             )
         if setup.action in ("discharge", "both") and setup.condition == "discharging":
             m.check(
                 "discharge current stopped",
                 obs.load_a < STOPPED_A and not obs.discharge_fet,
-                f"discharge current {obs.load_a:.2f} A, discharge FET {_state(obs.discharge_fet)}",
+                discharge + at,
+                f"discharge current not stopped by the protection{at}: {discharge}",
             )
         if setup.action == "charge" and setup.condition != "charging":
-            m.check("charge FET open", not obs.charge_fet, "charge FET still closed")
+            m.check(
+                "charge FET open",
+                not obs.charge_fet,
+                f"charge FET {fet_state(obs.charge_fet)}{at}",
+                f"charge FET still closed{at}",
+            )
         if setup.action == "discharge" and setup.condition != "discharging":
-            m.check("discharge FET open", not obs.discharge_fet, "discharge FET still closed")
+            m.check(
+                "discharge FET open",
+                not obs.discharge_fet,
+                f"discharge FET {fet_state(obs.discharge_fet)}{at}",
+                f"discharge FET still closed{at}",
+            )
     else:
         if setup.condition == "charging":
             m.check(
                 "charging resumes",
                 obs.supply_a >= STOPPED_A,
-                f"charge current {obs.supply_a:.2f} A after recovery",
+                f"{charge} after recovery{at}",
+                f"charging did not resume after recovery{at}: {charge}",
             )
         elif setup.condition == "discharging":
             m.check(
                 "discharging resumes",
                 obs.load_a >= STOPPED_A,
-                f"discharge current {obs.load_a:.2f} A after recovery",
+                f"{discharge} after recovery{at}",
+                f"discharging did not resume after recovery{at}: {discharge}",
             )
-
-
-def _state(closed: bool) -> str:
-    return "closed" if closed else "open"
 
 
 def naive_ramp_probes(safe: float, trip: float, resolution: float) -> int:
