@@ -9,6 +9,25 @@ Rows come from ``results.jsonl``; names and the spec order come from the spec ta
 (``harness.spec.load_spec``). When the spec of this checkout is not the one the run used
 (``spec_sha256`` differs), the report says so in the header: names may then be off, the
 measured values are still the run's.
+
+The overall verdict is the run's ``completion.verdict`` (``reports.runs.Completion``): a run
+that did not give every planned case a final record, or did not end ``complete``, is never
+PASS: the page opens with an ``INCOMPLETE`` banner (status, reason, how many planned cases
+were not run) and lists the cases not run with the reason.
+
+Instruments are listed with their calibration record (calibrated on, due, certificate id,
+from the bench file through ``run.json``); one past due at the run's start, or accepted past
+due with ``--allow-overdue`` (``overdue_accepted``), is marked OVERDUE.
+
+The traceability matrix (:func:`traceability`) has one row per spec row, P1..P87 then
+S1..S64 in spec order, with the run's cases of that item (linked to their detail rows), the
+verdict of each and its evidence (measured value with uncertainty and unit, plot link,
+number of attachments). A row without an executed case (skipped, not run, or no case in the
+run's plan) is a GAP with the reason; the summary line above counts the rows covered by a
+passing case and lists the gaps.
+
+Printing: table rows, the header block and the signature block are never split across pages
+and table headers repeat on every page (print CSS in the template); the PDF test checks it.
 """
 
 from __future__ import annotations
@@ -22,18 +41,24 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import pandas as pd
 
-from reports.runs import OUTCOMES, ReportInputError, RunData, load_run
+from reports.runs import OUTCOMES, ReportInputError, RunData, load_run, plan_cases
 
 #: Order of the kinds of one item inside a category table.
 KIND_ORDER = ("trip", "recovery", "delay", "function", "readback", "switch-on", "switch-off")
-VERDICT_TEXT = {"passed": "PASS", "failed": "FAIL", "error": "BENCH ERROR", "skipped": "NOT TESTED"}
+VERDICT_TEXT = {
+    "passed": "PASS",
+    "failed": "FAIL",
+    "error": "BENCH ERROR",
+    "skipped": "NOT TESTED",
+    "not_run": "NOT RUN",
+}
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 #: Flags from the brief: no network, no first-run work, no GPU; a private profile per call.
 CHROMIUM_FLAGS = (
@@ -54,14 +79,19 @@ class ChromiumError(RuntimeError):
 
 @dataclass
 class Verdict:
-    """The overall verdict and why (a FAIL always lists its reasons)."""
+    """The overall verdict (``PASS``, ``FAIL`` or ``INCOMPLETE``) and why; anything but PASS
+    always lists its reasons."""
 
-    passed: bool
+    text: str
     reasons: list[str]
 
     @property
-    def text(self) -> str:
-        return "PASS" if self.passed else "FAIL"
+    def passed(self) -> bool:
+        return self.text == "PASS"
+
+    @property
+    def css(self) -> str:
+        return {"PASS": "pass", "INCOMPLETE": "incomplete"}.get(self.text, "fail")
 
 
 # --------------------------------------------------------------------------- spec order
@@ -103,18 +133,11 @@ def _row_name(spec: Any | None, rec: dict[str, Any]) -> str:
 
 
 def verdict(run: RunData) -> Verdict:
-    """PASS only when the run finished, something passed, and nothing failed or errored."""
-    counts = run.counts()
-    reasons = []
-    if counts["failed"]:
-        reasons.append(f"{counts['failed']} test(s) failed (product defect)")
-    if counts["error"]:
-        reasons.append(f"{counts['error']} test(s) hit a bench error (no verdict)")
-    if not counts["passed"]:
-        reasons.append("no test passed")
-    if not run.info.get("finished_at"):
-        reasons.append("the run did not finish (run.json has no finished_at)")
-    return Verdict(passed=not reasons, reasons=reasons)
+    """The run's :attr:`~reports.runs.Completion.verdict`: FAIL on a product defect, else
+    INCOMPLETE unless every planned case has a final record of a run that ended complete,
+    else FAIL on a bench error or when nothing passed, else PASS."""
+    done = run.completion
+    return Verdict(text=done.verdict, reasons=list(done.verdict_reasons))
 
 
 # --------------------------------------------------------------------------- formatting
@@ -171,7 +194,8 @@ def _plot_html(run: RunData, test_id: str) -> str:
         return ""
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     alt = html.escape(f"trace of {test_id}")
-    return f'<img class="plot" alt="{alt}" src="data:image/png;base64,{data}">'
+    anchor = html.escape(f"plot-{test_id}")
+    return f'<img class="plot" id="{anchor}" alt="{alt}" src="data:image/png;base64,{data}">'
 
 
 # --------------------------------------------------------------------------- tables
@@ -197,7 +221,19 @@ def results_frame(run: RunData, spec: Any | None = None) -> pd.DataFrame:
     """One row per record in spec order, with the display columns and the raw ones used for
     grouping (``_category``, ``_outcome``)."""
     rows = []
+    plan = (
+        plan_cases() if any(not r.get("kind") or not r.get("category") for r in run.records) else {}
+    )
     for rec in run.records:
+        case = plan.get(rec["test_id"])
+        if case is not None and (not rec.get("kind") or not rec.get("category")):
+            # a not_run record carries no kind or category: take them from the plan
+            rec = {
+                "kind": case.kind,
+                "category": case.category,
+                "unit": case.unit,
+                **{k: v for k, v in rec.items() if v not in (None, "")},
+            }
         kind = rec.get("kind") or ""
         rows.append(
             {
@@ -237,6 +273,7 @@ def category_table_html(frame: pd.DataFrame, category: str, table_id: str) -> st
     column raw (it is an ``<img>`` built here), one CSS class per verdict on its cell."""
     part = frame[frame["_category"] == category]
     outcomes = part["_outcome"].tolist()
+    tests = part["test"].tolist()
     # A category without any saved plot gets no empty plot column.
     columns = _DISPLAY if part["plot"].astype(bool).any() else _DISPLAY[:-1]
     shown = part[columns].reset_index(drop=True)
@@ -256,7 +293,8 @@ def category_table_html(frame: pd.DataFrame, category: str, table_id: str) -> st
     pieces = out.split("<tr>")
     head, body = pieces[:2], pieces[2:]
     rows = [
-        f'<tr class="row-{o}" data-outcome="{o}">{p}' for o, p in zip(outcomes, body, strict=True)
+        f'<tr class="row-{o}" data-outcome="{o}" id="case-{html.escape(t)}">{p}'
+        for o, t, p in zip(outcomes, tests, body, strict=True)
     ]
     return "<tr>".join(head) + "".join(rows)
 
@@ -271,6 +309,269 @@ def counts_frame(frame: pd.DataFrame) -> pd.DataFrame:
     table["total"] = table.sum(axis=1)
     table.loc["all categories"] = table.sum(axis=0)
     return table.rename_axis("category").reset_index()
+
+
+# --------------------------------------------------------------------------- traceability
+
+#: Status of a spec row in the traceability matrix, worst first.
+TRACE_FAIL, TRACE_ERROR, TRACE_PASS, TRACE_GAP = "FAIL", "BENCH ERROR", "PASS", "GAP"
+NO_CASE = "no case in the plan"
+#: Outcomes that executed a case on the bench (a skipped or not-run case did not).
+EXECUTED = ("passed", "failed", "error")
+
+
+@dataclass
+class TraceCase:
+    """One case of a spec row: its final outcome and the evidence the run holds for it."""
+
+    test_id: str
+    kind: str
+    outcome: str
+    #: ``PASS``/``FAIL``/... (``NO RECORD`` for a planned case the run never recorded).
+    verdict: str
+    #: Measured value with its uncertainty and unit (``3.7 ± 0.002 V``), "" if none.
+    evidence: str
+    #: Why the case gave no verdict (skip reason, not-run message) or its failure message.
+    reason: str
+    #: In-page anchor of its detail row (``case-<id>``; ``notrun-<id>`` without a record).
+    anchor: str
+    has_plot: bool = False
+    attachments: int = 0
+    #: What the evidence cell says about the reason ("" when the row's status says it).
+    note: str = ""
+
+    @property
+    def executed(self) -> bool:
+        return self.outcome in EXECUTED
+
+
+@dataclass
+class TraceRow:
+    """One spec row (parameter or switch) with the cases that test it."""
+
+    item: str
+    name: str
+    cases: list[TraceCase]
+    status: str
+    #: Why a GAP is one (or a BENCH ERROR has no verdict): the cases' reasons.
+    reason: str = ""
+    #: For a row without a case: the whole plan's cases of the item the run did not select.
+    detail: str = ""
+    #: For a PASS row with a case that gave no verdict: ``partial: 1 of 2 cases ...``.
+    partial: str = ""
+
+    @property
+    def css(self) -> str:
+        return {TRACE_PASS: "pass", TRACE_FAIL: "fail", TRACE_ERROR: "error"}.get(
+            self.status, "gap"
+        )
+
+
+@dataclass
+class Traceability:
+    """Every spec row in spec order (P1..P87, S1..S64) -> cases -> verdicts -> evidence."""
+
+    rows: list[TraceRow]
+    #: Test ids of the run naming an item that is not a row of this checkout's spec.
+    outside: list[str] = field(default_factory=list)
+
+    def having(self, status: str) -> list[TraceRow]:
+        return [r for r in self.rows if r.status == status]
+
+    @property
+    def covered(self) -> list[TraceRow]:
+        """Rows with at least one passing case and no failing one."""
+        return self.having(TRACE_PASS)
+
+    @property
+    def gaps(self) -> list[TraceRow]:
+        return self.having(TRACE_GAP)
+
+    @property
+    def gaps_by_reason(self) -> dict[str, list[str]]:
+        """{reason: [items]} of the gaps, reasons in the order of their first gap."""
+        out: dict[str, list[str]] = {}
+        for row in self.gaps:
+            out.setdefault(row.reason, []).append(row.item)
+        return out
+
+    @property
+    def summary(self) -> str:
+        n_p = sum(1 for r in self.covered if r.item.startswith("P"))
+        text = (
+            f"{len(self.covered)} of {len(self.rows)} spec rows covered by a passing case "
+            f"({n_p} parameters, {len(self.covered) - n_p} switches); "
+            f"{len(self.gaps)} gap(s)"
+        )
+        for status, label in ((TRACE_FAIL, "failing"), (TRACE_ERROR, "bench error only")):
+            if rows := self.having(status):
+                text += f"; {len(rows)} {label}: {', '.join(r.item for r in rows)}"
+        if partial := [r.item for r in self.covered if r.partial]:
+            text += f"; {len(partial)} covered only in part: {', '.join(partial)}"
+        return text
+
+
+def _allure_attachments(results: Path) -> dict[str, int]:
+    """{test id: number of attachments} of the case's Allure result (the last one written
+    for the id when a resumed run has several); {} without ``allure-results``."""
+    import json
+
+    found: dict[str, tuple[int, int]] = {}
+    if not results.is_dir():
+        return {}
+    for result_file in results.glob("*-result.json"):
+        try:
+            result = json.loads(result_file.read_text(encoding="utf-8"))
+            attachments = result.get("attachments") or []
+            source = next(a["source"] for a in attachments if a.get("name") == "result")
+            test_id = str(json.loads((results / source).read_text(encoding="utf-8"))["test_id"])
+            stop = int(result.get("stop") or 0)
+        except (OSError, ValueError, KeyError, TypeError, StopIteration):
+            continue
+        if test_id not in found or stop >= found[test_id][0]:
+            found[test_id] = (stop, len(attachments))
+    return {k: n for k, (_, n) in found.items()}
+
+
+def _plot_files(run: RunData, known: set[str]) -> dict[str, int]:
+    """{test id: PNG files in ``plots/``}: ``<id>.png`` and ``<id>-<name>.png`` (a suffix
+    that makes another known test id belongs to that one)."""
+    out: dict[str, int] = {}
+    plots = run.directory / "plots"
+    if not plots.is_dir():
+        return out
+    for png in plots.glob("*.png"):
+        stem = png.stem
+        owner = stem if stem in known else None
+        while owner is None and "-" in stem:
+            stem = stem.rsplit("-", 1)[0]
+            owner = stem if stem in known else None
+        if owner is not None:
+            out[owner] = out.get(owner, 0) + 1
+    return out
+
+
+def traceability(run: RunData, spec: Any) -> Traceability:
+    """The traceability matrix of a run: one row per spec row in spec order, each with the
+    run's cases of that item (planned, or recorded without being planned) in kind order.
+
+    A row's status: ``FAIL`` when a case failed, else ``PASS`` when one passed, else
+    ``BENCH ERROR`` when one was executed but hit a bench error, else ``GAP`` (no case
+    executed: skipped, not run, or no case in the plan) with the reason."""
+    done = run.completion
+    final = {r["test_id"]: r for r in run.records}
+    planned = [str(t) for t in run.info.get("planned") or []]
+    ids = list(dict.fromkeys([*planned, *final]))
+    plan = plan_cases()
+    known = set(ids) | set(plan)
+    allure_counts = _allure_attachments(run.directory / "allure-results")
+    plot_counts = _plot_files(run, known)
+    by_item: dict[str, list[TraceCase]] = {}
+    for test_id in ids:
+        rec = final.get(test_id)
+        case = plan.get(test_id)
+        item = canonical_item(
+            (rec or {}).get("item") or (case.item if case is not None else _item_of(test_id))
+        )
+        kind = (rec or {}).get("kind") or (case.kind if case is not None else "")
+        if rec is None:
+            outcome, verdict_text = "not_run", "NO RECORD"
+        else:
+            outcome, verdict_text = rec["outcome"], VERDICT_TEXT[rec["outcome"]]
+        if outcome == "skipped" and rec is not None:
+            reason = _notes(rec)  # the skip reason (and note), as the detail row has it
+        elif outcome == "not_run":
+            reason = done.not_run_reasons.get(test_id) or str(
+                (rec or {}).get("message") or (rec or {}).get("reason") or "not run"
+            )
+        else:
+            reason = str((rec or {}).get("message") or "")
+        if rec is not None and not rec.get("unit") and case is not None:
+            rec = {**rec, "unit": case.unit}
+        by_item.setdefault(item, []).append(
+            TraceCase(
+                test_id=test_id,
+                kind=kind,
+                outcome=outcome,
+                verdict=verdict_text,
+                evidence=_measured(rec) if rec is not None and outcome in EXECUTED else "",
+                reason=reason,
+                anchor=f"case-{test_id}" if rec is not None else f"notrun-{test_id}",
+                has_plot=run.plot(test_id) is not None,
+                attachments=allure_counts.get(test_id, plot_counts.get(test_id, 0)),
+            )
+        )
+    rows = []
+    items = [(f"P{p.number}", p.name) for p in spec.parameters] + [
+        (f"S{s.number}", s.name) for s in spec.switches
+    ]
+    for item, name in items:
+        cases = sorted(
+            by_item.pop(item, []),
+            key=lambda c: (
+                KIND_ORDER.index(c.kind) if c.kind in KIND_ORDER else len(KIND_ORDER),
+                c.test_id,
+            ),
+        )
+        rows.append(_trace_row(item, name, cases, run, plan))
+    outside = [c.test_id for cases in by_item.values() for c in cases]
+    return Traceability(rows=rows, outside=outside)
+
+
+def _selection_text(info: dict[str, Any]) -> str:
+    """``suite regression, -k 'P05 or P06'`` from run.json's ``selection`` (or ``suite``)."""
+    sel = info.get("selection") if isinstance(info.get("selection"), dict) else {}
+    suite = sel.get("suite", info.get("suite"))
+    parts = [f"suite {suite}" if suite else "whole plan"]
+    if sel.get("keyword"):
+        parts.append(f"-k {sel['keyword']!r}")
+    if sel.get("marker"):
+        parts.append(f"-m {sel['marker']!r}")
+    return ", ".join(parts)
+
+
+def _trace_row(
+    item: str, name: str, cases: list[TraceCase], run: RunData, plan: dict[str, Any]
+) -> TraceRow:
+    outcomes = {c.outcome for c in cases}
+    if not cases:
+        elsewhere = [c for c in plan.values() if canonical_item(c.item) == item]
+        if run.info.get("planned") is None:
+            reason = f"{NO_CASE} (the run recorded no plan, and no record of {item})"
+        else:
+            reason = f"{NO_CASE} (this run's selection: {_selection_text(run.info)})"
+        detail = (
+            "the whole plan has "
+            + ", ".join(f"{c.id} [{', '.join(c.suites) or 'no suite'}]" for c in elsewhere)
+            if elsewhere
+            else "the whole plan has no case of this row either"
+        )
+        return TraceRow(item, name, [], TRACE_GAP, reason, detail)
+    if "failed" in outcomes:
+        status = TRACE_FAIL
+    elif "passed" in outcomes:
+        status = TRACE_PASS
+    elif "error" in outcomes:
+        status = TRACE_ERROR
+    else:
+        status = TRACE_GAP
+    silent = [c for c in cases if not c.executed or c.outcome == "error"]
+    reasons = list(dict.fromkeys(c.reason for c in silent if c.reason))
+    row_reason = "; ".join(reasons) if status in (TRACE_GAP, TRACE_ERROR) else ""
+    open_cases = [c for c in cases if c.outcome != "passed"]
+    partial = (
+        f"partial: {len(open_cases)} of {len(cases)} cases without a verdict"
+        if status == TRACE_PASS and open_cases
+        else ""
+    )
+    for c in cases:
+        if c.outcome == "passed":
+            c.note = ""
+        elif row_reason and len(reasons) == 1:
+            c.note = ""  # the status cell says it once for the row
+        else:
+            c.note = c.reason
+    return TraceRow(item, name, cases, status, row_reason, partial=partial)
 
 
 # --------------------------------------------------------------------------- page
@@ -298,17 +599,45 @@ td.v-passed { background: #d7f0d7; font-weight: bold; }
 td.v-failed { background: #f7c6c6; font-weight: bold; }
 td.v-error { background: #fde3b0; font-weight: bold; }
 td.v-skipped { background: #e6e6e6; }
+td.v-not_run { background: #f3dfc1; font-weight: bold; }
+.banner { font-size: 14pt; font-weight: bold; color: #fff; background: #a05000;
+          padding: 6pt 10pt; margin: 4pt 0 8pt 0; border: 2px solid #6b3500; }
 img.plot { width: 60mm; display: block; }
 .verdict { display: inline-block; font-size: 20pt; font-weight: bold; padding: 4pt 14pt;
            border: 2px solid; margin: 4pt 0; }
 .verdict.pass { color: #0a6b0a; border-color: #0a6b0a; }
 .verdict.fail { color: #a00000; border-color: #a00000; }
+.verdict.incomplete { color: #a05000; border-color: #a05000; }
 .warning { color: #a05000; }
 .signatures td { height: 16mm; width: 60mm; }
 .hash { font-family: "DejaVu Sans Mono", monospace; font-size: 8pt; }
+td.overdue { background: #f7c6c6; }
+td.nowrap { white-space: nowrap; }
+.overdue-mark { color: #a00000; font-weight: bold; }
+table.trace { width: 100%; }
+table.trace td.c-spec { width: 55mm; }
+table.trace td.c-status { width: 24mm; font-weight: bold; }
+table.trace td.c-status .why, table.trace .note { font-weight: normal; font-size: 7.5pt; }
+table.trace td.c-test { width: 75mm; }
+table.trace td.c-evidence { font-size: 8pt; }
+td.s-pass { background: #d7f0d7; }
+td.s-fail { background: #f7c6c6; }
+td.s-error { background: #fde3b0; }
+td.s-gap { background: #e6e6e6; color: #6b3500; }
+.trace-summary { font-weight: bold; }
+a { color: #0645ad; text-decoration: none; }
+/* Print (headless Chromium): no table row, header block or signature block is cut by a
+   page break, and every table repeats its header row on each page it runs over. */
+thead { display: table-header-group; }
+tfoot { display: table-footer-group; }
+tr, tbody.trace-row { break-inside: avoid; page-break-inside: avoid; }
+.header-block, .signature-block { break-inside: avoid; page-break-inside: avoid; }
+h2 { break-after: avoid; }
 </style></head>
 <body>
+<div class="header-block" id="header-block">
 <h1>BMS specification compliance report</h1>
+{% if banner %}<div class="banner" id="incomplete-banner">{{ banner }}</div>{% endif %}
 <table class="header" id="header">
 <tr><th>Device</th><td id="device">{{ device_name or "not read" }}</td>
     <th>Firmware</th><td id="firmware">{{ firmware or "not read" }}</td></tr>
@@ -323,23 +652,50 @@ img.plot { width: 60mm; display: block; }
 <tr><th>Operator</th><td id="operator">{{ operator }}</td>
     <th>Harness</th><td>bms-hil {{ harness_version }}</td></tr>
 <tr><th>Results</th><td colspan="3">{{ results_dir }}</td></tr>
+<tr><th>Run end</th><td id="run-end"{% if not done.complete %} class="warning"{% endif %}>
+    {{- done.end_text -}}</td>
+    <th>Planned cases</th><td id="completion">{{ done.final }} of {{ done.planned }} with a
+    final record; {{ done.not_run_count }} not run</td></tr>
+<tr><th>Run id</th><td class="hash">{{ done.run_id or "not recorded" }}</td>
+    <th>Sessions</th><td id="sessions">{{ done.sessions }}
+    {%- if done.resumed %} (resumed){% endif %}</td></tr>
 {% if sim_faults %}
 <tr><th>Simulator faults</th><td colspan="3">{{ sim_faults }}</td></tr>
 {% endif %}
+{% if faults_recorded %}
+<tr><th>Simulator faults in force</th><td colspan="3"{% if faults_in_force %} class="warning"
+{%- endif %} id="sim-faults-in-force">{{ faults_in_force or "none" }}</td></tr>
+{% endif %}
+{% if overdue %}
+<tr><th>Calibration overdue (accepted)</th><td colspan="3" class="warning" id="overdue">
+{%- for o in overdue %}{{ o.instrument }} (due {{ o.calibration_due or "?" }})
+{{- "; " if not loop.last }}{% endfor %}, accepted with --allow-overdue</td></tr>
+{% endif %}
 </table>
+</div>
 {% for w in warnings %}<p class="warning">{{ w }}</p>{% endfor %}
 <h2>Instruments</h2>
 {% if instruments %}
-<table id="instruments"><tr><th>Role</th><th>Manufacturer</th><th>Model</th><th>Serial</th>
-<th>Firmware</th><th>Address</th><th>Calibration due</th></tr>
+<table id="instruments"><thead><tr><th>Role</th><th>Manufacturer</th><th>Model</th>
+<th>Serial</th><th>Firmware</th><th>Address</th><th>Calibrated on</th><th>Calibration due</th>
+<th>Certificate</th></tr></thead>
+<tbody>
 {% for i in instruments %}
-<tr><td>{{ i.name }}</td><td>{{ i.manufacturer }}</td><td>{{ i.model }}</td>
+<tr id="instrument-{{ i.name }}"{% if i.overdue %} class="overdue"{% endif %}>
+<td>{{ i.name }}</td><td>{{ i.manufacturer }}</td><td>{{ i.model }}</td>
 <td>{{ i.serial }}</td><td>{{ i.firmware }}</td><td>{{ i.address }}</td>
-<td>{{ i.calibration_due or "not given" }}</td></tr>{% endfor %}
+<td class="nowrap" id="cal-on-{{ i.name }}">{{ i.calibrated_on or "not given" }}</td>
+<td id="cal-due-{{ i.name }}"{% if i.overdue %} class="overdue"{% endif %}>
+{{- i.calibration_due or "not given" }}
+{%- if i.overdue %}<br><span class="overdue-mark">{{ i.overdue }}</span>{% endif -%}
+</td>
+<td class="nowrap" id="cal-cert-{{ i.name }}">{{ i.calibration_certificate or "not given" }}</td>
+</tr>{% endfor %}
+</tbody>
 </table>
 {% else %}<p class="warning">No instrument identities recorded in run.json.</p>{% endif %}
 <h2>Summary</h2>
-<div class="verdict {{ 'pass' if verdict.passed else 'fail' }}" id="verdict">
+<div class="verdict {{ verdict.css }}" id="verdict">
 {{- verdict.text -}}
 </div>
 {% if verdict.reasons %}<ul id="verdict-reasons">
@@ -348,19 +704,96 @@ img.plot { width: 60mm; display: block; }
 <table id="counts"><tr>{% for o in outcomes %}<th>{{ o }}</th>{% endfor %}<th>total</th></tr>
 <tr>{% for o in outcomes %}<td id="count-{{ o }}">{{ counts[o] }}</td>{% endfor %}
 <td id="count-total">{{ total }}</td></tr></table>
+{% if not_run_rows %}
+<h2 id="not-run-title">Planned cases not run
+({{ not_run_rows | length }} of {{ done.planned }})</h2>
+<table class="results" id="not-run"><thead><tr><th>item</th><th>test</th><th>name</th>
+<th>record</th><th>why</th></tr></thead>
+{% for r in not_run_rows %}<tr class="row-not_run" data-outcome="not_run" id="notrun-{{ r.test }}">
+<td>{{ r.item }}</td><td class="c-test">{{ r.test }}</td><td>{{ r.name }}</td>
+<td class="c-verdict v-not_run">{{ r.record }}</td><td class="c-notes">{{ r.why }}</td></tr>
+{% endfor %}</table>
+{% endif %}
 {{ by_category | safe }}
+<h2 id="traceability">Traceability</h2>
+{% if trace %}
+<p class="trace-summary" id="trace-summary">{{ trace.summary }}</p>
+{% if trace.gaps %}<ul id="trace-gaps">
+{% for reason, items in trace.gaps_by_reason.items() %}<li>GAP {{ items | length }}:
+{% for it in items %}<a href="#trace-{{ it }}">{{ it }}</a>{{ ", " if not loop.last }}{% endfor %}
+&mdash; {{ reason }}</li>
+{% endfor %}</ul>{% endif %}
+{% if trace.outside %}<p class="warning" id="trace-outside">{{ trace.outside | length }} case(s)
+name an item that is not a row of this checkout's spec: {{ trace.outside | join(", ") }}</p>
+{% endif %}
+<table class="results trace" id="trace-matrix">
+<thead><tr><th>spec row</th><th>status</th><th>case</th><th>verdict</th>
+<th>evidence (measured, plot, attachments)</th></tr></thead>
+{% for r in trace.rows %}
+<tbody class="trace-row" id="trace-{{ r.item }}" data-status="{{ r.status }}">
+{% for c in r.cases %}<tr data-case="{{ c.test_id }}">
+{% if loop.first %}<td class="c-spec" rowspan="{{ r.cases | length }}"><b>{{ r.item }}</b>
+{{ r.name }}</td>
+<td class="c-status s-{{ r.css }}" rowspan="{{ r.cases | length }}">{{ r.status }}
+{%- if r.reason or r.partial %}<div class="why">{{ r.reason or r.partial }}</div>{% endif %}
+</td>{% endif %}
+<td class="c-test"><a href="#{{ c.anchor }}">{{ c.test_id }}</a></td>
+<td class="c-verdict v-{{ c.outcome }}">{{ c.verdict }}</td>
+<td class="c-evidence">{{ c.evidence or ("no measurement" if c.executed else "not executed") }}
+{%- if c.has_plot %} &middot; <a href="#plot-{{ c.test_id }}">plot</a>{% endif %}
+ &middot; {{ c.attachments }} attachment{{ "" if c.attachments == 1 else "s" }}
+{%- if c.note %}<div class="note">{{ c.note }}</div>{% endif %}</td>
+</tr>
+{% else %}<tr><td class="c-spec"><b>{{ r.item }}</b> {{ r.name }}</td>
+<td class="c-status s-gap">{{ r.status }}<div class="why">{{ r.reason }}</div></td>
+<td class="c-test" colspan="3">{{ r.detail }}</td></tr>
+{% endfor %}
+</tbody>
+{% endfor %}
+</table>
+{% else %}<p class="warning" id="trace-missing">The spec tables of this checkout could not be
+loaded: no traceability matrix.</p>{% endif %}
 {% for section in sections %}
 <h2 id="cat-{{ section.slug }}">{{ section.title }}</h2>
 {{ section.table | safe }}
 {% endfor %}
+<div class="signature-block" id="signatures">
 <h2>Signatures</h2>
-<table class="signatures"><tr><th>Tested by</th><th>Reviewed by</th><th>Approved by</th></tr>
-<tr><td></td><td></td><td></td></tr>
-<tr><td>Name / date</td><td>Name / date</td><td>Name / date</td></tr></table>
+<table class="signatures"><thead><tr><th>Tested by</th><th>Reviewed by</th><th>Approved by</th>
+</tr></thead>
+<tbody><tr><td></td><td></td><td></td></tr>
+<tr><td>Name / date</td><td>Name / date</td><td>Name / date</td></tr></tbody></table>
 <p>Generated {{ generated_at }} by bms-hil {{ harness_version }} from {{ results_dir }}.</p>
+</div>
 </body></html>
 """
 )
+
+
+def info_list(value: Any) -> list[str]:
+    """A run.json list of texts (or one text) as a list of strings."""
+    if not value:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _item_of(test_id: str) -> str:
+    """The item of a test id without a record: ``P05-cell-...`` -> ``P05``."""
+    return test_id.split("-", 1)[0]
+
+
+def _faults_text(faults: Any | None) -> str:
+    """``name=value; ...`` of the simulator faults in force (nested values as JSON)."""
+    import json
+
+    if not faults:
+        return ""
+    if not isinstance(faults, dict):
+        return json.dumps(faults, sort_keys=True, default=str)
+    return "; ".join(
+        f"{k}={v if isinstance(v, (str, int, float)) else json.dumps(v, sort_keys=True)}"
+        for k, v in faults.items()
+    )
 
 
 def _slug(text: str) -> str:
@@ -387,6 +820,8 @@ def render_html(run: RunData, spec: Any | None = None) -> str:
             )
     if not run.records:
         warnings.append("results.jsonl holds no record.")
+    for problem in info_list(run.info.get("close_problems")):
+        warnings.append(f"When the run ended: {problem}")
     sections = []
     if not frame.empty:
         for n, category in enumerate(category_order(frame), start=1):
@@ -406,6 +841,31 @@ def render_html(run: RunData, spec: Any | None = None) -> str:
         .to_html()
     )
     info = run.info
+    done = run.completion
+    final = {r["test_id"]: r for r in run.records}
+    not_run_rows = []
+    for test_id, why in done.not_run_reasons.items():
+        rec = final.get(test_id) or {"test_id": test_id, "item": _item_of(test_id)}
+        not_run_rows.append(
+            {
+                "item": canonical_item(rec["item"]),
+                "test": test_id,
+                "name": _row_name(spec, rec),
+                "record": "NOT RUN" if test_id in final else "no record",
+                "why": why,
+            }
+        )
+    overdue = run.overdue_accepted
+    overdue_names = {o["instrument"] for o in overdue}
+    instruments = [
+        {
+            **vars(i),
+            "overdue": "OVERDUE (accepted)"
+            if i.name in overdue_names
+            else ("OVERDUE at run start" if i.overdue_on(run.started_at) else ""),
+        }
+        for i in run.instruments
+    ]
     return _TEMPLATE.render(
         device_name=run.device_name,
         firmware=run.firmware,
@@ -421,7 +881,14 @@ def render_html(run: RunData, spec: Any | None = None) -> str:
         harness_version=info.get("harness_version") or "",
         results_dir=str(run.directory),
         sim_faults=info.get("sim_faults"),
-        instruments=run.instruments,
+        faults_recorded=run.sim_faults_in_force is not None,
+        faults_in_force=_faults_text(run.active_sim_faults),
+        overdue=overdue,
+        done=done,
+        banner=done.banner,
+        not_run_rows=not_run_rows,
+        instruments=instruments,
+        trace=traceability(run, spec) if spec is not None else None,
         warnings=warnings,
         verdict=verdict(run),
         outcomes=OUTCOMES,

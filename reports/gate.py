@@ -13,7 +13,13 @@ run fails the gate on:
 * **drift**: a value whose deviation from its spec value moved by more than ``drift`` x its
   tolerance since the baseline, even while both pass (a threshold creeping toward its limit).
 
-Runs from different spec versions or benches are not compared unless allowed (exit 2). A
+* **incomplete**: the candidate run did not run every planned case (interrupted, bench
+  lost, crashed, or planned cases without a final record: ``RunData.completion``); its
+  not-run cases also count as dropped and uncovered. No waiver accepts an incomplete run.
+
+Runs from different spec versions or benches are not compared unless allowed (exit 2), nor
+is an incomplete baseline unless ``allow_incomplete_baseline`` (a baseline that stopped
+halfway would make every case it did not reach look new). A
 waiver file (YAML list of ``{item, reason, owner, expires}``) accepts findings for an item or
 a test id until its expiry date; an expired waiver no longer counts and is listed. Exit
 codes: 0 pass, 1 gate failed, 2 cannot compare (incompatible runs or bad input).
@@ -99,6 +105,8 @@ class GateResult:
     notes: list[str] = field(default_factory=list)
     covered: int = 0
     required: int = 0
+    #: "candidate run INCOMPLETE: ..." when the candidate is not complete (fails the gate).
+    incomplete: str | None = None
 
     @property
     def failures(self) -> list[Finding]:
@@ -111,7 +119,7 @@ class GateResult:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_FAIL if self.failures else EXIT_PASS
+        return EXIT_FAIL if self.failures or self.incomplete else EXIT_PASS
 
 
 # --------------------------------------------------------------------------- waivers
@@ -217,11 +225,30 @@ def resolve_run(ref: str | Path, db_url: str | None = None) -> tuple[RunData, st
     raise ReportInputError(f"{text}: neither a results directory nor a history run id")
 
 
+def incomplete_line(run: RunData, role: str) -> str | None:
+    """``<role> run INCOMPLETE: <status>: <reason>; N of M planned cases not run``, or None
+    for a complete run."""
+    done = run.completion
+    return None if done.complete else f"{role} run INCOMPLETE: {done.summary}"
+
+
 def check_compatible(
-    baseline: RunData, candidate: RunData, allow_spec_change: bool, allow_bench_change: bool
+    baseline: RunData,
+    candidate: RunData,
+    allow_spec_change: bool,
+    allow_bench_change: bool,
+    allow_incomplete_baseline: bool = False,
 ) -> list[str]:
     """Raise IncompatibleRuns unless allowed; returns notes about what was allowed."""
     notes = []
+    base_incomplete = incomplete_line(baseline, "baseline")
+    if base_incomplete:
+        if not allow_incomplete_baseline:
+            raise IncompatibleRuns(
+                f"{base_incomplete}: an incomplete baseline cannot be compared "
+                "(use --allow-incomplete-baseline to compare anyway)"
+            )
+        notes.append(f"{base_incomplete}: compared anyway (--allow-incomplete-baseline)")
     b_spec, c_spec = baseline.spec_sha256, candidate.spec_sha256
     if b_spec is None or c_spec is None or b_spec != c_spec:
         text = (
@@ -250,6 +277,11 @@ def _by_test(run: RunData) -> dict[str, dict[str, Any]]:
     return {r["test_id"]: r for r in run.records}
 
 
+def _ran(run: RunData) -> dict[str, dict[str, Any]]:
+    """Final records of the cases the run got to (``not_run`` records left out)."""
+    return {r["test_id"]: r for r in run.records if r["outcome"] != "not_run"}
+
+
 def _fmt(value: Any, unit: str | None) -> str:
     if value is None:
         return "nothing"
@@ -260,7 +292,8 @@ def _fmt(value: Any, unit: str | None) -> str:
 def regressions(baseline: RunData, candidate: RunData) -> tuple[list[Finding], list[Finding]]:
     """(regressions and dropped tests, known failures)."""
     base = _by_test(baseline)
-    cand = _by_test(candidate)
+    cand = _ran(candidate)
+    not_run = {r["test_id"]: r for r in candidate.records if r["outcome"] == "not_run"}
     found, known = [], []
     for test_id, rec in cand.items():
         if rec["outcome"] not in ("failed", "error"):
@@ -281,12 +314,14 @@ def regressions(baseline: RunData, candidate: RunData) -> tuple[list[Finding], l
         found.append(Finding("regression", item, test_id, f"{what} now, {was}: {why}".rstrip(": ")))
     for test_id, before in base.items():
         if before["outcome"] == "passed" and test_id not in cand:
+            why = not_run.get(test_id, {}).get("message") or ""
             found.append(
                 Finding(
                     "dropped",
                     canonical_item(before["item"]),
                     test_id,
-                    "passed in the baseline, not run in the candidate",
+                    "passed in the baseline, not run in the candidate"
+                    + (f" (not_run: {why})" if why else ""),
                 )
             )
     return found, known
@@ -315,6 +350,8 @@ def coverage(candidate: RunData, spec: Any) -> tuple[list[Finding], int, int]:
             continue
         if not recs:
             detail = "no record in the candidate"
+        elif all(r["outcome"] == "not_run" for r in recs):
+            detail = "not run (" + ", ".join(r["test_id"] for r in recs) + ")"
         elif all(r["outcome"] == "error" for r in recs):
             detail = "only bench errors (" + ", ".join(r["test_id"] for r in recs) + ")"
         else:
@@ -373,6 +410,7 @@ def evaluate(
     drift_share: float = DEFAULT_DRIFT,
     allow_spec_change: bool = False,
     allow_bench_change: bool = False,
+    allow_incomplete_baseline: bool = False,
     today: dt.date | None = None,
     baseline_label: str = "baseline",
     candidate_label: str = "candidate",
@@ -380,7 +418,9 @@ def evaluate(
     """Run every rule; raises IncompatibleRuns when the runs must not be compared."""
     if not drift_share > 0:
         raise ReportInputError(f"--drift {drift_share!r}: must be a share above 0 (e.g. 0.5)")
-    notes = check_compatible(baseline, candidate, allow_spec_change, allow_bench_change)
+    notes = check_compatible(
+        baseline, candidate, allow_spec_change, allow_bench_change, allow_incomplete_baseline
+    )
     if candidate.spec_sha256 and candidate.spec_sha256 != spec.sha256:
         notes.append(
             f"coverage is judged against this checkout's spec ({spec.sha256[:12]}), not the "
@@ -390,6 +430,7 @@ def evaluate(
     result = GateResult(
         baseline, candidate, baseline_label, candidate_label, drift_share, notes=notes
     )
+    result.incomplete = incomplete_line(candidate, "candidate")
     found, result.known_failures = regressions(baseline, candidate)
     uncovered, result.covered, result.required = coverage(candidate, spec)
     found += uncovered + drift(baseline, candidate, drift_share)
@@ -415,23 +456,33 @@ def _md(text: str) -> str:
 
 def _describe(run: RunData, label: str) -> list[str]:
     c = run.counts()
+    done = run.completion
+    end = done.status if done.complete else f"**INCOMPLETE** ({done.status})"
     return [
         _md(label),
         _md(run.bench_id or "-"),
         _md(f"{run.device_name} {run.firmware}".strip()),
         f"`{(run.spec_sha256 or '-')[:12]}`",
         run.started_at or "-",
-        f"{c['passed']} / {c['failed']} / {c['error']} / {c['skipped']}",
+        f"{end}, {done.final - len(done.not_run)}/{done.planned} run",
+        f"{c['passed']} / {c['failed']} / {c['error']} / {c['skipped']} / {done.not_run_count}",
     ]
+
+
+#: At most this many not-run cases are listed in the Markdown (the rest are counted).
+NOT_RUN_LISTED = 40
 
 
 def markdown(result: GateResult) -> str:
     """The summary CI shows (e.g. appended to ``$GITHUB_STEP_SUMMARY``)."""
     verdict = "PASS" if result.exit_code == EXIT_PASS else "FAIL"
     out = [f"## Release gate: {verdict}", ""]
+    if result.incomplete:
+        out += [f"**{_md(result.incomplete)}**", ""]
     out += [
-        "| run | bench | device firmware | spec | started | passed / failed / error / skipped |",
-        "|---|---|---|---|---|---|",
+        "| run | bench | device firmware | spec | started | end | "
+        "passed / failed / error / skipped / not run |",
+        "|---|---|---|---|---|---|---|",
         "| baseline: " + " | ".join(_describe(result.baseline, result.baseline_label)) + " |",
         "| candidate: " + " | ".join(_describe(result.candidate, result.candidate_label)) + " |",
         "",
@@ -458,6 +509,14 @@ def markdown(result: GateResult) -> str:
             out.append(row)
         out.append("")
 
+    done = result.candidate.completion
+    if not done.complete and done.not_run_reasons:
+        listed = list(done.not_run_reasons.items())[:NOT_RUN_LISTED]
+        out.extend([f"### Not run in the candidate ({done.not_run_count})", ""])
+        out += [f"- {_md(t)}: {_md(why)}" for t, why in listed]
+        if done.not_run_count > len(listed):
+            out.append(f"- ... and {done.not_run_count - len(listed)} more")
+        out.append("")
     table("Failures", result.failures)
     table("Waived", result.waived, waived=True)
     table("Known failures (also failed in the baseline)", result.known_failures)
@@ -475,7 +534,7 @@ def markdown(result: GateResult) -> str:
             for w in result.unused_waivers
         ]
         out.append("")
-    if not result.findings:
+    if not result.findings and not result.incomplete:
         out.extend(["No regression, no coverage gap, no drift.", ""])
     return "\n".join(out)
 
@@ -490,9 +549,12 @@ def run_gate(
     allow_bench_change: bool = False,
     db_url: str | None = None,
     today: dt.date | None = None,
+    allow_incomplete_baseline: bool = False,
 ) -> tuple[int, str]:
-    """The CLI's whole job: (exit code, Markdown). Bad input and incompatible runs give exit 2
-    with a Markdown explanation, so CI always has something to show."""
+    """The CLI's whole job: (exit code, Markdown). Bad input, incompatible runs and an
+    incomplete baseline (unless ``allow_incomplete_baseline``) give exit 2 with a Markdown
+    explanation, so CI always has something to show; an incomplete candidate fails (1)."""
+    cand = None
     try:
         from harness.spec import load_spec
 
@@ -508,10 +570,15 @@ def run_gate(
             drift_share=drift_share,
             allow_spec_change=allow_spec_change,
             allow_bench_change=allow_bench_change,
+            allow_incomplete_baseline=allow_incomplete_baseline,
             today=today,
             baseline_label=base_label,
             candidate_label=cand_label,
         )
     except (ReportInputError, IncompatibleRuns) as exc:
-        return EXIT_CANNOT_COMPARE, f"## Release gate: CANNOT COMPARE\n\n{_md(str(exc))}\n"
+        md = f"## Release gate: CANNOT COMPARE\n\n{_md(str(exc))}\n"
+        cand_incomplete = incomplete_line(cand, "candidate") if cand is not None else None
+        if cand_incomplete:
+            md += f"\n**{_md(cand_incomplete)}**\n"
+        return EXIT_CANNOT_COMPARE, md
     return result.exit_code, markdown(result)

@@ -163,11 +163,21 @@ def test_html_is_self_contained_with_header_counts_and_verdict(failing_run: Path
 def test_verdict_pass_only_for_a_finished_clean_run(tmp_path: Path) -> None:
     make_results_dir(tmp_path / "ok", select=_small)
     assert verdict(load_run(tmp_path / "ok")).passed
-    info = json.loads((tmp_path / "ok" / "run.json").read_text())
+    # a run from before end records: finished_at is what says it finished
+    make_results_dir(tmp_path / "old", select=_small, legacy=True)
+    assert verdict(load_run(tmp_path / "old")).passed
+    info = json.loads((tmp_path / "old" / "run.json").read_text())
     del info["finished_at"]
+    (tmp_path / "old" / "run.json").write_text(json.dumps(info))
+    v = verdict(load_run(tmp_path / "old"))
+    assert not v.passed and v.text == "INCOMPLETE"
+    assert any("did not finish" in r for r in v.reasons)
+    # the contract: an end record still saying "running" is a crashed run
+    info = json.loads((tmp_path / "ok" / "run.json").read_text())
+    info["end"] = {"status": "running", "reason": "", "signal": None, "at": None}
     (tmp_path / "ok" / "run.json").write_text(json.dumps(info))
     v = verdict(load_run(tmp_path / "ok"))
-    assert not v.passed and any("did not finish" in r for r in v.reasons)
+    assert v.text == "INCOMPLETE" and any("the run process died" in r for r in v.reasons)
 
 
 class _Dom(HTMLParser):
@@ -305,7 +315,8 @@ def test_environment_and_categories_files(failing_run: Path) -> None:
     def java_full_match(pattern: str, text: str) -> bool:
         return re.fullmatch(pattern.replace("(?s)", ""), text, re.S) is not None
 
-    defect, bench, _skip, harness_bug = cats
+    defect, bench, not_run, _skip, harness_bug = cats
+    assert not_run["name"] == allure_mod.NOT_RUN_CATEGORY
     failed = "harness.plugin.CaseFailed: P05 (P5): trip: measured 3.7 V"
     broke = "harness.plugin.BenchError: supply did not answer"
     assert java_full_match(defect["messageRegex"], failed)
@@ -332,7 +343,10 @@ def test_allure_html_by_the_real_tool_with_history(tmp_path: Path) -> None:
             "broken",
             "harness.plugin.CaseFailed: P05: trip: measured 3.7 V",
         )
+        before = sorted(p.name for p in (run_dir / "allure-results").iterdir())
         report = allure_mod.generate(run_dir)
+        # the CLI ran on a copy: the run's own results are as the run wrote them
+        assert sorted(p.name for p in (run_dir / "allure-results").iterdir()) == before
         assert report.index.is_file()
         assert report.history_store == runs / "allure-history" / "sim"
         assert report.build_order == n
@@ -359,9 +373,12 @@ def sim_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     a pytest session of its own)."""
     import sys
 
-    out = tmp_path_factory.mktemp("e2e") / "run"
+    root = tmp_path_factory.mktemp("e2e")
+    out = root / "run"
+    # --results-root: the run's history and "latest" link go beside it, not into results/
+    cmd = ["run", "-k", "P05 or P06", "--out", str(out), "--results-root", str(root)]
     proc = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "-k", "P05 or P06", "--out", str(out)],
+        [sys.executable, "-m", "harness", *cmd],
         capture_output=True,
         text=True,
         timeout=300,
@@ -373,6 +390,9 @@ def sim_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_end_to_end_sim_run_renders_its_report(sim_run: Path) -> None:
     run = load_run(sim_run)
+    done = run.completion
+    assert (done.status, done.complete, done.verdict) == ("complete", True, "PASS")
+    assert done.planned == len(run.records) and done.run_id
     ids = {r["test_id"] for r in run.records}
     assert {P05_TRIP, P06_RECOVERY} <= ids
     assert run.bench_id == "sim" and run.counts()["passed"] == len(run.records)
@@ -395,3 +415,20 @@ def test_end_to_end_sim_run_renders_its_report(sim_run: Path) -> None:
 def test_end_to_end_report_header_has_the_device_read_from_the_bms(sim_run: Path) -> None:
     run = load_run(sim_run)
     assert (run.device_name, run.firmware) == ("1101-HIL1", "16.4")
+
+
+def test_end_to_end_run_records_the_simulated_calibration(sim_run: Path) -> None:
+    """run.json's instruments carry the sim bench file's calibration record (due date,
+    certificate id, calibration date), and the report's instruments table shows it."""
+    info = json.loads((sim_run / "run.json").read_text(encoding="utf-8"))
+    for name, ident in info["instruments"].items():
+        assert ident["calibration_certificate"] == (
+            f"SIM-CAL-{ident['model']}-{ident['serial']}"
+        ), name
+        assert ident["calibrated_on"] < ident["calibration_due"], name
+    run = load_run(sim_run)
+    page = render_html(run)
+    for inst in run.instruments:
+        assert f'id="cal-cert-{inst.name}">{inst.calibration_certificate}<' in page
+        assert f'id="cal-due-{inst.name}">{inst.calibration_due}<' in page
+        assert not inst.overdue_on(run.started_at)
