@@ -2,6 +2,7 @@
 # Installs the tools the reports need (reports/, `bmshil report --pdf`, `bmshil allure`):
 #   - Allure 2 command line, pinned, from npm into <project>/.tools (a Java tool: needs java 17+)
 #   - Debian's chromium (headless PDF printing and the report's DOM test), if missing.
+#   - Debian's poppler-utils (pdftotext, pdftoppm: the PDF tests read the printed report), if missing.
 # Idempotent: when both are present at the pinned version it returns in well under a second.
 # Usage: scripts/setup-reports.sh            (from anywhere; root needed only to install chromium)
 set -euo pipefail
@@ -33,14 +34,26 @@ if ! command -v java >/dev/null 2>&1; then
     echo "setup-reports: java not found: the Allure command line needs Java 17+" >&2
 fi
 
+MISSING=()
 if [ -x /usr/bin/chromium ]; then
     echo "setup-reports: chromium present ($(/usr/bin/chromium --version 2>/dev/null || echo '?'))"
+else
+    MISSING+=(chromium)
+fi
+if command -v pdftotext >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1; then
+    echo "setup-reports: poppler-utils present (pdftotext, pdftoppm)"
+else
+    MISSING+=(poppler-utils)
+fi
+if [ "${#MISSING[@]}" -eq 0 ]; then
+    :
 elif [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup-reports: installing Debian's chromium"
+    echo "setup-reports: installing Debian's ${MISSING[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    apt-get install -y -qq --no-install-recommends "${MISSING[@]}" >/dev/null
 else
-    echo "setup-reports: /usr/bin/chromium missing and cannot apt-get install it (not root):" \
-        "PDF printing and the report's browser test will be skipped" >&2
+    echo "setup-reports: ${MISSING[*]} missing and cannot apt-get install (not root):" \
+        "PDF printing and the report's browser test are skipped without chromium; the PDF" \
+        "text tests fail without poppler-utils (pdftotext)" >&2
 fi

@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[dev]'
+bash scripts/setup-postgres.sh # PostgreSQL for the history tests (.tools/pg/url)
 bash scripts/setup-reports.sh
