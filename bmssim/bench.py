@@ -4,14 +4,21 @@
 two ptys), then describes itself as a resolved bench file (docs/ARCHITECTURE.md "Bench
 files") so the harness opens the simulator exactly as it opens a real bench: VISA socket
 addresses for the instruments, a serial device path for the BMS.
+
+Nothing it starts outlives the run that started it: with a parent to watch
+(``--parent-pid``, default ``$BMSHIL_PARENT_PID``) it polls that process and stops when the
+process is gone or its own parent changes; with ``--remove-on-exit DIR`` it removes the
+launch work directory and its bench file on the way out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +30,7 @@ from bmssim.control import ControlServer
 from bmssim.faults import Faults
 from bmssim.instruments.bloomy_abs import BloomyAbs
 from bmssim.instruments.itech_it8500 import ItechIt8500
+from bmssim.instruments.keysight_34972a import Keysight34972A
 from bmssim.instruments.keysight_infiniivision import KeysightInfiniiVision
 from bmssim.instruments.keysight_n5700 import KeysightN5700
 from bmssim.instruments.resistor_module import ResistorModule
@@ -49,6 +57,7 @@ DRIVERS = {
     "cells_b": "bloomy_abs",
     "resistors": "resistor_module",
     "scope": "keysight_infiniivision",
+    "relays": "keysight_34972a",
 }
 ENVELOPE = {
     "supply": {"max_voltage_v": 65.0, "max_current_a": 120.0},
@@ -56,9 +65,9 @@ ENVELOPE = {
     "cells": {"min_voltage_v": 0.0, "max_voltage_v": 5.0},
     "resistors": {"min_ohm": 0.0, "max_ohm": 1_000_000.0},
 }
-#: What the simulated bench has: a heater output on the twin, a scope, simulated cells; no
-#: shorting contactor, no external switch, no secondary-trip, LCD, Bluetooth or parallel
-#: hardware. fixtures/sim.yaml declares the same for planning without starting the simulator.
+#: What the simulated bench has without its relay card (``--no-relays``): a heater output on
+#: the twin, a scope, simulated cells; no button, shorting contactor, external switch,
+#: secondary-trip, LCD, Bluetooth or parallel hardware.
 CAPABILITIES = {
     "heater": True,
     "secondary_trip": False,
@@ -71,12 +80,44 @@ CAPABILITIES = {
     "bluetooth": False,
     "parallel": False,
 }
+#: What the relay card adds (``SimOptions.relays``, the default): every hand-step of
+#: ``bmssim/world.py`` ``RELAY_CHANNELS``. The launch file fixtures/sim.yaml declares the
+#: bench's capabilities for planning without starting the simulator.
+RELAY_CAPABILITIES = {
+    "button": True,
+    "switch": True,
+    "secondary_trip": True,
+    "short_circuit": True,
+    "bms_power": True,
+    "connection_fault": True,
+}
 CHANNELS = {
     "cells": {n: ["cells_a" if n <= 8 else "cells_b", (n - 1) % 8 + 1] for n in range(1, 17)},
     "ntc": {"cell1": 1, "cell2": 2, "cell3": 3, "cell4": 4, "ambient": 5, "power": 6},
     "scope": {"current": 1, "discharge_fet": 2, "charge_fet": 3},
 }
 SETTLE = {"setpoint_s": 0.0, "poll_interval_s": 0.05}
+#: Months between a simulated instrument's calibration and its due date.
+CALIBRATION_INTERVAL_MONTHS = 12
+#: Opens the resolved bench file: what the calibration keys of a simulated bench mean.
+BENCH_FILE_HEADER = """\
+# Resolved bench file of the simulated bench, written by bmssim at start-up ({started_on}).
+# Calibration records below are SIMULATED CERTIFICATES, not a lab's: every simulated
+# instrument is an exact model, "calibrated" on the simulator's start date
+# (calibrated_on) with the certificate id SIM-CAL-<model>-<serial>, and due
+# {months} months later (calibration_due). The dates are computed at every start, never
+# fixed, so a simulated bench can never be past calibration due (which would make every
+# `bmshil run` refuse it, or need --allow-overdue), while the report still shows the
+# calibration columns exactly as for a real bench.
+"""
+#: Environment variable naming the process the simulator must not outlive (the harness sets
+#: it for a bench it launches).
+PARENT_PID_ENV = "BMSHIL_PARENT_PID"
+#: How often the parent is checked (s).
+PARENT_POLL_S = 0.5
+#: Only a directory with this name prefix is removed by ``--remove-on-exit`` (the prefix of
+#: the harness's launch work directories), so a mistyped path cannot cost a user's files.
+WORKDIR_PREFIX = "bmshil-bench-"
 
 
 @dataclass
@@ -90,13 +131,145 @@ class SimOptions:
     noise: bool = False
     host: str = "127.0.0.1"
     modbus_map: Path = DEFAULT_MAP
+    #: Stop when this process is gone (or our own parent changes); None: no watching.
+    parent_pid: int | None = None
+    #: Launch work directory to remove on exit (with ``bench_out``); None: leave files alone.
+    remove_on_exit: Path | None = None
+    #: Serve the relay card and describe it (instrument, ``relays`` mapping, capabilities) in
+    #: the bench file; False (``--no-relays``): a bench file without them, for a harness whose
+    #: bench-file model does not know them yet.
+    relays: bool = True
+
+
+_HAVE_PROC = Path("/proc/self/stat").exists()
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time) of ``pid`` from /proc; None when /proc cannot tell.
+    Raises ProcessLookupError when there is no such process."""
+    if not _HAVE_PROC:
+        return None
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        raise ProcessLookupError(pid) from None
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2 :].split()  # after "pid (comm) "; comm may hold spaces
+    if len(fields) < 20:
+        return None
+    return fields[0], fields[19]  # state (field 3), starttime (field 22)
+
+
+def process_alive(pid: int, start: str | None = None) -> bool:
+    """True while ``pid`` runs (not a zombie) and, if ``start`` is given, is still the
+    process that had that /proc start time (a recycled pid is another process)."""
+    try:
+        stat = _proc_stat(pid)
+    except ProcessLookupError:
+        return False
+    if stat is not None:
+        state, started = stat
+        return state not in ("Z", "X", "x") and (start is None or started == start)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ParentWatch:
+    """Whether the process the simulator must not outlive is still there.
+
+    Gone means: ``pid`` has exited (or is a zombie, or its pid now names another process),
+    or this process's own parent pid is no longer the one it had at start (the parent died
+    and the process was re-parented to init or a subreaper), whichever shows first.
+    """
+
+    def __init__(self, pid: int, *, ppid: int | None = None) -> None:
+        self.pid = pid
+        self.ppid = os.getppid() if ppid is None else ppid
+        try:
+            stat = _proc_stat(pid)
+        except ProcessLookupError:
+            stat = None
+        self.start = stat[1] if stat is not None else None
+
+    def gone(self) -> str | None:
+        """Why the parent counts as gone, or None while it is there."""
+        ppid = os.getppid()
+        if ppid != self.ppid:
+            return f"parent pid changed from {self.ppid} to {ppid}"
+        if not process_alive(self.pid, self.start):
+            return f"parent process {self.pid} is gone"
+        return None
+
+
+def calibration_record(idn: str, started_on: dt.date) -> dict[str, Any]:
+    """The simulated calibration of the instrument answering ``idn`` (``*IDN?``) for a
+    simulator started on ``started_on``: ``calibrated_on`` that date, ``calibration_due``
+    :data:`CALIBRATION_INTERVAL_MONTHS` later, certificate ``SIM-CAL-<model>-<serial>``.
+
+    Computed from the start date, never a fixed date, so a simulated bench is never past
+    due: a fixed date would one day make every run on the simulator refuse to start (or
+    need ``--allow-overdue``, which would then be on every report)."""
+    fields = [f.strip() for f in idn.split(",")] + ["", "", ""]
+    model, serial = (f.replace(" ", "_") or "unknown" for f in fields[1:3])
+    return {
+        "calibration_due": _add_months(started_on, CALIBRATION_INTERVAL_MONTHS),
+        "calibration_certificate": f"SIM-CAL-{model}-{serial}",
+        "calibrated_on": started_on,
+    }
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    """``day`` plus ``months`` calendar months; the 29th-31st of a month that the target
+    lacks becomes its last day (29 Feb 2028 + 12 months = 28 Feb 2029)."""
+    import calendar
+
+    years, month0 = divmod(day.month - 1 + months, 12)
+    year, month = day.year + years, month0 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def remove_run_files(directory: Path | None, bench_out: Path | None) -> None:
+    """``--remove-on-exit``: remove the bench file and the launch work directory; the
+    directory only if it is a real directory named ``bmshil-bench-*``."""
+    if directory is None:
+        return
+    if bench_out is not None:
+        bench_out = Path(bench_out)
+        if bench_out.is_file() or bench_out.is_symlink():
+            with contextlib.suppress(OSError):
+                bench_out.unlink()
+    directory = Path(directory)
+    if directory.is_symlink() or not directory.is_dir():
+        if directory.exists():
+            _log.warning("--remove-on-exit %s: not a directory; left alone", directory)
+        return
+    if not directory.name.startswith(WORKDIR_PREFIX):
+        _log.warning(
+            "--remove-on-exit %s: name does not start with %r; left alone",
+            directory,
+            WORKDIR_PREFIX,
+        )
+        return
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 class SimBench:
     """Owns every part of the simulated bench; ``start``, ``serve_until_stopped``, ``stop``."""
 
-    def __init__(self, options: SimOptions, spec: Any | None = None) -> None:
+    def __init__(
+        self, options: SimOptions, spec: Any | None = None, parent_watch: ParentWatch | None = None
+    ) -> None:
         self.options = options
+        if parent_watch is None and options.parent_pid is not None:
+            parent_watch = ParentWatch(options.parent_pid)
+        self.parent_watch = parent_watch
+        self.stop_reason: str | None = None
         if spec is None:
             from harness.spec import load_spec
 
@@ -110,6 +283,8 @@ class SimBench:
         self.modbus_rtu: ModbusRtuEndpoint | None = None
         self.control: ControlServer | None = None
         self._stop = asyncio.Event()
+        #: The simulator's start date: its simulated calibrations date from it.
+        self.started_on: dt.date = dt.date.today()
 
     # ------------------------------------------------------------------ assembly
 
@@ -130,7 +305,7 @@ class SimBench:
 
     def _build_instruments(self) -> dict[str, ScpiInstrument]:
         w = self.world
-        return {
+        instruments: dict[str, ScpiInstrument] = {
             "supply": KeysightN5700(w),
             "load": ItechIt8500(w),
             "cells_a": BloomyAbs(w, offset=0),
@@ -138,6 +313,9 @@ class SimBench:
             "resistors": ResistorModule(w),
             "scope": KeysightInfiniiVision(w),
         }
+        if self.options.relays:
+            instruments["relays"] = Keysight34972A(w)
+        return instruments
 
     async def start(self) -> None:
         """Start every endpoint; on any failure close what was opened and re-raise."""
@@ -155,6 +333,7 @@ class SimBench:
             self.control = await ControlServer(
                 self.world,
                 set_faults=self.set_faults,
+                faults_in_force=self.faults_in_force,
                 reset=self.reset,
                 shutdown=self.request_stop,
                 host=host,
@@ -177,6 +356,13 @@ class SimBench:
             self.world.faults = faults
         self.world.settle()
 
+    def faults_in_force(self) -> dict[str, Any]:
+        """The faults in force, as a faults YAML (control channel ``faults_in_force``):
+        ``firmware`` list, ``link`` counters, ``version`` (None: the factory one)."""
+        data = self.world.faults.to_dict()
+        data.setdefault("version", None)
+        return data
+
     def reset(self) -> None:
         """Device to factory state, every instrument to its ``*RST`` state."""
         world_reset = getattr(self.world, "reset", None)
@@ -189,11 +375,46 @@ class SimBench:
     def request_stop(self) -> None:
         self._stop.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     async def serve_until_stopped(self) -> None:
-        await self._stop.wait()
+        """Serve until ``request_stop`` (signal, control-channel shutdown) or, with a parent
+        to watch, until the parent is gone."""
+        watcher = None
+        if self.parent_watch is not None:
+            watcher = asyncio.get_running_loop().create_task(self._watch_parent())
+        try:
+            await self._stop.wait()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+
+    async def _watch_parent(self, interval_s: float = PARENT_POLL_S) -> None:
+        assert self.parent_watch is not None
+        while not self._stop.is_set():
+            reason = self.parent_watch.gone()
+            if reason is not None:
+                self.stop_reason = reason
+                _log.info("%s; stopping", reason)
+                self.request_stop()
+                return
+            await asyncio.sleep(interval_s)
+
+    def parent_gone(self) -> bool:
+        return self.parent_watch is not None and self.parent_watch.gone() is not None
+
+    def remove_run_files(self) -> None:
+        """``--remove-on-exit``: the work directory and the bench file (see
+        :func:`remove_run_files`)."""
+        remove_run_files(self.options.remove_on_exit, self.options.bench_out)
 
     async def stop(self) -> None:
-        """Close every endpoint (ptys, sockets). Files the user owns are left alone."""
+        """Close every endpoint (ptys, sockets). Files are left alone (``remove_run_files``
+        removes the ones ``--remove-on-exit`` names)."""
         if self.control is not None:
             await self.control.stop()
         for server in (self.modbus_tcp, self.modbus_rtu, self.seplos):
@@ -231,8 +452,9 @@ class SimBench:
                 "driver": DRIVERS[name],
                 "address": ep[name],
                 "idn": {"manufacturer": fields[0], "model": fields[1]},
+                **calibration_record(instrument.idn, self.started_on),
             }
-        return {
+        document: dict[str, Any] = {
             "bench": BENCH_ID,
             "description": "Simulated bench (bmssim), resolved at start-up",
             "clock": {"kind": "sim", "address": ep["clock"]},
@@ -250,13 +472,34 @@ class SimBench:
                 "modbus_rtu": ep["modbus_rtu"],
             },
             "envelope": ENVELOPE,
-            "capabilities": CAPABILITIES,
+            "capabilities": dict(CAPABILITIES),
             "settle": SETTLE,
         }
+        if self.options.relays:
+            document["relays"] = relay_mapping()
+            document["capabilities"].update(RELAY_CAPABILITIES)
+        return document
 
     def write_bench_file(self, path: Path) -> None:
-        """Write the bench file atomically: a reader polling for it never sees half a file."""
-        write_atomic(path, yaml.safe_dump(self.bench_document(), sort_keys=False))
+        """Write the bench file atomically: a reader polling for it never sees half a file.
+        It opens with a comment saying its calibration records are simulated."""
+        header = BENCH_FILE_HEADER.format(
+            started_on=self.started_on.isoformat(), months=CALIBRATION_INTERVAL_MONTHS
+        )
+        write_atomic(path, header + yaml.safe_dump(self.bench_document(), sort_keys=False))
+
+
+def relay_mapping() -> dict[str, dict[str, Any]]:
+    """The bench file's ``relays`` section: each hand-step's instrument and channel, and for
+    the connection fault the resistor it inserts (Ω) and the cell whose reading it shifts."""
+    from bmssim.world import CONNECTION_FAULT_CELL, CONNECTION_FAULT_OHM, RELAY_CHANNELS
+
+    mapping: dict[str, dict[str, Any]] = {
+        name: {"instrument": "relays", "channel": channel}
+        for name, channel in RELAY_CHANNELS.items()
+    }
+    mapping["connection_fault"].update(ohm=CONNECTION_FAULT_OHM, cell=CONNECTION_FAULT_CELL)
+    return mapping
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -8,7 +8,8 @@ bench and stops the process. One request per line, one answer per line:
     {"op": "advance", "s": 1.5}             -> {"ok": true, "now_s": 13.845}
     {"op": "mode", "mode": "real"}          -> {"ok": true}
     {"op": "snapshot"}                      -> {"ok": true, "snapshot": {...}}
-    {"op": "faults", "faults": {...}}       -> {"ok": true}
+    {"op": "faults", "faults": {...}}       -> {"ok": true}     ({} or null: no faults)
+    {"op": "faults_in_force"}               -> {"ok": true, "faults": {...}}
     {"op": "reset"}                         -> {"ok": true}
     {"op": "shutdown"}                      -> {"ok": true}   (then the process exits)
 
@@ -48,8 +49,9 @@ class ControlServer(TcpServer):
     """Serves the control channel for one World.
 
     The operations that depend on how the bench is assembled are passed in as callables
-    (``set_faults(dict)``, ``reset()``, ``shutdown()``), so this module knows the World only
-    through ``clock.now_ms``, ``advance(dt_ms)`` and ``snapshot()``.
+    (``set_faults(dict)``, ``faults_in_force() -> dict``, ``reset()``, ``shutdown()``), so
+    this module knows the World only through ``clock.now_ms``, ``advance(dt_ms)`` and
+    ``snapshot()`` (and ``faults.to_dict()`` when no ``faults_in_force`` is given).
     """
 
     line_limit = MAX_LINE
@@ -60,6 +62,7 @@ class ControlServer(TcpServer):
         *,
         set_faults: Callable[[dict[str, Any]], None],
         reset: Callable[[], None],
+        faults_in_force: Callable[[], dict[str, Any]] | None = None,
         shutdown: Callable[[], None],
         host: str = "127.0.0.1",
         port: int = 0,
@@ -68,6 +71,7 @@ class ControlServer(TcpServer):
         super().__init__(host, port)
         self.world = world
         self._set_faults = set_faults
+        self._faults_in_force = faults_in_force or (lambda: self.world.faults.to_dict())
         self._reset = reset
         self._shutdown = shutdown
         self.tick_s = tick_s
@@ -165,13 +169,16 @@ class ControlServer(TcpServer):
                 raise ControlError('"faults" must be an object like a faults YAML file')
             self._set_faults(faults)
             return {"ok": True}
+        if op == "faults_in_force":
+            return {"ok": True, "faults": self._faults_in_force()}
         if op == "reset":
             self._reset()
             return {"ok": True}
         if op == "shutdown":
             return {"ok": True}
         raise ControlError(
-            f"unknown op {op!r}; known: now, advance, mode, snapshot, faults, reset, shutdown"
+            f"unknown op {op!r}; known: now, advance, mode, snapshot, faults, faults_in_force, "
+            "reset, shutdown"
         )
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

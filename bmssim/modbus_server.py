@@ -38,7 +38,7 @@ from pymodbus.framer import FramerRTU
 from pymodbus.pdu import DecodePDU, ExceptionResponse
 from pymodbus.server import ModbusTcpServer
 
-from bmssim.seplos_server import open_raw_pty
+from bmssim.seplos_server import bms_answers, open_raw_pty
 from bmssim.twin.types import ParameterBlock
 
 _log = logging.getLogger(__name__)
@@ -204,6 +204,9 @@ class TwinModbusContext(ModbusServerContext):
     def _check_device(self, device_id: int) -> None:
         if device_id not in self._ids:
             raise NoSuchIdException(f"device id {device_id} not served")
+        if not bms_answers(self.world):
+            # an unpowered or booting board: silence, as for another unit id on the bus
+            raise NoSuchIdException(f"device id {device_id}: the BMS is not powered up")
 
     # ------------------------------------------------------------------ reads
 
@@ -312,6 +315,7 @@ class ModbusTcpEndpoint:
             self.context,
             address=(self.host, self._requested_port),
             ignore_missing_devices=True,  # a bus device stays silent for other unit ids
+            trace_packet=self._silence_when_down,
         )
         await self._server.serve_forever(background=True)
         return self
@@ -320,6 +324,14 @@ class ModbusTcpEndpoint:
         if self._server is not None:
             await self._server.shutdown()
             self._server = None
+
+    def _silence_when_down(self, sending: bool, data: bytes) -> bytes:
+        """No answer of any function code leaves an unpowered or booting board (reads and
+        writes never reach it: ``_check_device``; this covers the ones pymodbus answers
+        without the context, such as diagnostics)."""
+        if sending and not bms_answers(self.context.world):
+            return b""
+        return data
 
 
 class ModbusRtuEndpoint:
@@ -374,6 +386,8 @@ class ModbusRtuEndpoint:
             task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, pdu: Any) -> None:
+        if not bms_answers(self.context.world):
+            return  # an unpowered or booting board hears nothing
         try:
             response = await pdu.datastore_update(self.context, pdu.dev_id)
         except NoSuchIdException:

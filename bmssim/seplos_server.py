@@ -59,6 +59,13 @@ def world_link_faults(world: Any) -> LinkFaults:
     return LinkFaults.of(getattr(faults, "link", None) if faults is not None else None)
 
 
+def bms_answers(world: Any) -> bool:
+    """Whether the BMS behind ``world`` is powered and booted (a World without the relay
+    card's power model always answers)."""
+    answers = getattr(world, "bms_answers", None)
+    return True if answers is None else bool(answers())
+
+
 @dataclass
 class Reply:
     """One answer to send: the bytes and how long to hold them back (wall seconds)."""
@@ -100,7 +107,10 @@ class SeplosDevice:
     # ------------------------------------------------------------------ entry point
 
     def handle(self, item: sc.Frame | sc.FrameError) -> Reply | None:
-        """Answer one received frame (or framing error); None = stay silent."""
+        """Answer one received frame (or framing error); None = stay silent, as an
+        unpowered or booting board does (``world.bms_answers()``)."""
+        if not bms_answers(self.world):
+            return None
         answer = self._answer(item)
         if answer is None:
             return None

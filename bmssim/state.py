@@ -119,6 +119,39 @@ class ScopeTrace:
         return value
 
 
+#: Channels of the relay card: a 34903A actuator module in slot 1 of a 34972A.
+RELAY_SLOT = 1
+RELAY_FIRST = 101
+RELAY_COUNT = 20
+
+
+@dataclass
+class RelayCardState:
+    """Keysight 34972A with a 34903A 20-channel actuator in slot 1 (channels 101..120).
+
+    ``closed[k]`` is channel ``101 + k``: True = COM-NO connected (the hand-step it wires is
+    active), False = open (every channel's safe position; ``*RST``). The bench wiring of each
+    channel is the World's (``bmssim/world.py`` ``RELAY_CHANNELS``).
+    """
+
+    closed: list[bool] = field(default_factory=lambda: [False] * RELAY_COUNT)
+
+    @staticmethod
+    def valid(channel: int) -> bool:
+        return RELAY_FIRST <= channel < RELAY_FIRST + RELAY_COUNT
+
+    def is_closed(self, channel: int) -> bool:
+        return self.closed[channel - RELAY_FIRST]
+
+    def set(self, channel: int, closed: bool) -> None:
+        if not self.valid(channel):
+            raise ValueError(f"relay channel {channel}: the card has 101..120")
+        self.closed[channel - RELAY_FIRST] = bool(closed)
+
+    def closed_channels(self) -> list[int]:
+        return [RELAY_FIRST + k for k, c in enumerate(self.closed) if c]
+
+
 @dataclass
 class BenchState:
     """Everything on the bench side of the wire, gathered for the World."""
@@ -131,3 +164,4 @@ class BenchState:
     )
     scope: ScopeState = field(default_factory=ScopeState)
     trace: ScopeTrace = field(default_factory=ScopeTrace)
+    relays: RelayCardState = field(default_factory=RelayCardState)

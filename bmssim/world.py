@@ -12,7 +12,30 @@ BMS twin through the wiring of the bench (DOMAIN.md "The bench"):
 - electronic load on P+: sinks its CC setpoint (or the transient level in force) while its
   input is on and the discharge FET is closed, held to the soft-start limit while the BMS
   pre-charges; otherwise 0 A;
-- pack current = supply current - load current (+ = charging).
+- pack current = supply current - load current (+ = charging), minus the short-circuit
+  current while the output is shorted;
+- relay card (Keysight 34972A + 34903A, channels 101..120, ``world.bench.relays``): the
+  hand-steps of the bench, each active while its channel is closed (``RELAY_CHANNELS``; every
+  channel's safe position is open):
+
+  ===  ================  ==================================================================
+  101  button            the BMS reset/activation button is pressed (held while closed)
+  102  bms_power         the BMS's own supply is cut (NC wiring: open = powered): no link
+                         answers, both FETs open; back on, the board boots (2 s) and starts
+                         with its stored configuration and no latched state
+  103  power_switch      the external self-locking power switch is ON (S57)
+  104  secondary_trip    the secondary-trip input is asserted (S32)
+  105  short_circuit     a contactor shorts P+ to P-: the port is at 0 V, the load sinks
+                         nothing, a supply that is on delivers its limit into the short (not
+                         through the BMS), and with the discharge FET closed the pack drives
+                         ``SHORT_CIRCUIT_CURRENT_A`` through the BMS (held to the soft-start
+                         limit while the BMS pre-charges); no charger is seen on a shorted port
+  106  connection_fault  ``CONNECTION_FAULT_OHM`` in the link between cell 8's + and cell
+                         9's -, which the 8/9 sense wire taps on the cell-9 side: cell 8 reads
+                         its channel voltage + I x R (I = pack current, + = charging), cell 9
+                         and the pack path are unchanged (the same busbar model as the P84-P87
+                         compensation, so P85 = 20 mΩ at position 8 cancels it)
+  ===  ================  ==================================================================
 
 Time is virtual (``world.clock``) and the model is event-driven: :meth:`World.advance` moves
 from one event to the next (the twin's next sample or timer, the load's next transient edge,
@@ -33,6 +56,25 @@ from bmssim.twin import BmsTwin, SenseInputs, TwinConfig
 
 #: The supply delivers current only when its setpoint exceeds the pack by this much (CC mode).
 CHARGE_HEADROOM_V = 0.1
+#: The relay card's wiring on the simulated bench: name -> channel (closed = active).
+RELAY_CHANNELS: dict[str, int] = {
+    "button": 101,
+    "bms_power": 102,
+    "power_switch": 103,
+    "secondary_trip": 104,
+    "short_circuit": 105,
+    "connection_fault": 106,
+}
+#: The series resistor channel 106 inserts (a constant of the simulated bench; the bench
+#: file's ``relays.connection_fault`` carries it). 20 mΩ: twice P83's 10 mΩ default, within
+#: its 0-25.5 mΩ range, so both "above P83" and "below P83" are reachable by writing P83.
+CONNECTION_FAULT_OHM = 0.020
+#: The cell whose reading the resistor shifts (1-based, as in the bench file).
+CONNECTION_FAULT_CELL = 8
+#: What the pack drives into a short on P+/P- through a closed discharge FET: 52.8 V over
+#: about 35 mΩ of pack, contactor and leads. Bounded on purpose: with S38 off nothing opens
+#: at once and the model must stay finite (the transient row P57 and the others still act).
+SHORT_CIRCUIT_CURRENT_A = 1500.0
 #: A coupling loop at one instant that does not settle after this many rounds is cut short
 #: (only possible with zero delays, e.g. P69 = 0 and P70 = 0: trip and retry at one instant).
 MAX_SETTLE_ROUNDS = 16
@@ -71,6 +113,8 @@ class World:
         self.twin.on_command = self.settle
         self._supply_a = 0.0
         self._load_a = 0.0
+        self._pack_a = 0.0
+        self._short_a = 0.0
         self._port_v = 0.0
         self._pack_v = 0.0
         self._stepping = False
@@ -128,7 +172,7 @@ class World:
             self._compute(t)
             trace = self.bench.trace
             out = self.twin.outputs()
-            trace.record(t, "current", round(self._supply_a - self._load_a, 3))
+            trace.record(t, "current", round(self._pack_a, 3))
             trace.record(t, "discharge_fet", 1.0 if out.discharge_fet else 0.0)
             trace.record(t, "charge_fet", 1.0 if out.charge_fet else 0.0)
         finally:
@@ -184,6 +228,10 @@ class World:
         phase = (now - start) % (aw + bw)
         return now + (aw - phase if phase < aw else aw + bw - phase)
 
+    def relay_closed(self, name: str) -> bool:
+        """Whether the relay wired as ``name`` (``RELAY_CHANNELS``) is closed (active)."""
+        return self.bench.relays.is_closed(RELAY_CHANNELS[name])
+
     def _compute(self, t: int) -> SenseInputs:
         """Currents and voltages from the instrument states and the FETs now; returns what
         the board senses."""
@@ -192,26 +240,54 @@ class World:
         pack_v = round(sum(volts), 6)  # no 52.79999999999999 at the 0.1 V headroom edge
         s = self.bench.supply
         supply_on = self._supply_on()
-        charger = supply_on and s.voltage_set_v > 0.0
+        shorted = self.relay_closed("short_circuit")
+        charger = supply_on and s.voltage_set_v > 0.0 and not shorted
         supply_a = 0.0
-        if charger and out.charge_fet and s.voltage_set_v - pack_v > CHARGE_HEADROOM_V + 1e-9:
-            supply_a = max(0.0, float(s.current_limit_a))
-            if out.charge_limit_a is not None:
-                supply_a = min(supply_a, out.charge_limit_a)
+        charge_a = 0.0  # what the supply drives through the BMS
         load_a = 0.0
-        load = self.bench.load
-        if load.input_on and out.discharge_fet:
-            load_a = max(0.0, self._load_level_a(t))
-            if out.discharge_limit_a is not None:
-                load_a = min(load_a, out.discharge_limit_a)
-        # The port: a charger holds it at its setpoint (it cannot sink, so the pack lifts it
-        # when higher); without a charger the pack reaches it through a closed discharge FET.
-        if charger:
-            port_v = max(float(s.voltage_set_v), pack_v if out.discharge_fet else 0.0)
+        short_a = 0.0
+        if shorted:
+            # P+ on P-: the supply (CC) delivers its limit into the short, the load sees 0 V,
+            # and the pack discharges into the short through a closed discharge FET.
+            if supply_on and s.voltage_set_v > 0.0:
+                supply_a = max(0.0, float(s.current_limit_a))
+            if out.discharge_fet:
+                short_a = SHORT_CIRCUIT_CURRENT_A
+                if out.discharge_limit_a is not None:
+                    short_a = min(short_a, out.discharge_limit_a)
+            port_v = 0.0
         else:
-            port_v = pack_v if out.discharge_fet else 0.0
-        self._supply_a, self._load_a = supply_a, load_a
+            headroom = s.voltage_set_v - pack_v > CHARGE_HEADROOM_V + 1e-9
+            if charger and out.charge_fet and headroom:
+                supply_a = max(0.0, float(s.current_limit_a))
+                if out.charge_limit_a is not None:
+                    supply_a = min(supply_a, out.charge_limit_a)
+            charge_a = supply_a
+            load = self.bench.load
+            if load.input_on and out.discharge_fet:
+                load_a = max(0.0, self._load_level_a(t))
+                if out.discharge_limit_a is not None:
+                    load_a = min(load_a, out.discharge_limit_a)
+            # The port: a charger holds it at its setpoint (it cannot sink, so the pack lifts
+            # it when higher); without a charger the pack reaches it through a closed
+            # discharge FET.
+            if charger:
+                port_v = max(float(s.voltage_set_v), pack_v if out.discharge_fet else 0.0)
+            else:
+                port_v = pack_v if out.discharge_fet else 0.0
+        pack_a = charge_a - load_a - short_a
+        self._supply_a, self._load_a, self._short_a, self._pack_a = (
+            supply_a,
+            load_a,
+            short_a,
+            pack_a,
+        )
         self._port_v, self._pack_v = port_v, pack_v
+        k = CONNECTION_FAULT_CELL - 1
+        if self.relay_closed("connection_fault") and not disconnected[k]:
+            sensed = list(volts)
+            sensed[k] = max(0.0, volts[k] + pack_a * CONNECTION_FAULT_OHM)
+            volts = tuple(sensed)
         ntc_ohm = tuple(float(ch.ohms) for ch in self.bench.ntc)
         ntc_state = tuple(str(ch.state) for ch in self.bench.ntc)
         return SenseInputs(
@@ -219,9 +295,13 @@ class World:
             cell_disconnected=disconnected,
             ntc_ohm=ntc_ohm,
             ntc_state=ntc_state,
-            current_a=supply_a - load_a,
+            current_a=pack_a,
             port_v=port_v,
             charger_present=charger,
+            powered=not self.relay_closed("bms_power"),
+            button=self.relay_closed("button"),
+            power_switch=self.relay_closed("power_switch"),
+            secondary_trip=self.relay_closed("secondary_trip"),
         )
 
     # ================================================================== readbacks
@@ -235,8 +315,18 @@ class World:
         return self._load_a
 
     def pack_current_a(self) -> float:
-        """Current through the BMS, + = charging."""
-        return self._supply_a - self._load_a
+        """Current through the BMS, + = charging (supply - load, or - the short-circuit
+        current while P+ is shorted)."""
+        return self._pack_a
+
+    def short_circuit_current_a(self) -> float:
+        """Current the pack drives into a short on P+/P- (A, >= 0)."""
+        return self._short_a
+
+    def bms_answers(self) -> bool:
+        """Whether the BMS answers its links now (powered and booted); the Seplos and Modbus
+        servers stay silent otherwise."""
+        return self.twin.answering
 
     def port_voltage_v(self) -> float:
         """Voltage at P+/P-."""
@@ -296,6 +386,12 @@ class World:
         self.bench.load.input_on = False
         self.settle()
 
+    def set_relay(self, name: str, closed: bool) -> None:
+        """Close (``True``) or open the relay wired as ``name`` (``RELAY_CHANNELS``), as
+        ``ROUT:CLOS``/``ROUT:OPEN`` on the card would."""
+        self.bench.relays.set(RELAY_CHANNELS[name], closed)
+        self.settle()
+
     # ================================================================== control
 
     def set_faults(self, faults: Faults) -> None:
@@ -314,6 +410,7 @@ class World:
         for ch in b.ntc:
             _reset_in_place(ch)
         _reset_in_place(b.scope)
+        _reset_in_place(b.relays)
         b.trace.events.clear()
         self.twin.reset(self.clock.now_ms)
         self.settle()
@@ -340,7 +437,7 @@ class World:
                 "heater": out.heater,
             },
             "flags": sorted(self.twin.flags()),
-            "bms": {**asdict(m), "state": self.twin.state},
+            "bms": {**asdict(m), "state": self.twin.state, "power": self.twin.power_state},
             # observables a harness on the simulator may use where the wire has none: the
             # history record count (P76/P77) and the overcurrent retry/lockout state (P70/P71)
             "history": {
@@ -351,5 +448,15 @@ class World:
                 f"P{n}": {"trips": self.twin.overcurrent_trips(n), "locked": self.twin.locked(n)}
                 for n in (55, 56, 57)
             },
+            "relays": {
+                "closed": self.bench.relays.closed_channels(),
+                **{name: self.relay_closed(name) for name in RELAY_CHANNELS},
+            },
+            "short_circuit": {
+                "current_a": self._short_a,
+                "trips": self.twin.short_circuit_trips(),
+                "locked": self.twin.short_circuit_locked(),
+            },
+            "connection": {"impedance_mohm": self.twin.connection_impedance_mohm},
             "faults": self.faults.to_dict(),
         }

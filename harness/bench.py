@@ -43,6 +43,7 @@ from instruments.cellsim import CellSimulator
 from instruments.errors import BenchError
 from instruments.load import Load
 from instruments.registry import DRIVERS
+from instruments.relays import BenchRelays, Relays
 from instruments.resistors import Resistors
 from instruments.scope import Scope
 from instruments.supply import Supply
@@ -78,6 +79,8 @@ class Bench:
         self.settle = config.settle
         self.capabilities: dict[str, bool] = config.capabilities.model_dump()
         self.scope = None
+        #: The hand-steps wired to relays (bench file ``relays``); None when it names none.
+        self.relays: Relays | None = None
         self._closers: list[Callable[[], None]] = []
         self._drivers: list[Any] = []
 
@@ -106,6 +109,9 @@ class Bench:
         cfg = self.config
         self.clock = SimClock(cfg.clock.address) if cfg.clock.kind == "sim" else RealClock()
         self._closers.append(self.clock.close)
+        if cfg.relays:
+            # First, so every later step (and every exit) can put the relays safe.
+            self.relays = self._open_relays()
         self.supply = self._open_driver("supply", cfg.instruments["supply"])
         self.load = self._open_driver("load", cfg.instruments["load"])
         self.resistors = self._open_driver(
@@ -135,6 +141,8 @@ class Bench:
                 else None,
                 envelope=section.model_dump() if section is not None else {},
                 calibration_due=entry.calibration_due,
+                calibration_certificate=entry.calibration_certificate,
+                calibrated_on=entry.calibrated_on,
                 **extra,
             )
         except BenchError as exc:
@@ -142,6 +150,18 @@ class Bench:
         self._drivers.append(driver)
         self._closers.append(driver.close)
         return driver
+
+    def _open_relays(self) -> Relays:
+        """The relay cards the ``relays`` mapping names, as one ``Relays`` by hand-step."""
+        cfg = self.config
+        cards = {
+            name: self._open_driver(name, cfg.instruments[name])
+            for name in dict.fromkeys(r.instrument for r in cfg.relays.values())
+        }
+        try:
+            return BenchRelays.from_mapping(cfg.relays, cards)
+        except ValueError as exc:
+            raise BenchStartError(f"bench {self.bench_id} ({self.path}): relays: {exc}") from exc
 
     def _open_cells(self) -> CellSimulator:
         cell_map = self.config.channels.cells
@@ -169,6 +189,8 @@ class Bench:
                     address=bms.address,
                     timeout_s=bms.timeout_s,
                     retries=bms.retries,
+                    late_guard_s=bms.late_guard_s,
+                    lost_after=bms.lost_after,
                 )
             from instruments.bms.modbus_link import ModbusLink
 
@@ -179,6 +201,8 @@ class Bench:
                 address=bms.address,
                 timeout_s=bms.timeout_s,
                 retries=bms.retries,
+                late_guard_s=bms.late_guard_s,
+                lost_after=bms.lost_after,
             )
         except BenchError as exc:
             raise BenchStartError(f"bench {self.bench_id} ({self.path}): {exc}") from exc
@@ -186,20 +210,29 @@ class Bench:
     # -- what procedures and reports use -------------------------------------------------
 
     @property
+    def drivers(self) -> list[Any]:
+        """Every open instrument driver (each answers ``*IDN?``)."""
+        return list(self._drivers)
+
+    @property
     def identities(self) -> dict[str, dict[str, Any]]:
-        """What each instrument said it is (``*IDN?``), with its calibration due date."""
+        """What each instrument said it is (``*IDN?``), with its calibration record from the
+        bench file: ``calibration_due``, ``calibration_certificate``, ``calibrated_on``
+        (ISO dates and the certificate id; None when the bench file gives none)."""
         out: dict[str, dict[str, Any]] = {}
         for driver in self._drivers:
             ident = driver.identity
+            due = ident.calibration_due
+            done = getattr(ident, "calibrated_on", None)
             out[ident.name] = {
                 "address": ident.address,
                 "manufacturer": ident.manufacturer,
                 "model": ident.model,
                 "serial": ident.serial,
                 "firmware": ident.firmware,
-                "calibration_due": ident.calibration_due.isoformat()
-                if ident.calibration_due
-                else None,
+                "calibration_due": due.isoformat() if due else None,
+                "calibration_certificate": getattr(ident, "calibration_certificate", None),
+                "calibrated_on": done.isoformat() if done else None,
             }
         return out
 
@@ -209,12 +242,25 @@ class Bench:
         return self.clock.channel if isinstance(self.clock, SimClock) else None
 
     def safe_state(self) -> None:
-        """Load off, supply off, cells 3.300 V, NTCs 25 °C (scope left running).
+        """Every relay in its safe position first (button released, BMS powered, no short,
+        no series resistor), then load off, supply off, cells 3.300 V, NTCs 25 °C (scope
+        left running).
 
         Every step is attempted even if an earlier one fails; ``SafeStateError`` then lists
-        each failure, so no source stays on because another one did not answer.
+        each failure, so no source stays on because another one did not answer. When the
+        relays had the BMS's supply cut, the BMS is given its boot time to answer again
+        (bounded), so the next exchange does not meet a silent link.
         """
         steps: list[tuple[str, Callable[[], None]]] = []
+        relays = self.relays
+        powered_up = False
+        if relays is not None:
+            if relays.has("bms_power"):
+                try:
+                    powered_up = relays.is_active("bms_power")
+                except Exception:  # noqa: BLE001 - the relay step below says what failed
+                    powered_up = True
+            steps.append(("relays", relays.safe_state))
         for name in ("load", "supply", "cells", "resistors", "scope"):
             part = getattr(self, name, None)
             if part is not None:
@@ -226,6 +272,13 @@ class Bench:
             except Exception as exc:  # noqa: BLE001 - every step must be attempted
                 failures.append(f"{name}: {exc}")
                 log.error("safe state: %s failed: %s", name, exc)
+        if powered_up and getattr(self, "bms", None) is not None:
+            from harness.procedures.power import BOOT_TIMEOUT_S, wait_for_bms
+
+            try:
+                wait_for_bms(self.bms, self.clock, BOOT_TIMEOUT_S)
+            except Exception as exc:  # noqa: BLE001 - said with the rest
+                failures.append(f"BMS after its supply was restored: {exc}")
         if failures:
             raise SafeStateError("safe state incomplete: " + "; ".join(failures))
 
@@ -252,31 +305,86 @@ class Bench:
 # -- launch ------------------------------------------------------------------------------
 
 
+#: Linux prctl option: signal the calling process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
+#: Environment variable naming the process a launched bench must not outlive (set for
+#: the child; ``python -m bmssim`` watches that process and stops when it is gone).
+PARENT_PID_ENV = "BMSHIL_PARENT_PID"
+
+
+def parent_death_preexec(signum: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A ``preexec_fn`` after which the child gets ``signum`` when this process dies.
+
+    Linux only (``prctl(PR_SET_PDEATHSIG)`` through ctypes); None elsewhere, where the child
+    must watch its parent itself (``python -m bmssim --parent-pid``). If the parent is
+    already gone when the child gets there, the child sends itself ``signum`` at once.
+
+    Caveat: the kernel sends the signal when the *thread* that forked the child exits, not
+    the process. Call Popen from the thread that owns the child for its whole life (the
+    bench is opened, used and left in one thread), never from a short-lived helper thread.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def preexec() -> None:  # runs in the child between fork and exec
+        prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signum)
+
+    return preexec
+
+
 @contextlib.contextmanager
 def _launched(config: BenchFile | LaunchFile, path: Path) -> Iterator[tuple[BenchFile, Path]]:
     """Run a launch file's command and yield the resolved bench file it writes; terminate
     the child on the way out (after the bench's own exit has run). A complete bench file is
-    yielded as is."""
+    yielded as is.
+
+    Placeholders in the command: ``{python}`` (this interpreter), ``{bench_out}`` (the file
+    the harness waits for), ``{workdir}`` (the temporary directory holding it and the
+    child's logs). The child dies with this process: SIGTERM through PR_SET_PDEATHSIG on
+    Linux, and ``BMSHIL_PARENT_PID`` in its environment for a bench that watches its parent
+    itself (and for whatever a wrapper script starts). If this process is killed outright,
+    only the child can remove ``{workdir}`` (bmssim: ``--remove-on-exit {workdir}``)."""
     if isinstance(config, BenchFile):
         yield config, path
         return
     workdir = Path(tempfile.mkdtemp(prefix="bmshil-bench-"))
     bench_out = workdir / "bench.yaml"
-    command = [
-        part.replace("{python}", sys.executable).replace("{bench_out}", str(bench_out))
-        for part in config.launch.command
-    ]
+    placeholders = {
+        "{python}": sys.executable,
+        "{bench_out}": str(bench_out),
+        "{workdir}": str(workdir),
+    }
+    command = []
+    for part in config.launch.command:
+        for key, value in placeholders.items():
+            part = part.replace(key, value)
+        command.append(part)
+    env = dict(os.environ, **{PARENT_PID_ENV: str(os.getpid())})
     stdout_path, stderr_path = workdir / "stdout.log", workdir / "stderr.log"
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         # Own session: a terminal's Ctrl-C goes to the harness, which leaves the bench safe
-        # and then stops the child itself.
+        # and then stops the child itself. Popen runs in the thread that owns the bench
+        # (see parent_death_preexec for why that matters).
         child = subprocess.Popen(
             command,
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
             cwd=PROJECT_ROOT,
+            env=env,
             start_new_session=True,
+            preexec_fn=parent_death_preexec(),
         )
     try:
         resolved = _wait_for_bench_file(
@@ -329,15 +437,25 @@ def _tail(path: Path, limit: int = 4000) -> str:
 
 
 def _terminate(child: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the child's process group (its own session: the child and whatever it
+    started without a session of its own), SIGKILL after ``CHILD_TERMINATE_S``."""
     if child.poll() is not None:
         return
-    child.terminate()
+    _signal_group(child, signal.SIGTERM)
     try:
         child.wait(CHILD_TERMINATE_S)
     except subprocess.TimeoutExpired:
         log.warning("bench process %d ignored SIGTERM; killing it", child.pid)
-        child.kill()
+        _signal_group(child, signal.SIGKILL)
         child.wait()
+
+
+def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)  # start_new_session: the group id is the child's pid
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
 
 
 # -- signals -----------------------------------------------------------------------------

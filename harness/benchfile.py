@@ -14,10 +14,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from harness import FIXTURES_DIR
 from instruments.registry import DRIVERS
+from instruments.relays import RELAY_NAMES
 
 SCHEMA_PATH = FIXTURES_DIR / "bench.schema.json"
 
@@ -66,18 +75,48 @@ class Idn(_Strict):
 
 
 class Instrument(_Strict):
-    """One instrument: its driver (dialect), VISA address, expected identity."""
+    """One instrument: its driver (dialect), VISA address, expected identity, and its
+    calibration as on the lab's certificate (due date, certificate id, calibration date),
+    which every run records next to the identity and the compliance report prints."""
 
     driver: str
     address: str = Field(min_length=1)
     idn: Idn | None = None
-    calibration_due: date | None = None
+    calibration_due: date | None = Field(
+        default=None,
+        description="Next calibration due (YYYY-MM-DD). A run refuses an instrument past it "
+        "unless --allow-overdue (recorded in run.json and the report).",
+    )
+    calibration_certificate: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Id of the calibration certificate in force (as printed on it); "
+        "recorded with the run and shown in the compliance report.",
+    )
+    calibrated_on: date | None = Field(
+        default=None,
+        description="Date of the calibration that certificate records (YYYY-MM-DD); "
+        "must not be after calibration_due.",
+    )
     timeout_s: float = Field(default=2.0, gt=0)
 
     @model_validator(mode="after")
     def _known_driver(self) -> Instrument:
         if self.driver not in DRIVERS:
             raise ValueError(f"unknown driver {self.driver!r}; known: {', '.join(sorted(DRIVERS))}")
+        return self
+
+    @model_validator(mode="after")
+    def _calibration_dates(self) -> Instrument:
+        if (
+            self.calibrated_on is not None
+            and self.calibration_due is not None
+            and self.calibrated_on > self.calibration_due
+        ):
+            raise ValueError(
+                f"calibrated_on {self.calibrated_on} is after calibration_due "
+                f"{self.calibration_due}"
+            )
         return self
 
     @property
@@ -117,8 +156,32 @@ class Bms(_Strict):
     port: str = Field(min_length=1)
     baud: Literal[9600, 19200] = 19200
     address: int = Field(default=0, ge=0, le=0xFF)
-    timeout_s: float = Field(default=0.5, gt=0)
-    retries: int = Field(default=3, ge=0, le=10)
+    timeout_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="The device's response margin beyond the line time: an exchange times out "
+        "after (request + expected answer characters) x 10 bits / baud + timeout_s "
+        "(Modbus TCP: timeout_s alone). 0.5 = the protocol's 500 ms.",
+    )
+    retries: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="Extra attempts after a dropped, late, corrupt or ambiguous answer.",
+    )
+    late_guard_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="After a timeout or a refused answer, how long the line is drained (read "
+        "and discarded) for a late answer before the retry; must exceed the line's worst "
+        "lateness so a stale answer is never taken for a later request's.",
+    )
+    lost_after: int = Field(
+        default=3,
+        ge=1,
+        description="Consecutive exchanges without a valid answer (each after all its "
+        "retries) after which the bench is lost (BenchLost: the run stops).",
+    )
 
 
 class SupplyEnvelope(_Strict):
@@ -150,7 +213,12 @@ class Envelope(_Strict):
 
 
 class Capabilities(_Strict):
-    """Hardware the bench has; tests needing what it lacks are reported as not testable."""
+    """Hardware the bench has; tests needing what it lacks are reported as not testable.
+
+    The hand-step capabilities (``button``, ``switch``, ``secondary_trip``,
+    ``short_circuit``, ``bms_power``, ``connection_fault``) say the hardware is there; a
+    ``relays`` entry of the same name says a relay works it, otherwise a person does (the
+    case prompts an operator, and an unattended run skips it)."""
 
     heater: bool = False
     secondary_trip: bool = False
@@ -162,6 +230,33 @@ class Capabilities(_Strict):
     lcd: bool = False
     bluetooth: bool = False
     parallel: bool = False
+    #: The BMS's own supply can be cut and restored (a power-cycle clears latched states).
+    bms_power: bool = False
+    #: A known series resistance can be put in one cell's sense lead (P83, S47).
+    connection_fault: bool = False
+
+
+RelayName = Literal[
+    "button", "bms_power", "power_switch", "secondary_trip", "short_circuit", "connection_fault"
+]
+assert tuple(RelayName.__args__) == RELAY_NAMES  # type: ignore[attr-defined]
+
+
+class Relay(_Strict):
+    """A hand-step wired to a relay: closed = the step is in force unless ``safe`` says the
+    safe position is closed (then open = in force)."""
+
+    instrument: str = Field(min_length=1, description="an instrument with a relay driver")
+    channel: StrictInt = Field(ge=1, description="the card's channel number (34903A: 101..120)")
+    safe: Literal["open", "closed"] = Field(
+        default="open", description="the position the bench leaves the relay in on every exit"
+    )
+    ohm: float | None = Field(
+        default=None, gt=0, description="connection_fault: the series resistance it inserts"
+    )
+    cell: int | None = Field(
+        default=None, ge=1, le=16, description="connection_fault: the cell whose lead it is in"
+    )
 
 
 class Settle(_Strict):
@@ -187,6 +282,8 @@ class BenchFile(_Strict):
     envelope: Envelope
     capabilities: Capabilities = Field(default_factory=Capabilities)
     settle: Settle = Field(default_factory=Settle)
+    #: Hand-steps wired to relays (``instruments/relays.py``); without one a person does it.
+    relays: dict[RelayName, Relay] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _wiring(self) -> BenchFile:
@@ -217,12 +314,14 @@ class BenchFile(_Strict):
 class LaunchFile(_Strict):
     """A bench that is brought up by a command (e.g. the simulator): the command writes the
     resolved ``BenchFile``, which is what gets opened. ``capabilities`` may be declared here
-    so a plan can be made without launching."""
+    so a plan can be made without launching, and ``relays`` (names only: the resolved file
+    gives instrument and channel) so the plan knows which hand-steps need no person."""
 
     bench: str = Field(min_length=1)
     description: str = ""
     launch: Launch
     capabilities: Capabilities | None = None
+    relays: list[RelayName] | None = None
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -250,7 +349,9 @@ def _from_validation(path: Path, data: Any, exc: ValidationError) -> BenchFileEr
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         key = _key_path(loc)
-        if err["type"] == "extra_forbidden":
+        if loc and loc[-1] == "[key]":
+            lines.append(f"{path}: unknown key {_key_path(loc[:-1])}: {err['msg']}")
+        elif err["type"] == "extra_forbidden":
             lines.append(
                 f"{path}: unknown key {key} (value {err.get('input')!r}); check the spelling"
             )
@@ -309,6 +410,48 @@ def check_envelope_against_spec(bench: BenchFile, path: Path, spec: Any = None) 
         raise BenchFileError("\n".join(problems))
 
 
+def check_relays(bench: BenchFile, path: Path) -> None:
+    """Refuse a ``relays`` entry that cannot work: an instrument that is not there or not a
+    relay card, a channel the card does not have or that two relays share, a connection
+    fault without its resistance and cell."""
+    problems = []
+    used: dict[tuple[str, int], str] = {}
+    for name, relay in bench.relays.items():
+        key = f"relays.{name}"
+        inst = bench.instruments.get(relay.instrument)
+        if inst is None:
+            known = ", ".join(n for n, i in bench.instruments.items() if i.role == "relays")
+            problems.append(
+                f"{path}: key {key}.instrument = {relay.instrument!r}: not in instruments "
+                f"(relay instruments: {known or 'none'})"
+            )
+        elif inst.role != "relays":
+            problems.append(
+                f"{path}: key {key}.instrument = {relay.instrument!r}: a {inst.role} "
+                f"(driver {inst.driver}), not a relay card"
+            )
+        other = used.get((relay.instrument, relay.channel))
+        if other is not None:
+            problems.append(
+                f"{path}: key {key}.channel = {relay.channel}: already used by relays.{other}"
+            )
+        used[(relay.instrument, relay.channel)] = name
+        if name == "connection_fault":
+            for field in ("ohm", "cell"):
+                if getattr(relay, field) is None:
+                    problems.append(
+                        f"{path}: key {key}.{field} is missing (the connection fault needs the "
+                        "series resistance it inserts and the cell whose lead it is in)"
+                    )
+        elif relay.ohm is not None or relay.cell is not None:
+            problems.append(
+                f"{path}: key {key} = {relay.model_dump(exclude_none=True)!r}: ohm and cell "
+                "belong to relays.connection_fault only"
+            )
+    if problems:
+        raise BenchFileError("\n".join(problems))
+
+
 def parse_bench(data: Any, path: Path, spec: Any = None) -> BenchFile | LaunchFile:
     """Validate already-loaded YAML data (``path`` is for messages). A file with ``launch``
     is a ``LaunchFile``; anything else must be a complete ``BenchFile``."""
@@ -323,6 +466,7 @@ def parse_bench(data: Any, path: Path, spec: Any = None) -> BenchFile | LaunchFi
         bench = BenchFile.model_validate(data)
     except ValidationError as exc:
         raise _from_validation(path, data, exc) from None
+    check_relays(bench, path)
     check_envelope_against_spec(bench, path, spec)
     return bench
 
@@ -355,6 +499,25 @@ def read_capabilities(path: Path | str) -> dict[str, bool]:
     except ValidationError as exc:
         raise _from_validation(path, data, _prefix(exc, "capabilities")) from None
     return caps.model_dump()
+
+
+def bench_capabilities(path: Path | str, spec: Any = None) -> dict[str, bool]:
+    """The bench's capabilities, read with the same loader as ``bmshil run`` (the whole file
+    is validated: a typo or a YAML error is refused here too, never silently planned
+    around). A launch file that declares none gets the model's defaults."""
+    bench = load_bench_file(path, spec)
+    caps = bench.capabilities if bench.capabilities is not None else Capabilities()
+    return caps.model_dump()
+
+
+def bench_relays(path: Path | str, spec: Any = None) -> list[str] | None:
+    """The hand-steps a bench wires to relays, for planning: a bench file's ``relays``
+    keys, a launch file's declared ``relays`` list; None when a launch file declares
+    none (not known until the bench is up)."""
+    bench = load_bench_file(path, spec)
+    if isinstance(bench, LaunchFile):
+        return None if bench.relays is None else list(bench.relays)
+    return list(bench.relays)
 
 
 def _prefix(exc: ValidationError, key: str) -> ValidationError:

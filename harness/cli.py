@@ -17,14 +17,19 @@ def plan_command(
     suite: str = typer.Option(None, "--suite", help="smoke | regression | soak (default: all)"),
     as_json: bool = typer.Option(False, "--json", help="print the cases as a JSON list"),
     bench: str = typer.Option(None, "--bench", help="bench file whose capabilities apply"),
+    wide: bool = typer.Option(
+        False, "--wide", help="the full table on one line a case, whatever the terminal width"
+    ),
 ) -> None:
-    """List the test plan for a bench: cases, expectations, suites and real-bench time."""
+    """List the test plan for a bench: cases, expectations, suites and real-bench time.
+
+    The table fits the terminal width (COLUMNS is respected); --wide shows every column."""
     from pathlib import Path
 
     from rich.console import Console
 
     from harness.plan import SUITES, build_plan
-    from harness.plan_view import bench_capabilities, plan_json, render_table
+    from harness.plan_view import bench_capabilities, plan_json, render_table, wide_width
     from harness.spec import SpecError, load_spec
 
     if suite is not None and suite not in SUITES:
@@ -42,34 +47,49 @@ def plan_command(
     if as_json:
         typer.echo(plan_json(cases))
         return
-    render_table(cases, Console(), all_cases=everything, source=source, suite=suite)
+    console = Console(width=max(wide_width(cases), 80)) if wide and cases else Console()
+    render_table(cases, console, all_cases=everything, source=source, suite=suite, wide=wide)
 
 
 @app.command("run")
 def run_command(
     bench: str = typer.Option(None, "--bench", help="bench file (default: the simulated bench)"),
-    suite: str = typer.Option("regression", "--suite", help="smoke | regression | soak"),
+    suite: str = typer.Option(
+        None, "--suite", help="smoke | regression | soak (default regression)"
+    ),
     keyword: str = typer.Option(None, "-k", help="select cases by id expression (pytest -k)"),
     marker: str = typer.Option(None, "-m", help="select cases by marker expression (pytest -m)"),
     sim_faults: str = typer.Option(
         None, "--sim-faults", help="firmware deviations for the simulator"
     ),
-    out: str = typer.Option(None, "--out", help="results directory (default results/run-<time>)"),
+    out: str = typer.Option(
+        None, "--out", help="results directory, new or empty (default <results-root>/run-<time>)"
+    ),
+    results_root: str = typer.Option(
+        None, "--results-root", help="where runs, history and Allure history live (results/)"
+    ),
+    resume: str = typer.Option(
+        None, "--resume", help="continue an interrupted or crashed run in this directory"
+    ),
+    allow_overdue: bool = typer.Option(
+        False, "--allow-overdue", help="accept instruments past calibration due (recorded)"
+    ),
     reports: bool = typer.Option(
         False, "--reports", help="also write the compliance report (HTML, PDF) and the Allure HTML"
     ),
+    operator: str = typer.Option(
+        None, "--operator", help="who answers operator prompts (default: the login name)"
+    ),
+    unattended: bool = typer.Option(
+        False, "--unattended", help="nobody at the bench: skip cases that need a person"
+    ),
 ) -> None:
-    """Run a suite on a bench with a progress display; exit 0 passed, 1 failed, 2 usage error."""
+    """Run a suite on a bench; exit 0 every planned case passed, 1 a failure, a bench error
+    or an incomplete run, 2 a usage or configuration error."""
     from pathlib import Path
 
-    from harness.run import EXIT_USAGE, run
-    from harness.session import SUITES
+    from harness.run import run
 
-    if suite not in SUITES:
-        typer.echo(
-            f"error: --suite: unknown suite {suite!r} (choose from {', '.join(SUITES)})", err=True
-        )
-        raise typer.Exit(EXIT_USAGE)
     code = run(
         Path(bench) if bench else None,
         suite,
@@ -78,8 +98,43 @@ def run_command(
         Path(out) if out else None,
         marker=marker,
         reports=reports,
+        results_root=Path(results_root) if results_root else None,
+        resume=Path(resume) if resume else None,
+        allow_overdue=allow_overdue,
+        operator=operator,
+        unattended=unattended,
     )
     raise typer.Exit(code)
+
+
+@app.command("check")
+def check_command(
+    bench: str = typer.Option(None, "--bench", help="bench file (default: the simulated bench)"),
+    suite: str = typer.Option("regression", "--suite", help="smoke | regression | soak"),
+    allow_overdue: bool = typer.Option(
+        False, "--allow-overdue", help="accept instruments past calibration due"
+    ),
+) -> None:
+    """Preflight: identities, calibration, BMS link, safe state read back, and what the plan
+    can run on this bench. Exit 0 fit, 1 a check failed, 2 a usage or configuration error."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from harness import FIXTURES_DIR
+    from harness.preflight import run_check
+    from harness.session import SUITES
+
+    if suite not in SUITES:
+        typer.echo(
+            f"error: --suite: unknown suite {suite!r} (choose from {', '.join(SUITES)})", err=True
+        )
+        raise typer.Exit(2)
+    path = Path(bench) if bench else FIXTURES_DIR / "sim.yaml"
+    if not path.is_file():
+        typer.echo(f"error: --bench: bench file {path} does not exist", err=True)
+        raise typer.Exit(2)
+    raise typer.Exit(run_check(path, suite, allow_overdue, Console()))
 
 
 @app.command("sim")
@@ -92,27 +147,73 @@ def sim_command(
     seed: int = typer.Option(0, "--seed", help="seed of the measurement noise"),
     noise: bool = typer.Option(False, "--noise", help="add measurement noise"),
 ) -> None:
-    """Serve the simulated bench until Ctrl-C: instruments, BMS (pty, TCP, Modbus), clock.
+    """Serve the simulated bench until Ctrl-C/SIGTERM: instruments, BMS (pty, TCP, Modbus),
+    clock.
 
     Runs ``python -m bmssim`` as a child so the simulator owns its event loop and signals;
     the endpoints it prints and the bench file it writes are what a harness run opens.
+    SIGINT and SIGTERM are forwarded to it (exit 0 once it has stopped; killed after 15 s),
+    and it dies with this process even on kill -9 (PR_SET_PDEATHSIG, ``--parent-pid``).
     """
+    import contextlib
+    import os
     import signal
     import subprocess
     import sys
+    import time
 
+    from harness.bench import parent_death_preexec
+
+    stop_timeout_s = 15.0
     cmd = [sys.executable, "-m", "bmssim", "--bench-out", bench_out, "--seed", str(seed)]
     cmd += ["--faults", faults] if faults else []
     cmd += ["--realtime"] if realtime else []
     cmd += ["--noise"] if noise else []
-    proc = subprocess.Popen(cmd)
+    cmd += ["--parent-pid", str(os.getpid())]
+    children: list[subprocess.Popen[bytes]] = []
+    forwarded: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        forwarded.append(signum)
+        for child in children:
+            if child.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        code = proc.wait()
-    except KeyboardInterrupt:  # the terminal's Ctrl-C reached the child too
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=15)
-    raise typer.Exit(0 if code in (0, -signal.SIGINT, 130) else code)
+        # Own session: a terminal's Ctrl-C reaches the simulator once, forwarded from here.
+        proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=parent_death_preexec())
+        children.append(proc)
+        if forwarded:  # a signal came while the child was being started
+            forward(forwarded[-1], None)
+        deadline: float | None = None
+        while True:
+            try:
+                code = proc.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if forwarded and deadline is None:
+                deadline = time.monotonic() + stop_timeout_s
+            if deadline is not None and time.monotonic() > deadline:
+                typer.echo(
+                    f"bmshil sim: the simulator did not stop within {stop_timeout_s:g} s; "
+                    "killing it",
+                    err=True,
+                )
+                proc.kill()
+                proc.wait()
+                raise typer.Exit(1)
+    finally:
+        for child in children:
+            if child.poll() is None:  # leaving by an exception: the child goes too
+                child.kill()
+                child.wait()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    clean = {0, 128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM}
+    raise typer.Exit(0 if code in clean else (code if code > 0 else 128 - code))
 
 
 # --------------------------------------------------------------------------- reports (issue 6)
@@ -238,6 +339,11 @@ def gate_command(
     drift: float = typer.Option(0.5, "--drift", help="drift limit as a share of the tolerance"),
     allow_spec_change: bool = typer.Option(False, "--allow-spec-change"),
     allow_bench_change: bool = typer.Option(False, "--allow-bench-change"),
+    allow_incomplete_baseline: bool = typer.Option(
+        False,
+        "--allow-incomplete-baseline",
+        help="compare against a baseline run that is INCOMPLETE",
+    ),
     db: str = typer.Option(None, "--db", help="history database for run ids"),
     summary: str = typer.Option(None, "--summary", help="also append the Markdown to this file"),
 ) -> None:
@@ -253,6 +359,7 @@ def gate_command(
         drift_share=drift,
         allow_spec_change=allow_spec_change,
         allow_bench_change=allow_bench_change,
+        allow_incomplete_baseline=allow_incomplete_baseline,
         db_url=db,
     )
     typer.echo(md)

@@ -24,7 +24,7 @@ Choices (docs/BEHAVIOUR.md and ../shared/DOMAIN.md):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,6 +50,8 @@ CAPABILITIES = (
     "parallel",
     "scope",
     "simulated_cells",
+    "bms_power",
+    "connection_fault",
 )
 
 #: Used when no bench file is available: a simulated bench with everything but the hardware
@@ -65,7 +67,26 @@ DEFAULT_CAPABILITIES: dict[str, bool] = {
     "lcd": False,
     "bluetooth": False,
     "parallel": False,
+    "bms_power": False,
+    "connection_fault": False,
 }
+
+#: Hand-steps a case may need (``params["hand_steps"]``) and the capability that says the
+#: bench has the hardware for each; a ``relays`` entry of the same name works it without a
+#: person (``harness/procedures/hands.py``).
+HAND_STEP_CAPABILITY = {
+    "button": "button",
+    "bms_power": "bms_power",
+    "power_switch": "switch",
+    "secondary_trip": "secondary_trip",
+    "short_circuit": "short_circuit",
+    "connection_fault": "connection_fault",
+}
+#: How long a case waits for each operator answer (seconds; ``params["operator_timeout_s"]``).
+OPERATOR_TIMEOUT_S = 300.0
+#: Bounded waits of the hand-step procedures (bench seconds): a stuck button is reported
+#: within ``STUCK_TIMEOUT_S`` of being held (the firmware's stuck time is not a spec row).
+STUCK_TIMEOUT_S = 30.0
 
 #: Nominal bench (BEHAVIOUR.md "Nominal bench").
 NOMINAL_CELL_V = 3.300
@@ -158,6 +179,11 @@ class Case(BaseModel):
     est_bench_s: float = 0.0
     testable: bool = True
     reason: str | None = None
+    #: A person must act in this case (a hand-step the bench wires no relay for); None when
+    #: the plan was built without knowing the bench's relays.
+    needs_operator: bool | None = False
+    #: The longest the case waits for that person: its prompts x the prompt timeout.
+    operator_wait_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (override keys become strings in JSON, ints here)."""
@@ -228,6 +254,37 @@ def _delay_s(spec: Spec, p: Parameter, overrides: Mapping[int, float]) -> float:
 
 def _capable(caps: Mapping[str, bool], name: str) -> bool:
     return bool(caps.get(name, False))
+
+
+def _hands_reason(params: Mapping[str, Any], caps: Mapping[str, bool]) -> tuple[bool, str | None]:
+    """(testable, reason) of a case's hand-steps: each needs its hardware on the bench."""
+    for step in params.get("hand_steps", []):
+        cap = HAND_STEP_CAPABILITY[step]
+        if not _capable(caps, cap):
+            what = cap.replace("_", " ")
+            return False, f"needs {what} hardware (bench capability {cap} is false)"
+    return True, None
+
+
+def _operator_fields(case: Case, relays: Collection[str] | None) -> None:
+    """``needs_operator``/``operator_wait_s`` of a case from the bench's relays."""
+    steps = case.params.get("hand_steps") or []
+    if not steps:
+        return
+    case.params.setdefault("operator_timeout_s", OPERATOR_TIMEOUT_S)
+    timeout = float(case.params["operator_timeout_s"])
+    prompts = case.params.get("hand_prompts") or {}
+    if relays is None:
+        case.needs_operator = None
+        manual = list(steps)
+    else:
+        manual = [s for s in steps if s not in relays]
+        case.needs_operator = bool(manual)
+    if not case.testable:
+        case.needs_operator, case.operator_wait_s = False, None
+        return
+    waits = sum(int(prompts.get(s, 2)) for s in manual) * timeout
+    case.operator_wait_s = waits if manual else None
 
 
 def _stimulus_reason(stimulus: str, caps: Mapping[str, bool]) -> str | None:
@@ -500,9 +557,13 @@ def _delay_cases(spec: Spec, caps: Mapping[str, bool]) -> list[Case]:
                 "stimulus": "cell",
                 "level": 2.60,
                 "action": "manual_activation",
+                "hand_steps": ["button"],
+                "hand_prompts": {"button": 1},
+                "press_s": 0.5,
             },
             switch_overrides={54: True},
             repetitions=2,
+            reason=_hands_reason({"hand_steps": ["button"]}, caps)[1],
         ),
     ]
     p51 = spec.param(51).default
@@ -760,12 +821,23 @@ def _function_cases(spec: Spec, caps: Mapping[str, bool]) -> list[Case]:
         _function_case(
             spec,
             83,
-            expected=spec.param(83).default,
-            unit="mΩ",
+            expected=1.0,
+            unit="",
             category="configuration",
-            params={"function": "connection_fault"},
-            reason="needs real busbars (a cell simulator has no connection impedance): "
-            "read-back only",
+            params={
+                "function": "connection_fault",
+                "hand_steps": ["connection_fault"],
+                "hand_prompts": {"connection_fault": 2},
+                "current_a": current_a,
+                # used when a person inserts the resistor (a relay's bench entry says its own)
+                "ohm": 0.020,
+                "cell": 8,
+                "acts_above_mohm": spec.param(83).default,
+            },
+            switch_overrides={47: True},
+            tolerance=0.0,
+            est=SETUP_S + 20.0,
+            reason=_hands_reason({"hand_steps": ["connection_fault"]}, caps)[1],
         ),
     ]
     for pos, imp in ((84, 85), (86, 87)):
@@ -811,10 +883,10 @@ def _function_cases(spec: Spec, caps: Mapping[str, bool]) -> list[Case]:
 #: Switches exercised by a function (not by driving a governed threshold).
 _SWITCH_FUNCTIONS: dict[int, dict[str, Any]] = {
     2: {"function": "temperature_sensor", "fault": "open", "ntc": "cell1"},
-    4: {"function": "button_stuck"},
+    4: {"function": "button_stuck", "stuck_timeout_s": STUCK_TIMEOUT_S},
     31: {"function": "heating", "stimulus": "ntc:cell1", "level": -5.0},
-    32: {"function": "secondary_trip"},
-    38: {"function": "short_circuit"},
+    32: {"function": "secondary_trip", "react_s": 5.0},
+    38: {"function": "short_circuit", "short_s": 0.2},
     39: {"function": "transient_lockout"},
     40: {"function": "short_circuit_lockout"},
     42: {"function": "gap_compensation"},
@@ -824,7 +896,11 @@ _SWITCH_FUNCTIONS: dict[int, dict[str, Any]] = {
     51: {"function": "static_balancing_time"},
     52: {"function": "balancing_overtemperature", "ambient_c": 53.0},
     53: {"function": "auto_activation", "observe": "waiting_auto_activation"},
-    54: {"function": "manual_activation", "observe": "waiting_manual_activation"},
+    54: {
+        "function": "manual_activation",
+        "observe": "waiting_manual_activation",
+        "press_s": 0.5,
+    },
     55: {"function": "current_limit_active", "limit_a": 10.0, "offered_a": 30.0},
     56: {"function": "current_limit_passive", "limit_a": 10.0},
     57: {"function": "power_switch"},
@@ -843,12 +919,38 @@ _SWITCH_OVERRIDES: dict[int, dict[int, float]] = {
     34: {67: 1.0},
     36: {68: 1.0},
     39: {70: 5.0},
+    40: {70: 5.0},  # five short-circuit trips in a row, each retried after P70
     51: {65: 1.0},
     53: {74: 1.0},
     58: {78: 1.0},
     59: {77: 3.0},
 }
 _SWITCH_SWITCH_OVERRIDES: dict[int, dict[int, bool]] = {33: {56: False}, 34: {56: False}}
+#: Hand-steps of switch cases, by (switch, state): what the case needs done at the bench, the
+#: prompts a person answers per step, the bounded waits. S57 on needs the power switch ON
+#: for its nominal state; S40 on clears its lock-out by a power-cycle (BMS supply).
+_SWITCH_HANDS: dict[tuple[int, bool], dict[str, Any]] = {
+    (4, True): {"hand_steps": ["button"], "hand_prompts": {"button": 2}},
+    (4, False): {"hand_steps": ["button"], "hand_prompts": {"button": 2}},
+    (32, True): {"hand_steps": ["secondary_trip"], "hand_prompts": {"secondary_trip": 2}},
+    (32, False): {"hand_steps": ["secondary_trip"], "hand_prompts": {"secondary_trip": 2}},
+    (38, True): {"hand_steps": ["short_circuit"], "hand_prompts": {"short_circuit": 2}},
+    (38, False): {"hand_steps": ["short_circuit"], "hand_prompts": {"short_circuit": 2}},
+    (40, True): {
+        "hand_steps": ["short_circuit", "bms_power"],
+        "hand_prompts": {"short_circuit": 2, "bms_power": 2},
+    },
+    (40, False): {"hand_steps": ["short_circuit"], "hand_prompts": {"short_circuit": 2}},
+    (54, True): {"hand_steps": ["button"], "hand_prompts": {"button": 1}},
+    (57, True): {
+        "hand_steps": ["power_switch"],
+        "hand_prompts": {"power_switch": 4},
+        "nominal_steps": ["power_switch"],
+    },
+    (57, False): {"hand_steps": ["power_switch"], "hand_prompts": {"power_switch": 2}},
+}
+#: Bench seconds of the hand-step switch cases beyond the setup (estimates).
+_SWITCH_HAND_EST = {4: 45.0, 32: 20.0, 38: 150.0, 40: 120.0, 54: 100.0, 57: 30.0}
 #: Switch cases too long for a working day: they run in soak (each waits an hour).
 _SOAK_SWITCHES = (51, 58)
 _READBACK_ONLY = {
@@ -901,6 +1003,20 @@ def _switch_case(spec: Spec, s: Switch, on: bool, caps: Mapping[str, bool]) -> C
     if procedure == "switch":
         if s.number in _SWITCH_FUNCTIONS:
             params.update(_SWITCH_FUNCTIONS[s.number])
+        hand = _SWITCH_HANDS.get((s.number, on))
+        if hand is not None:
+            params.update(hand)
+            if testable:
+                testable, reason = _hands_reason(params, caps)
+            if (
+                s.number in (38, 40)
+                and not on
+                and testable
+                and not _capable(caps, "simulated_cells")
+            ):
+                testable = False
+                reason = "disabling a protection is unsafe with real cells (no cell simulator)"
+            est = SETUP_S + _SWITCH_HAND_EST.get(s.number, 30.0)
         elif trip is not None:
             stimulus = _STIMULUS[trip.quantity][0]
             if trip.number == 57:
@@ -979,9 +1095,17 @@ SMOKE = (
 
 
 def build_plan(
-    spec: Spec, capabilities: Mapping[str, bool] | None = None, suite: str | None = None
+    spec: Spec,
+    capabilities: Mapping[str, bool] | None = None,
+    suite: str | None = None,
+    *,
+    relays: Collection[str] | None = None,
 ) -> list[Case]:
     """Every case for this spec on a bench with these capabilities; ``suite`` filters.
+
+    ``relays``: the hand-steps the bench wires to relays (``harness.benchfile.bench_relays``);
+    a case with a hand-step outside it ``needs_operator``. None: not known (then
+    ``needs_operator`` is None for every case with hand-steps).
 
     Raises ValueError for an unknown suite name (the CLI turns it into exit code 2).
     """
@@ -1000,6 +1124,7 @@ def build_plan(
             case.suites.insert(0, "smoke")
         if not case.testable and case.reason is None:
             case.reason = "not testable on this bench"
+        _operator_fields(case, relays)
     ids = [c.id for c in cases]
     if len(ids) != len(set(ids)):
         doubled = sorted({i for i in ids if ids.count(i) > 1})

@@ -21,6 +21,7 @@ from harness.session import SUITES, BenchSession, ConfigError, default_bench_fil
 
 _SESSION = pytest.StashKey[BenchSession]()
 _OUTCOME = pytest.StashKey[Any]()
+_UNGUARD = pytest.StashKey[Any]()
 
 KIND_MARKERS = ("trip", "recovery", "delay", "switch_on", "switch_off", "readback", "function")
 
@@ -35,6 +36,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--sim-faults", default=None, help="firmware/link deviations for the simulated bench (YAML)"
     )
     group.addoption("--results-dir", default=None, help="write results.jsonl and run.json here")
+    group.addoption(
+        "--resume-run",
+        action="store_true",
+        default=False,
+        help="continue the run in --results-dir: only cases without a final record run",
+    )
+    group.addoption(
+        "--allow-overdue",
+        action="store_true",
+        default=False,
+        help="accept instruments past their calibration due date (recorded in run.json)",
+    )
+    group.addoption(
+        "--operator",
+        default=None,
+        help="name of the person answering operator prompts (default: the login name)",
+    )
+    group.addoption(
+        "--unattended",
+        action="store_true",
+        default=False,
+        help="nobody at the bench: cases needing a person (no relay) are skipped",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,15 +76,35 @@ def pytest_configure(config: pytest.Config) -> None:
             config.getoption("suite"),
             config.getoption("results_dir"),
             config.getoption("sim_faults"),
+            resume=config.getoption("resume_run"),
+            allow_overdue=config.getoption("allow_overdue"),
+            selection={
+                "keyword": config.getoption("keyword") or None,
+                "marker": config.getoption("markexpr") or None,
+            },
+            operator=config.getoption("operator"),
+            unattended=config.getoption("unattended"),
         )
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[_SESSION] = session
+    _ACTIVE.append(session)
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        # An operator prompt talks to the terminal: pytest's output capture steps aside.
+        from harness.operator import add_prompt_guard
+
+        config.stash[_UNGUARD] = add_prompt_guard(capman.global_and_fixture_disabled, order=-10)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    unguard = config.stash.get(_UNGUARD, None)
+    if unguard is not None:
+        unguard()
     session = config.stash.get(_SESSION, None)
     if session is not None:
+        if session in _ACTIVE:
+            _ACTIVE.remove(session)
         session.close()
 
 
@@ -94,6 +138,41 @@ class PlanFile(pytest.File):
                 _register_marker(self.config, name)
                 item.add_marker(name)
             yield item
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """After -k/-m: the selected cases are the run's plan (run.json ``planned``). A resumed
+    run keeps only the cases without a final record."""
+    bms = config.stash.get(_SESSION, None)
+    if bms is None:
+        return
+    cases = [i for i in items if isinstance(i, CaseItem)]
+    if not cases:
+        return
+    try:
+        remaining = set(bms.set_planned([i.case.id for i in cases]))
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    done = [i for i in cases if i.case.id not in remaining]
+    if done:
+        items[:] = [i for i in items if not (isinstance(i, CaseItem) and i in done)]
+        config.hook.pytest_deselected(items=done)
+
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    bms = _session_of_interrupt()
+    if bms is not None:
+        bms.note_interrupt(excinfo.value)
+
+
+_ACTIVE: list[BenchSession] = []
+
+
+def _session_of_interrupt() -> BenchSession | None:
+    return _ACTIVE[-1] if _ACTIVE else None
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -134,6 +213,12 @@ class CaseItem(pytest.Item):
         recorder = AllureRecorder(self.case)
         result = session.run(self.case, recorder, on_finish=recorder.finish)
         self.stash[_OUTCOME] = result
+        if session.lost is not None:
+            # The bench stopped answering: stop the run now; the cases after this one are
+            # recorded as not run when the session closes.
+            self.session.shouldstop = str(session.lost)
+        if result.outcome == "not_run":
+            raise BenchError(result.message)
         if result.outcome == "skipped":
             pytest.skip(result.message)
         if result.outcome == "error":

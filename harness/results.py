@@ -12,16 +12,25 @@ import os
 from pathlib import Path
 from typing import Any
 
+#: Outcome of a planned case the run did not get to (bench lost, interrupted).
+NOT_RUN = "not_run"
+
 
 class ResultsWriter:
     """Appends result records to ``results.jsonl`` in a results directory."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, resume: bool = False) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "results.jsonl"
-        # A results directory holds one run: a new session starts the file afresh.
-        self._fh = self.path.open("w", encoding="utf-8")
+        # A results directory holds one run. A new run never truncates an earlier run's
+        # records: it needs a fresh file (``bmshil run`` refuses a non-empty directory), and
+        # a resumed run appends to its own.
+        if resume:
+            _cut_truncated_tail(self.path)
+            self._fh = self.path.open("a", encoding="utf-8")
+        else:
+            self._fh = self.path.open("x", encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
         self._fh.write(json.dumps(record, default=_jsonable, ensure_ascii=False) + "\n")
@@ -30,6 +39,41 @@ class ResultsWriter:
 
     def close(self) -> None:
         self._fh.close()
+
+
+def _cut_truncated_tail(path: Path) -> None:
+    """Drop a last line the crash cut mid-write, so appended records start on a line."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        keep = data.rfind(b"\n") + 1
+        with path.open("r+b") as fh:
+            fh.truncate(keep)
+
+
+def final_records(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The final record of each case: the last one with its test id, if it is a verdict
+    (``not_run`` is not: the case still has to run)."""
+    out: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        tid = rec.get("test_id")
+        if not tid:
+            continue
+        if rec.get("outcome") == NOT_RUN:
+            out.pop(tid, None)
+        else:
+            out[tid] = rec
+    return out
+
+
+def read_run_info(directory: Path) -> dict[str, Any] | None:
+    path = Path(directory) / "run.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return info if isinstance(info, dict) else None
 
 
 def write_run_info(directory: Path, info: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Literal
 
-Role = Literal["supply", "load", "cells", "resistors", "scope"]
+Role = Literal["supply", "load", "cells", "resistors", "scope", "relays"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ DRIVERS: dict[str, DriverInfo] = {
     "keysight_infiniivision": DriverInfo(
         "scope", "instruments.keysight_infiniivision:KeysightInfiniiVision"
     ),
+    "keysight_34972a": DriverInfo("relays", "instruments.keysight_34970:Keysight34972A"),
 }
 
 BMS_PROTOCOLS = ("seplos_v2", "modbus_rtu", "modbus_tcp")

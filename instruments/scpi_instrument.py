@@ -53,7 +53,8 @@ class ExpectedIdn:
 
 @dataclass(frozen=True)
 class Identity:
-    """What an instrument said it is, recorded for the report."""
+    """What an instrument said it is (``*IDN?``), recorded for the report, with its
+    calibration as the bench file gives it (due date, certificate id, calibration date)."""
 
     name: str
     address: str
@@ -62,6 +63,8 @@ class Identity:
     serial: str
     firmware: str
     calibration_due: date | None = None
+    calibration_certificate: str | None = None
+    calibrated_on: date | None = None
 
 
 _resource_managers: dict[str, Any] = {}
@@ -133,6 +136,8 @@ class ScpiInstrument:
         expected_idn: ExpectedIdn | None = None,
         envelope: Mapping[str, float] | None = None,
         calibration_due: date | None = None,
+        calibration_certificate: str | None = None,
+        calibrated_on: date | None = None,
     ) -> None:
         self.resource = resource
         self.name = name
@@ -140,7 +145,12 @@ class ScpiInstrument:
         self.envelope = dict(envelope or {})
         resource.read_termination = "\n"
         resource.write_termination = "\n"
-        self.identity = self._identify(expected_idn, calibration_due)
+        self.identity = self._identify(
+            expected_idn,
+            calibration_due,
+            calibration_certificate=calibration_certificate,
+            calibrated_on=calibrated_on,
+        )
         self.send(self.CLEAR)
         for command in self.CONFIGURE:
             self.send(command)
@@ -155,7 +165,10 @@ class ScpiInstrument:
         timeout_s: float = 2.0,
         **kwargs: Any,
     ) -> ScpiInstrument:
-        """Open the VISA resource at ``address`` and build the driver on it."""
+        """Open the VISA resource at ``address`` and build the driver on it. ``kwargs`` go
+        to the constructor (``expected_idn``, ``envelope``, the calibration record
+        ``calibration_due``/``calibration_certificate``/``calibrated_on``, and the driver's
+        own keywords)."""
         resource = open_visa_resource(address, visa_library, timeout_s)
         try:
             return cls(resource, name=name, address=address, **kwargs)
@@ -245,11 +258,25 @@ class ScpiInstrument:
 
     # -- identity and envelope -------------------------------------------------------------
 
-    def _identify(self, expected: ExpectedIdn | None, calibration_due: date | None) -> Identity:
+    def _identify(
+        self,
+        expected: ExpectedIdn | None,
+        calibration_due: date | None,
+        *,
+        calibration_certificate: str | None = None,
+        calibrated_on: date | None = None,
+    ) -> Identity:
         answer = self.query(self.IDN_QUERY)
         fields = [f.strip() for f in answer.split(",")]
         fields += [""] * (4 - len(fields))
-        identity = Identity(self.name, self.address, *fields[:4], calibration_due=calibration_due)
+        identity = Identity(
+            self.name,
+            self.address,
+            *fields[:4],
+            calibration_due=calibration_due,
+            calibration_certificate=calibration_certificate,
+            calibrated_on=calibrated_on,
+        )
         if expected is not None and (
             identity.manufacturer.casefold() != expected.manufacturer.strip().casefold()
             or identity.model.casefold() != expected.model.strip().casefold()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness import FIXTURES_DIR, PROJECT_ROOT
-from harness.bench import Bench
+from harness.bench import Bench, parent_death_preexec
 from harness.benchfile import BenchFile, load_bench_file
 from instruments.bms.modbus_link import ModbusLink
 from instruments.bmslink import ControlAction, ControlItem
@@ -42,7 +42,8 @@ def nominal(bench: Bench) -> Iterator[Bench]:
 
 def test_identities_recorded(bench: Bench):
     ids = bench.identities
-    assert set(ids) == {"supply", "load", "cells_a", "cells_b", "resistors", "scope"}
+    assert set(ids) == {"supply", "load", "cells_a", "cells_b", "resistors", "scope", "relays"}
+    assert ids["relays"]["model"] == "34972A"  # the relay card of the hand-steps
     assert ids["supply"]["model"] == "N5767A" and ids["supply"]["serial"]
     assert bench.capabilities["simulated_cells"] is True
     assert bench.sim_control is not None
@@ -218,10 +219,11 @@ CHILD = textwrap.dedent(
 def standalone_sim(tmp_path: Path) -> Iterator[BenchFile]:
     out = tmp_path / "bench.yaml"
     sim = subprocess.Popen(
-        [sys.executable, "-m", "bmssim", "--bench-out", str(out)],
+        [sys.executable, "-m", "bmssim", "--bench-out", str(out), "--parent-pid", str(os.getpid())],
         cwd=PROJECT_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        preexec_fn=parent_death_preexec(),  # dies with the test process, even on a timeout
     )
     try:
         deadline = time.monotonic() + 30

@@ -18,6 +18,7 @@ from harness.benchfile import (
     BenchFile,
     BenchFileError,
     LaunchFile,
+    bench_relays,
     load_bench_file,
     read_capabilities,
     schema_text,
@@ -150,3 +151,94 @@ def test_launch_file(tmp_path: Path):
     with pytest.raises(BenchFileError, match=r"unknown key launch.comand"):
         load_bench_file(path)
     assert isinstance(load_bench_file(FIXTURES_DIR / "sim.yaml"), LaunchFile)
+
+
+# --------------------------------------------------------------------------- relays
+
+RELAY_CARD = {
+    "driver": "keysight_34972a",
+    "address": "TCPIP0::127.0.0.1::5025::SOCKET",
+    "idn": {"manufacturer": "Keysight Technologies", "model": "34972A"},
+}
+RELAYS = {
+    "button": {"instrument": "relays", "channel": 101},
+    "bms_power": {"instrument": "relays", "channel": 102},
+    "connection_fault": {"instrument": "relays", "channel": 106, "ohm": 0.020, "cell": 8},
+}
+
+
+def with_relays(d: dict[str, Any]) -> None:
+    d["instruments"]["relays"] = copy.deepcopy(RELAY_CARD)
+    d["relays"] = copy.deepcopy(RELAYS)
+
+
+def test_relays_are_optional_and_validated(tmp_path: Path):
+    assert load_bench_file(EXAMPLE).relays == {}
+    data = copy.deepcopy(BASE)
+    with_relays(data)
+    bench = load_bench_file(write(tmp_path, data))
+    assert list(bench.relays) == ["button", "bms_power", "connection_fault"]
+    assert bench.relays["button"].safe == "open" and bench.relays["button"].channel == 101
+    assert bench.relays["connection_fault"].ohm == 0.020
+    assert bench.instruments["relays"].role == "relays"
+    assert bench_relays(write(tmp_path, data)) == ["button", "bms_power", "connection_fault"]
+    assert bench_relays(EXAMPLE) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "wanted"),
+    [
+        (
+            lambda d: d["relays"].update(buton={"instrument": "relays", "channel": 107}),
+            "unknown key relays.buton",
+        ),
+        (
+            lambda d: d["relays"]["button"].update(instrument="relay"),
+            "key relays.button.instrument = 'relay': not in instruments (relay instruments: "
+            "relays)",
+        ),
+        (
+            lambda d: d["relays"]["button"].update(instrument="supply"),
+            "key relays.button.instrument = 'supply': a supply (driver keysight_n5700), not a "
+            "relay card",
+        ),
+        (lambda d: d["relays"]["button"].update(channel="101"), "key relays.button.channel"),
+        (lambda d: d["relays"]["button"].update(channel=1.5), "key relays.button.channel = 1.5"),
+        (
+            lambda d: d["relays"]["bms_power"].update(channel=101),
+            "key relays.bms_power.channel = 101: already used by relays.button",
+        ),
+        (
+            lambda d: d["relays"]["connection_fault"].pop("ohm"),
+            "key relays.connection_fault.ohm is missing",
+        ),
+        (
+            lambda d: d["relays"]["connection_fault"].pop("cell"),
+            "key relays.connection_fault.cell is missing",
+        ),
+        (
+            lambda d: d["relays"]["button"].update(cell=3),
+            "ohm and cell belong to relays.connection_fault only",
+        ),
+        (lambda d: d["relays"]["button"].update(safe="shut"), "key relays.button.safe = 'shut'"),
+    ],
+)
+def test_bad_relays_are_refused_naming_key_and_value(tmp_path: Path, change, wanted):
+    def both(d):
+        with_relays(d)
+        change(d)
+
+    assert wanted in refused(tmp_path, both)
+
+
+def test_new_capabilities_default_false_and_launch_file_relays(tmp_path: Path):
+    caps = read_capabilities(EXAMPLE)
+    assert caps["bms_power"] is False and caps["connection_fault"] is False
+    sim = FIXTURES_DIR / "sim.yaml"
+    assert read_capabilities(sim)["bms_power"] is True
+    assert "button" in bench_relays(sim)
+    path = write(tmp_path, {"bench": "x", "launch": {"command": ["x"]}})
+    assert bench_relays(path) is None
+    path = write(tmp_path, {"bench": "x", "launch": {"command": ["x"]}, "relays": ["buttn"]})
+    with pytest.raises(BenchFileError, match=r"relays.0"):
+        load_bench_file(path)

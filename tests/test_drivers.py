@@ -13,6 +13,7 @@ import pytest
 from instruments.bloomy_abs import BloomyAbsCells, BloomyAbsUnit, channel_list
 from instruments.errors import EnvelopeError, IdentityError, InstrumentError, InstrumentTimeout
 from instruments.itech_it8500 import ItechIt8500
+from instruments.keysight_34970 import Keysight34972A
 from instruments.keysight_infiniivision import KeysightInfiniiVision
 from instruments.keysight_n5700 import KeysightN5700
 from instruments.ntc import BetaNtc, TableNtc
@@ -425,3 +426,53 @@ def test_infiniivision_waveform_block_with_newline_bytes():
         t, v = scope.waveform("current")
     assert t == pytest.approx([-0.002, -0.001, 0.0, 0.001])
     assert v == pytest.approx([-64.0, -59.0, 0.0, 63.5])
+
+
+# --------------------------------------------------------------------------- relay card
+
+K34972_IDN = "Keysight Technologies,34972A,MY00000007,1.17-1.12-02-02"
+K34972_OPEN = [("*IDN?", K34972_IDN), ("*CLS", None), OK]
+
+
+def relay_card(pairs: list):
+    return expected_protocol(
+        Keysight34972A,
+        K34972_OPEN,
+        pairs,
+        expected_idn=ExpectedIdn("Keysight Technologies", "34972A"),
+    )
+
+
+def test_34972a_close_open_and_read_back():
+    pairs = [
+        ("ROUT:CLOS (@101)", None),
+        ("ROUT:OPEN (@101,103)", None),
+        ("ROUT:CLOS? (@101,102)", "1,0"),
+    ]
+    with relay_card(pairs) as (card, _):
+        card.close_channels([101])
+        card.open_channels([101, 103])
+        assert card.closed_channels([101, 102]) == [True, False]
+        assert card.identity.model == "34972A" and card.identity.serial == "MY00000007"
+
+
+def test_34972a_refuses_a_channel_the_actuator_lacks_before_sending():
+    with relay_card([]) as (card, _):
+        for channel in (100, 121, 401):
+            with pytest.raises(ValueError, match=f"channel {channel} does not exist"):
+                card.close_channels([channel])
+
+
+def test_34972a_bad_read_back_is_an_instrument_error():
+    with relay_card([("ROUT:CLOS? (@101,102)", "1")]) as (card, _):
+        with pytest.raises(InstrumentError, match=r"answered '1', expected 2 values"):
+            card.closed_channels([101, 102])
+
+
+def test_34972a_error_queue_names_the_command():
+    resource = ExpectedProtocolResource(
+        K34972_OPEN + [("ROUT:CLOS (@120)", None), ("SYST:ERR?", '-222,"Data out of range"'), OK]
+    )
+    card = Keysight34972A(resource, name="relays", address="A")
+    with pytest.raises(InstrumentError, match=r"'ROUT:CLOS \(@120\)' caused -222"):
+        card.close_channels([120])

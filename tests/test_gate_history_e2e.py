@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Three full regressions: on a loaded 2-core machine they take minutes, so no wall-clock
+# limit of the default size applies here (the subprocesses keep their own bound).
+pytestmark = pytest.mark.timeout(1800)
 BUILDS = {
     "fw164": "version: '16.4'\n",
     "fw165": "version: '16.5'\nfirmware:\n  - {item: P25, kind: offset, value: 3.0}\n",
@@ -30,7 +33,7 @@ def bmshil(*args: str) -> subprocess.CompletedProcess[str]:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
         env={**os.environ, "COLUMNS": "200"},  # rich tables unwrapped, whatever the terminal
     )
 
@@ -43,7 +46,15 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         faults_file = root / f"{name}.yaml"
         faults_file.write_text(faults)
         out[name] = root / name
-        proc = bmshil("run", "--out", str(out[name]), "--sim-faults", str(faults_file))
+        proc = bmshil(
+            "run",
+            "--out",
+            str(out[name]),
+            "--sim-faults",
+            str(faults_file),
+            "--results-root",
+            str(root),
+        )
         # The conforming build passes the whole regression over the wire (every behaviour
         # family of the twin, as the harness sees it), and so does 16.6, whose deviation is
         # inside tolerance (only the gate's drift check sees it); 16.5 fails.
@@ -103,7 +114,7 @@ def test_drift_inside_tolerance_is_flagged(runs: dict[str, Path]) -> None:
 
 
 def test_history_shows_the_trend_across_three_builds(runs: dict[str, Path], tmp_path: Path) -> None:
-    db = f"sqlite:///{runs['fw164'].parent / 'history.sqlite'}"
+    db = f"sqlite:///{runs['fw164'].parent / 'history.sqlite'}"  # the results root
     plot = tmp_path / "p25.png"
     proc = bmshil("history", "P25", "--db", db, "--kind", "trip", "--plot", str(plot))
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -8,6 +8,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
+from harness import FIXTURES_DIR
 from harness.cli import app
 from harness.plan import (
     DEFAULT_CAPABILITIES,
@@ -22,6 +23,7 @@ from harness.plan_view import bench_capabilities, format_duration
 from harness.spec import load_spec
 
 runner = CliRunner()
+DEFAULT_SIM = FIXTURES_DIR / "sim.yaml"
 
 #: Supply and load envelope of the bench files (ARCHITECTURE.md "Bench files").
 SUPPLY_MAX_V, SUPPLY_MAX_A, LOAD_MAX_A = 65.0, 120.0, 300.0
@@ -162,7 +164,9 @@ def test_block_cases(spec, plan):
 def test_function_cases(plan):
     functions = {c.number: c for c in plan if c.kind == "function"}
     assert set(functions) == {59, 60, 66, 81, 82, 83, 84, 85, 86, 87}
-    assert not functions[83].testable and "busbar" in functions[83].reason
+    # P83 needs a series resistor in a sense lead (capability connection_fault, off here)
+    assert not functions[83].testable and "connection_fault" in functions[83].reason
+    assert functions[83].switch_overrides == {47: True}
     assert functions[85].overrides == {85: 5.0} and functions[85].expected == 5.0
 
 
@@ -235,10 +239,12 @@ def test_cases_survive_json(plan):
 # --------------------------------------------------------------------------- CLI
 
 
-def test_cli_table_ends_with_counts_and_estimates(plan):
+def test_cli_table_ends_with_counts_and_estimates(spec):
     result = runner.invoke(app, ["plan"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "P05-cell-overvoltage-protection-trip" in result.stdout
+    # `bmshil plan` plans for fixtures/sim.yaml's capabilities
+    plan = build_plan(spec, bench_capabilities()[0])
     counts = kind_counts(plan)
     assert f"trip {counts['trip']}" in result.stdout
     assert f"switch-off {counts['switch-off']}" in result.stdout
@@ -258,10 +264,15 @@ def test_cli_bad_suite_exits_2():
 
 
 def test_cli_bench_file_capabilities(tmp_path):
+    import yaml
+
+    from harness import FIXTURES_DIR
+
+    # A whole bench file, loaded with the same loader as `bmshil run`.
+    doc = yaml.safe_load((FIXTURES_DIR / "example-lab.yaml").read_text())
+    doc["capabilities"] = {"heater": False, "scope": True, "simulated_cells": True}
     bench = tmp_path / "lab.yaml"
-    bench.write_text(
-        "bench: lab\ncapabilities: {heater: false, scope: true, simulated_cells: true}\n"
-    )
+    bench.write_text(yaml.safe_dump(doc))
     cases = {c["id"]: c for c in _plan_json("--bench", str(bench))}
     assert cases["P37-cell-low-temperature-heating-trip"]["testable"] is False
     assert cases["P05-cell-overvoltage-protection-trip"]["testable"] is True
@@ -273,9 +284,96 @@ def test_bench_capabilities_defaults(tmp_path):
     caps, source = bench_capabilities(None)
     assert isinstance(caps, dict) and source
     no_caps = tmp_path / "b.yaml"
-    no_caps.write_text("bench: x\n")
-    assert bench_capabilities(no_caps)[0] == DEFAULT_CAPABILITIES
+    no_caps.write_text("bench: x\nlaunch: {command: [x]}\n")
+    assert bench_capabilities(no_caps)[0]["heater"] is False
     bad = tmp_path / "c.yaml"
-    bad.write_text("capabilities: {heater: maybe}\n")
-    with pytest.raises(ValueError):
+    bad.write_text("bench: x\nlaunch: {command: [x]}\ncapabilities: {heater: maybe}\n")
+    with pytest.raises(ValueError, match="capabilities.heater"):
         bench_capabilities(bad)
+    typo = tmp_path / "d.yaml"
+    typo.write_text("bench: x\nlaunch: {command: [x]}\ncapabilities: {heatr: true}\n")
+    with pytest.raises(ValueError, match="unknown key capabilities.heatr"):
+        bench_capabilities(typo)
+    broken = tmp_path / "e.yaml"
+    broken.write_text("bench: [x\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        bench_capabilities(broken)
+
+
+# --------------------------------------------------------------------------- hand-steps
+
+HAND_CASES = {
+    "S04-button-switch-failure-switch-on": ["button"],
+    "S04-button-switch-failure-switch-off": ["button"],
+    "S57-power-on-off-function-switch-on": ["power_switch"],
+    "S57-power-on-off-function-switch-off": ["power_switch"],
+    "P73-charging-activation-delay": ["button"],
+    "S54-manual-activation-of-charging-switch-on": ["button"],
+    "P83-connection-fault-impedance-function": ["connection_fault"],
+    "S32-secondary-disconnection-protection-switch-on": ["secondary_trip"],
+    "S32-secondary-disconnection-protection-switch-off": ["secondary_trip"],
+    "S38-output-short-circuit-protection-switch-on": ["short_circuit"],
+    "S38-output-short-circuit-protection-switch-off": ["short_circuit"],
+    "S40-output-short-circuit-lockout-switch-on": ["short_circuit", "bms_power"],
+    "S40-output-short-circuit-lockout-switch-off": ["short_circuit"],
+}
+ALL_RELAYS = ["button", "bms_power", "power_switch", "secondary_trip", "short_circuit"]
+
+
+def test_cases_name_their_hand_steps(spec):
+    full = _by_id(build_plan(spec, dict.fromkeys(DEFAULT_CAPABILITIES, True)))
+    for cid, steps in HAND_CASES.items():
+        assert full[cid].params["hand_steps"] == steps, cid
+        assert full[cid].testable, cid
+    with_steps = {c.id for c in full.values() if c.params.get("hand_steps")}
+    assert with_steps == set(HAND_CASES)
+    assert full["S57-power-on-off-function-switch-on"].params["nominal_steps"] == ["power_switch"]
+    assert full["P83-connection-fault-impedance-function"].switch_overrides == {47: True}
+    assert full["P73-charging-activation-delay"].switch_overrides == {54: True}
+    assert full["S04-button-switch-failure-switch-on"].params["stuck_timeout_s"] > 0
+
+
+def test_missing_hardware_makes_hand_step_cases_untestable_with_the_reason(spec):
+    bare = _by_id(build_plan(spec, DEFAULT_CAPABILITIES))
+    for cid in HAND_CASES:
+        assert not bare[cid].testable, cid
+        assert "bench capability" in bare[cid].reason, cid
+        assert bare[cid].needs_operator is False and bare[cid].operator_wait_s is None
+    assert "button" in bare["S04-button-switch-failure-switch-on"].reason
+    assert "connection_fault" in bare["P83-connection-fault-impedance-function"].reason
+    caps = dict.fromkeys(DEFAULT_CAPABILITIES, True) | {"bms_power": False}
+    s40 = _by_id(build_plan(spec, caps))["S40-output-short-circuit-lockout-switch-on"]
+    assert not s40.testable and "bms_power" in s40.reason
+    caps = dict.fromkeys(DEFAULT_CAPABILITIES, True) | {"simulated_cells": False}
+    real = _by_id(build_plan(spec, caps))
+    assert not real["S38-output-short-circuit-protection-switch-off"].testable
+    assert real["S38-output-short-circuit-protection-switch-on"].testable
+
+
+def test_needs_operator_follows_the_benchs_relays(spec):
+    caps = dict.fromkeys(DEFAULT_CAPABILITIES, True)
+    unknown = _by_id(build_plan(spec, caps))
+    wired = _by_id(build_plan(spec, caps, relays=ALL_RELAYS + ["connection_fault"]))
+    manual = _by_id(build_plan(spec, caps, relays=[]))
+    half = _by_id(build_plan(spec, caps, relays=["short_circuit"]))
+    for cid in HAND_CASES:
+        assert unknown[cid].needs_operator is None, cid
+        assert wired[cid].needs_operator is False and wired[cid].operator_wait_s is None, cid
+        assert manual[cid].needs_operator is True and manual[cid].operator_wait_s > 0, cid
+    s40 = "S40-output-short-circuit-lockout-switch-on"
+    assert half[s40].needs_operator is True  # bms_power still by hand
+    assert half[s40].operator_wait_s == 2 * half[s40].params["operator_timeout_s"]
+    assert manual[s40].operator_wait_s == 4 * manual[s40].params["operator_timeout_s"]
+    assert not any(c.needs_operator for c in wired.values())
+    assert not any(c.needs_operator for c in manual.values() if not c.params.get("hand_steps"))
+    js = json.loads(json.dumps(manual["P73-charging-activation-delay"].to_dict()))
+    assert js["needs_operator"] is True and js["operator_wait_s"] == 300.0
+
+
+def test_sim_fixture_declares_the_hand_step_hardware_and_relays(spec):
+    from harness.benchfile import bench_relays
+
+    caps, _ = bench_capabilities()
+    plan = _by_id(build_plan(spec, caps, relays=bench_relays(DEFAULT_SIM)))
+    for cid in HAND_CASES:
+        assert plan[cid].testable and plan[cid].needs_operator is False, cid

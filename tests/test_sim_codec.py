@@ -9,9 +9,9 @@ the same way) cannot pass.
 from __future__ import annotations
 
 import pytest
-from harness.spec import load_spec
 
 from bmssim import seplos_codec as sc
+from harness.spec import load_spec
 
 SPEC = load_spec()
 

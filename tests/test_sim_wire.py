@@ -26,6 +26,7 @@ import yaml
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 
 from bmssim import seplos_codec as sc
+from harness.bench import parent_death_preexec
 from harness.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,14 +49,19 @@ WRITE_A1_CAPTURE = "~200046A18152" + BLOCK_HEX + "B2AC"
 
 
 def start_sim(tmp: Path, *extra: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """Start ``python -m bmssim`` and wait for its bench file; fail with its output if it dies."""
+    """Start ``python -m bmssim`` and wait for its bench file; fail with its output if it dies.
+
+    The simulator dies with the test process (PDEATHSIG, ``--parent-pid``), so a pytest
+    killed by its timeout cannot leave one behind."""
     bench_out = tmp / "sim-bench.yaml"
     log = (tmp / "bmssim.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bmssim", "--bench-out", str(bench_out), *extra],
+        [sys.executable, "-m", "bmssim", "--bench-out", str(bench_out)]
+        + ["--parent-pid", str(os.getpid()), *extra],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=parent_death_preexec(),
     )
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not bench_out.exists():
@@ -138,12 +144,15 @@ def frame_text(
 def test_bench_file_is_resolved(sim: dict[str, Any]) -> None:
     assert sim["bench"] == "sim" and "launch" not in sim
     assert sim["clock"]["kind"] == "sim"
-    assert set(sim["instruments"]) == {"supply", "load", "cells_a", "cells_b", "resistors", "scope"}
+    assert set(sim["instruments"]) == {
+        "supply", "load", "cells_a", "cells_b", "resistors", "scope", "relays"
+    }  # fmt: skip
     assert sim["bms"] == {"protocol": "seplos_v2", "port": sim["bms"]["port"], "baud": 19200,
                           "address": 0}  # fmt: skip
     assert os.path.exists(sim["bms"]["port"]) and os.path.exists(sim["bms_endpoints"]["modbus_rtu"])
     assert sim["bms_endpoints"]["seplos_tcp"].startswith("socket://127.0.0.1:")
-    assert sim["capabilities"]["heater"] is True and sim["capabilities"]["button"] is False
+    assert sim["capabilities"]["heater"] is True and sim["capabilities"]["lcd"] is False
+    assert sim["capabilities"]["button"] is True  # the relay card (tests/test_sim_relays.py)
     assert len(sim["channels"]["cells"]) == 16
 
 
@@ -153,7 +162,8 @@ def test_bench_file_loads_with_the_harness_loader(sim: dict[str, Any], sim_dir: 
     bench = load_bench_file(sim_dir / "sim-bench.yaml", SPEC)
     assert bench.bms.port == sim["bms"]["port"]
     assert set(bench.bms_endpoints) == {"seplos_tcp", "modbus_tcp", "modbus_rtu"}
-    assert bench.capabilities.heater and not bench.capabilities.button
+    assert bench.capabilities.heater and bench.capabilities.button
+    assert set(bench.relays) == set(sim["relays"])
 
 
 # --------------------------------------------------------------------------- Seplos V2 on the pty

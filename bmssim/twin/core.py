@@ -11,12 +11,21 @@ decides can change, so the World jumps straight over them. ``next_event_ms`` is 
 earliest of: the next sample after an input change (a "dirty" sample), every running
 confirmation/delay/recovery timer, and the instant the coulomb counter moves the SOC by one
 permille. Charge is counted in integers (10 mA x 1 ms units) so long jumps are exact.
+
+Hand-steps (the simulated bench's relay card, seen through ``SenseInputs``): the button
+(S4 stuck detection, S54/P73 activation), the board's own supply (``powered``: off, the
+board does nothing and drives nothing; back on, it boots for ``TwinConfig.boot_s`` and
+starts from :meth:`BmsTwin._restart`: the parameter block, coulomb counter and history are
+non-volatile, everything else is not), the external power switch (S57) and the
+secondary-trip input (S32). A short circuit (S38/S40) and a connection fault (P83/S47) reach
+the board only as current and cell voltages. Each choice is documented where it is made.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +92,10 @@ BALANCE_RESISTOR_OHM = 33.0
 
 EPS = 1e-9
 
+#: The board's own supply (the bench's bms_power relay): on, off (nothing runs, nothing
+#: answers, FETs open) or booting (powered, not yet running: ``TwinConfig.boot_s``).
+POWER_ON, POWER_OFF, POWER_BOOTING = "on", "off", "booting"
+
 
 def _ceil_grid(t: int, period: int) -> int:
     return -(-t // period) * period
@@ -138,16 +151,27 @@ class BmsTwin:
     # ================================================================== state
 
     def reset(self, now_ms: int = 0) -> None:
-        """Factory state at ``now_ms``: spec defaults, rated 100 Ah, remaining 50 Ah, FETs on."""
+        """Factory state at ``now_ms``: spec defaults, rated 100 Ah, remaining 50 Ah, FETs on,
+        powered."""
         self._t = int(now_ms)
+        # non-volatile: the parameter block, the coulomb counter and the history (EEPROM)
         self._values = self.table.factory_values()
         self._switches = self.table.factory_switches()
         self._model_name = self.config.model_name.ljust(10)[:10]
-        self._in = SenseInputs.nominal()
-        self._rng = random.Random(self.config.seed)
         self._remaining_u = self._cah_units(self._values[60])
         self._cycles = 0
         self._discharged_u = 0
+        self._history: list[HistoryEntry] = []
+        self._in = SenseInputs.nominal()
+        self._rng = random.Random(self.config.seed)
+        self._power = POWER_ON
+        self._boot_until: int | None = None
+        self._restart(self._t)
+
+    def _restart(self, t: int) -> None:
+        """Every volatile (RAM) state as the firmware starts it at ``t``: no protection, no
+        lockout or latch, no override, no timer, FETs on. What survives a power cycle (the
+        parameter block, remaining capacity, cycle count and history) is left alone."""
         self._i_ca = 0  # held current sample, 0.01 A
         self._state = STANDBY
         self._rows = {r.trip: Hysteresis() for r in ROWS}
@@ -169,15 +193,24 @@ class BmsTwin:
         self._manual_limit = False
         self._manual_heater = False
         self._shutdown = False
-        self._idle_since = self._t
+        self._idle_since = t
         self._charger_was_present = False
         self._hist_mode = STANDBY
-        self._hist_ref = self._t
-        self._history: list[HistoryEntry] = []
+        self._hist_ref = t
         self._soft_until: int | None = None
         self._chg_fet = True
         self._dsg_fet = True
         self._sensor_fault = False
+        # hand-step functions (relay card): button (S4, S54), secondary trip (S32), short
+        # circuit (S38/S40), power switch (S57), connection fault (P83/S47)
+        self._button_since: int | None = t if self._in.button else None
+        self._button_fault = False
+        self._secondary = False
+        self._sc = _OcState()
+        self._switch_latched_off = False
+        self._conn_prev: tuple[int, tuple[float, ...], tuple[bool, ...]] | None = None
+        self._conn_mohm: float | None = None
+        self._conn_fault = False
         self._cur_dirty = True
         self._vt_dirty = True
         self._measure_vt()
@@ -220,7 +253,17 @@ class BmsTwin:
     # ================================================================== World interface
 
     def outputs(self) -> TwinOutputs:
-        """FETs and limits the World applies to the power path."""
+        """FETs and limits the World applies to the power path. An unpowered or booting board
+        drives nothing: both FETs open (the gate drivers have no supply)."""
+        if self._power != POWER_ON:
+            return TwinOutputs(
+                charge_fet=False,
+                discharge_fet=False,
+                current_limit_fet=False,
+                heater=False,
+                charge_limit_a=None,
+                discharge_limit_a=None,
+            )
         limit = self._limit_on()
         soft = self._soft_until is not None and self._t < self._soft_until
         return TwinOutputs(
@@ -247,8 +290,13 @@ class BmsTwin:
                 break
             self._process(e)
         if inputs != self._in:
+            was_powered = self._in.powered
             self._in = inputs
             self._cur_dirty = self._vt_dirty = True
+            if was_powered and not inputs.powered:
+                self._power_off(now_ms)
+            elif inputs.powered and not was_powered:
+                self._power_on(now_ms)
         self._process(now_ms)
         return self.outputs() != before
 
@@ -256,6 +304,11 @@ class BmsTwin:
         """Earliest instant after ``now_ms`` at which the board may change anything with its
         inputs held; None when nothing is pending (the World may jump to its target)."""
         now = int(now_ms)
+        if self._power == POWER_OFF:
+            return None
+        if self._power == POWER_BOOTING:
+            assert self._boot_until is not None
+            return max(self._boot_until, now + 1)
         c: list[int] = []
         if self._cur_dirty:
             c.append(_ceil_grid(now + 1, self._cur_ms))
@@ -283,6 +336,14 @@ class BmsTwin:
             if st.active and not st.locked and st.tripped_at is not None:
                 if not self._fault("latch", (row.trip, row.delay, 70, 71), row.switch):
                     c.append(max(st.tripped_at + self._ms(70), now + 1))
+        sc = self._sc
+        if sc.pending_since is not None:
+            c.append(max(sc.pending_since + self._sc_reaction_ms(), now + 1))
+        if sc.active and not sc.locked and sc.tripped_at is not None:
+            if not self._fault("latch", (), 38):
+                c.append(max(sc.tripped_at + self._ms(70), now + 1))
+        if self._button_since is not None and not self._button_fault and self._sw(4):
+            c.append(max(self._button_since + self._button_stuck_ms(), now + 1))
         for d in (
             self._soft_until,
             self._manual_due,
@@ -315,18 +376,27 @@ class BmsTwin:
 
     def _process(self, t: int) -> None:
         """Everything the board does at instant ``t`` (samples on the grid, timers)."""
+        if self._power != POWER_ON:
+            self._t = max(self._t, t)
+            if self._power == POWER_OFF or self._boot_until is None or t < self._boot_until:
+                return
+            self._boot(t)
         self._integrate(t)
         on_cur = t % self._cur_ms == 0
         on_vt = t % self._vt_ms == 0
         if on_cur:
             self._sample_current(t)
+            self._eval_secondary_trip()
         self._timers(t)
+        self._eval_button(t)
         self._comparator(t)
         if on_cur:
             self._current_rows(t)
         if on_vt:
             self._measure_vt()
             self._vt_rows(t)
+            self._eval_connection()
+        self._eval_power_switch()
         self._update_fets(t)
         sig = self._signature()
         if sig != self._sig:
@@ -357,6 +427,11 @@ class BmsTwin:
             self._shutdown,
             self._sensor_fault,
             self._static_blocked,
+            self._button_fault,
+            self._secondary,
+            (self._sc.active, self._sc.locked),
+            self._switched_off(),
+            self._conn_fault,
         )
 
     # ------------------------------------------------------------------ coulomb counting
@@ -581,6 +656,7 @@ class BmsTwin:
         for row in OVERCURRENT_ROWS:
             if row.period == "cmp":
                 self._eval_overcurrent(row, t, round(self._in.current_a, 2))
+        self._eval_short_circuit(t)
 
     # ------------------------------------------------------------------ overcurrent
 
@@ -638,6 +714,205 @@ class BmsTwin:
                 st.tripped_at = st.pending_since = None
             st.count = 0
             st.last_recovery_at = None
+
+    # ------------------------------------------------------------------ board power
+
+    def _power_off(self, t: int) -> None:
+        """The board's supply is cut at ``t``: charge counted up to now is kept (Choice: the
+        coulomb counter, remaining capacity and cycle count are in EEPROM, saved at the
+        brown-out as boards of this class do, so a cut loses none of it); everything else
+        stops, both FETs open."""
+        self._integrate(t)
+        self._power = POWER_OFF
+        self._boot_until = None
+        self._i_ca = 0
+        self._chg_fet = self._dsg_fet = False
+        self._soft_until = None
+        self._balance.force(False, t)
+        self._balancing = [False] * CELLS
+
+    def _power_on(self, t: int) -> None:
+        """The supply is back at ``t``: the firmware boots for ``TwinConfig.boot_s``."""
+        self._t = max(self._t, t)
+        self._power = POWER_BOOTING
+        self._boot_until = t + int(round(self.config.boot_s * 1000))
+
+    def _boot(self, t: int) -> None:
+        """End of the boot: RAM state from scratch (latched protections, lockouts, ``latch``
+        faults' held states, 0x45 overrides and timers all gone); the stored parameter block,
+        the coulomb counter and the history as they were."""
+        self._power = POWER_ON
+        self._boot_until = None
+        self._t = t
+        self._restart(t)
+        # the FETs were open while the board was down: the first decision closes them, with
+        # the P58 soft start as whenever the output closes
+        self._chg_fet = self._dsg_fet = False
+        self._sig = self._signature()
+
+    @property
+    def power_state(self) -> str:
+        """``on``, ``off`` (supply cut) or ``booting``."""
+        return self._power
+
+    @property
+    def answering(self) -> bool:
+        """True when the firmware runs and answers its links (not while unpowered or
+        booting)."""
+        return self._power == POWER_ON
+
+    # ------------------------------------------------------------------ hand-step functions
+
+    def _button_stuck_ms(self) -> int:
+        return max(1, int(round(self.config.button_stuck_s * 1000)))
+
+    def _activation_press(self) -> None:
+        """S54 + P73: a press of the activation button (the bench's button, or 0x45 item 0
+        action 0x10) while waiting for manual activation starts the P73 timer; when it runs
+        out the undervoltage protection is released (``_timers``)."""
+        if self._waiting_manual and self._manual_due is None:
+            self._manual_due = self._t + self._ms(73)
+
+    def _eval_button(self, t: int) -> None:
+        """The reset/activation button (an input the firmware sees at once, debounced).
+
+        A press that ends after at least ``button_debounce_ms`` and before the stuck time is a
+        press (Choice: it counts at its release, since only then is it known not to be stuck):
+        with S54 waiting it starts the P73 activation exactly as 0x45 item 0 does. Held for
+        ``button_stuck_s`` or longer with S4 on: button_fault until released (``latch`` on S4:
+        until a power cycle); a stuck button is not a press. S4 off: no fault detection (the
+        button still activates). Choice: a notice only, no FET acts on it."""
+        held = self._in.button
+        if held and self._button_since is None:
+            self._button_since = t
+        elif not held and self._button_since is not None:
+            duration = t - self._button_since
+            self._button_since = None
+            if self.config.button_debounce_ms <= duration < self._button_stuck_ms():
+                self._activation_press()
+        if not self._sw(4):
+            self._button_fault = False
+            return
+        since = self._button_since
+        if since is not None and t - since >= self._button_stuck_ms():
+            self._button_fault = True
+        elif since is None and not self._fault("latch", (), 4):
+            self._button_fault = False
+
+    def _eval_secondary_trip(self) -> None:
+        """S32: the secondary-trip input, read with every current sample (10 ms). Asserted:
+        secondary_trip_protection, and (Choice) both FETs open whatever the current direction:
+        it is the last-resort disconnect of the output, not a charge- or discharge-side row.
+        Released: recovers at the next sample (``latch`` on S32: only by a power cycle)."""
+        if not self._sw(32):
+            self._secondary = False
+        elif self._in.secondary_trip:
+            self._secondary = True
+        elif not self._fault("latch", (), 32):
+            self._secondary = False
+
+    def _switched_off(self) -> bool:
+        """S57: the output is enabled only while the external self-locking switch is ON
+        (``latch`` on S57: once switched off it stays off until a power cycle). S57 off: the
+        switch has no effect."""
+        return self._sw(57) and (not self._in.power_switch or self._switch_latched_off)
+
+    def _eval_power_switch(self) -> None:
+        """Choice: switched off, both FETs open and the 0x44 system byte shows ``shutdown``
+        (as the P78 standby shutdown does) instead of standby; no event flag. The board keeps
+        measuring and answering: it is the output the switch enables, and no charger wakes
+        it (unlike P78)."""
+        if not self._sw(57):
+            self._switch_latched_off = False
+        elif not self._in.power_switch and self._fault("latch", (), 57):
+            self._switch_latched_off = True
+
+    def _sc_reaction_ms(self) -> int:
+        return max(1, int(self.config.short_circuit_reaction_ms))
+
+    def _eval_short_circuit(self, t: int) -> None:
+        """S38/S40: the hardware short-circuit comparator (every 1 ms, instantaneous current).
+
+        A discharge current beyond ``short_circuit_trip_a`` opens the discharge FET
+        ``short_circuit_reaction_ms`` later: output_short_circuit_protection. It recovers P70
+        after the trip (Choice: the spec's "60 seconds" is the overcurrent recovery delay P70,
+        60 s by default, as for P55-P57) or at once when a charger is present (the spec's
+        release by charging; a shorted port shows no charger, so this needs the short gone).
+        A recovery into a persisting short trips again (after the P58 soft start, which holds
+        the short to its pre-charge current). Trips in a row without ``clean_run_s`` of clean
+        running between them count like the P71 lockout: with S40 on, the P71-th locks
+        (output_short_circuit_lockout, no more recovery) until the board is power-cycled; a
+        block write or a factory reset does not release it (S40: "does not recover").
+        ``latch`` on S38: no recovery at all until a power cycle. S38 off: no protection (the
+        short current flows, bounded by the bench; the other current rows still see it)."""
+        st = self._sc
+        if not self._sw(38):
+            st.active = st.locked = False
+            st.pending_since = st.tripped_at = st.last_recovery_at = None
+            st.count = 0
+            return
+        if st.active:
+            if st.locked or self._fault("latch", (), 38):
+                return
+            due = st.tripped_at is not None and t >= st.tripped_at + self._ms(70)
+            if not (due or self._in.charger_present):
+                return
+            st.active = False
+            st.tripped_at = None
+            st.last_recovery_at = t
+        if self._in.current_a > -self.config.short_circuit_trip_a:
+            st.pending_since = None
+            return
+        if st.pending_since is None:
+            st.pending_since = t
+        if t - st.pending_since < self._sc_reaction_ms():
+            return
+        st.pending_since = None
+        clean_ms = int(self.config.clean_run_s * 1000)
+        if st.last_recovery_at is not None and t - st.last_recovery_at < clean_ms:
+            st.count += 1
+        else:
+            st.count = 1
+        st.active = True
+        st.tripped_at = t
+        if self._sw(40) and st.count >= self._oc_lock_count():
+            st.locked = True
+
+    def _eval_connection(self) -> None:
+        """P83/S47 connection fault, at every voltage sample.
+
+        Rule (Choice): the firmware estimates a connection impedance at each current step of
+        at least ``connection_step_min_a`` between two voltage samples: for every cell the
+        change of its reading minus the median change of all cells (what the current does to
+        every cell alike: a real cell's internal resistance), divided by the current step;
+        the largest, in mΩ, is the connection impedance. Above P83 (strictly): the flag
+        output_connection_fault; an estimate at or below P83 clears it, so it holds between
+        steps (at rest nothing can be measured). A notice only: no FET acts on it. A cell
+        moved by other means in the same 100 ms sample as a current step reads as impedance,
+        as it would on a real board. S47 off: no flag. ``latch``: the flag never clears."""
+        n = self._n_cells()
+        cells = tuple(self._cells[:n])
+        disc = tuple(self._in.cell_disconnected[:n])
+        prev, self._conn_prev = self._conn_prev, (self._i_ca, cells, disc)
+        if not self._sw(47):
+            self._conn_fault = False
+        if prev is None or len(prev[1]) != n:
+            return
+        step_a = (self._i_ca - prev[0]) / 100.0
+        if abs(step_a) < self.config.connection_step_min_a - EPS:
+            return
+        changes = [cells[k] - prev[1][k] for k in range(n) if not (disc[k] or prev[2][k])]
+        if not changes:
+            return
+        common = statistics.median(changes)
+        r_mohm = max(abs(d - common) for d in changes) / abs(step_a) * 1000.0
+        self._conn_mohm = round(r_mohm, 1)
+        if not self._sw(47):
+            return
+        if self._conn_mohm > self._eff(83) + EPS:
+            self._conn_fault = True
+        elif not self._fault("latch", (83,), 47):
+            self._conn_fault = False
 
     # ------------------------------------------------------------------ limiting, heater
 
@@ -833,11 +1108,16 @@ class BmsTwin:
                 return True
         if side == CHARGE and self._gap_waiting:
             return True
+        if self._secondary and not self._fault("no_action", (), 32):
+            return True  # S32: the secondary trip opens the output both ways
+        if side == DISCHARGE and self._sc.active and not self._fault("no_action", (), 38):
+            return True
         return False
 
     def _update_fets(self, t: int) -> None:
-        chg = not (self._shutdown or self._force_chg_off or self._holds(CHARGE))
-        dsg = not (self._shutdown or self._force_dsg_off or self._holds(DISCHARGE))
+        off = self._shutdown or (self._switched_off() and not self._fault("no_action", (), 57))
+        chg = not (off or self._force_chg_off or self._holds(CHARGE))
+        dsg = not (off or self._force_dsg_off or self._holds(DISCHARGE))
         if dsg and not self._dsg_fet and self._sw(48):
             # P58/S48: pre-charge the load whenever the output closes.
             delay = self._ms(58)
@@ -898,8 +1178,8 @@ class BmsTwin:
             on = action == ACTION_ON
             if item == 0:
                 self._force_dsg_off = not on
-                if on and self._waiting_manual and self._manual_due is None:
-                    self._manual_due = self._t + self._ms(73)
+                if on:
+                    self._activation_press()
             elif item == 1:
                 self._force_chg_off = not on
             elif item == 2:
@@ -967,8 +1247,11 @@ class BmsTwin:
         )
 
     def flags(self) -> set[str]:
-        """Names (status_flags.yaml) of every flag the board reports now."""
+        """Names (status_flags.yaml) of every flag the board reports now (none while the
+        board is unpowered or booting: it reports nothing)."""
         out: set[str] = set()
+        if self._power != POWER_ON:
+            return out
         for row in ROWS:
             if self._rows[row.trip].active and not self._fault("no_flag", row.params, row.switch):
                 out.add(row.flag)
@@ -985,6 +1268,16 @@ class BmsTwin:
                 out.add(row.lock_flag)
         if self._sensor_fault:
             out.add("temperature_sensor_fault")
+        if self._button_fault and not self._fault("no_flag", (), 4):
+            out.add("button_fault")
+        if self._secondary and not self._fault("no_flag", (), 32):
+            out.add("secondary_trip_protection")
+        if self._sc.active and not self._fault("no_flag", (), 38):
+            out.add("output_short_circuit_protection")
+        if self._sc.locked and not self._fault("no_flag", (), 40):
+            out.add("output_short_circuit_lockout")
+        if self._conn_fault and not self._fault("no_flag", (83,), 47):
+            out.add("output_connection_fault")
         if self._heater_on():
             out.add("heater")
             if not self._fault("no_flag", (37, 38), 31):
@@ -1001,7 +1294,7 @@ class BmsTwin:
             out.add("discharge_fet")
         if self._limit_on():
             out.add("current_limit_fet")
-        if self._shutdown:
+        if self._shutdown or (self._switched_off() and not self._fault("no_flag", (), 57)):
             out.add("shutdown")
         else:
             out.add(self._state)
@@ -1108,3 +1401,15 @@ class BmsTwin:
 
     def locked(self, item: int) -> bool:
         return self._oc[item].locked
+
+    def short_circuit_trips(self) -> int:
+        """Short-circuit trips in a row counted towards the S40 lockout."""
+        return self._sc.count
+
+    def short_circuit_locked(self) -> bool:
+        return self._sc.locked
+
+    @property
+    def connection_impedance_mohm(self) -> float | None:
+        """The last connection-impedance estimate (P83), None before the first current step."""
+        return self._conn_mohm

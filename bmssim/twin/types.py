@@ -42,6 +42,28 @@ class TwinConfig:
     charge_prohibition_hysteresis_v: float = 0.1
     #: Most history records kept (oldest dropped first, as a ring buffer in EEPROM would).
     history_capacity: int = 4096
+    #: Power-up (the supply back after a cut): the firmware boots this long before it answers
+    #: any link or closes a FET. Choice: 2.0 s, the order of an MCU start-up plus the analog
+    #: front end's first full conversion round on boards of this class.
+    boot_s: float = 2.0
+    #: S4: the reset/activation button held continuously this long is "stuck" (button_fault
+    #: until released). Choice: 10 s, well beyond any deliberate press (a wake/activation
+    #: press is a second or two) and short enough for a bench to test.
+    button_stuck_s: float = 10.0
+    #: A press shorter than this is contact bounce and ignored. Choice: 50 ms, the usual
+    #: firmware debounce (a relay's contacts settle within a few ms).
+    button_debounce_ms: int = 50
+    #: S38: the hardware short-circuit comparator trips at a discharge current beyond this.
+    #: Choice: 800 A, far above anything the electronic load can sink (300 A envelope) and
+    #: above P57's range (-327.68 A), so only a real short reaches it.
+    short_circuit_trip_a: float = 800.0
+    #: Short-circuit reaction (comparator + gate driver): hundreds of µs on a real board; the
+    #: model works in ms, so the discharge FET opens 1 ms after the current first exceeds the
+    #: threshold.
+    short_circuit_reaction_ms: int = 1
+    #: P83/S47: the connection impedance is estimated at a current step at least this large
+    #: (ΔV / ΔI; at 1 mV resolution 5 A resolves 0.2 mΩ, a tenth of P83's step).
+    connection_step_min_a: float = 5.0
 
 
 @dataclass
@@ -64,6 +86,11 @@ class SenseInputs:
     ``NORMAL`` | ``OPEN`` | ``SHORT``.
     ``current_a``: pack current through the shunt, + = charging.
     ``port_v``: voltage at P+/P-. ``charger_present``: a charger drives the port.
+    The hand-step inputs (relay card on the simulated bench): ``powered`` (the board's own
+    supply; False = cut), ``button`` (the reset/activation button held), ``power_switch``
+    (the external self-locking switch ON, S57), ``secondary_trip`` (the secondary-trip input
+    asserted, S32). A short circuit and a connection fault reach the board only through the
+    current and the cell voltages, as they would on a real pack.
     """
 
     cell_v: tuple[float, ...]
@@ -73,6 +100,10 @@ class SenseInputs:
     current_a: float = 0.0
     port_v: float = 0.0
     charger_present: bool = False
+    powered: bool = True
+    button: bool = False
+    power_switch: bool = False
+    secondary_trip: bool = False
 
     @classmethod
     def nominal(cls) -> SenseInputs:

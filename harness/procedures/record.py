@@ -152,6 +152,14 @@ class Recorder:
         self.steps: list[str] = []
         self.trace: list[dict[str, Any]] = []
         self.attachments: list[tuple[str, bytes, str]] = []
+        #: Operator evidence: one entry per prompt answered (or not) by a person
+        #: (``harness.operator.Answer.to_dict``: prompt, answer, who, at, waited_s).
+        self.operator: list[dict[str, Any]] = []
+
+    def operator_answer(self, entry: dict[str, Any]) -> None:
+        """Keep one operator answer as evidence of the case (the result record's
+        ``operator``)."""
+        self.operator.append(dict(entry))
 
     @contextlib.contextmanager
     def step(self, title: str) -> Iterator[None]:

@@ -83,6 +83,10 @@ class Rig:
         self.stimulus_value: float | None = None
         #: Voltage of the cells that do not move in a difference stimulus (plan ``base_v``).
         self.difference_base_v = NOMINAL_CELL_V
+        #: The case's hand-steps (``harness.procedures.hands.Hands``): relays or a person.
+        self.hands: Any = None
+        #: The plan case's ``params`` (procedures read their bounded waits from here).
+        self.params: dict[str, Any] = {}
 
     # -- time ---------------------------------------------------------------------------
     def now(self) -> float:
@@ -133,6 +137,11 @@ class Rig:
             self.bench.bms.write_parameters(differs, switches=sw_differs)
         self._params_cache.update(differs)
         return True
+
+    def forget_parameters(self) -> None:
+        """The device's block may have changed behind the rig's back (a power-cycle): read it
+        again before the next use."""
+        self._params_cache = None
 
     def rewrite_block(self) -> None:
         """Write the block unchanged: the device's documented way to clear lock-outs."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.procedures import delay, function, readback, switch, threshold
+from harness.procedures import delay, function, hands, power, readback, switch, threshold
 from harness.procedures.record import BenchFault, CaseNotTestable, Measurement, Recorder
 from harness.procedures.rig import NOMINAL_TEMP_C, Rig
 
@@ -32,24 +32,48 @@ ACTION_BY_CONDITION = {"charging": "charge", "discharging": "discharge"}
 BOTH_FET_ITEMS = {43, 44, 45, 46, 49, 50}
 
 
-def prepare(rig: Rig, case: Any) -> None:
-    """Nominal state plus the case's isolating overrides (one block write when needed)."""
+def _configure_nominal(rig: Rig, case: Any) -> bool:
+    """The case's block (spec values plus its overrides) and SOC 50 %; True if written."""
     spec = rig.spec
+    values = {p.number: p.default for p in spec.parameters}
+    values.update({int(k): float(v) for k, v in (case.overrides or {}).items()})
+    switches = {s.number: s.default for s in spec.switches}
+    switches.update({int(k): bool(v) for k, v in (case.switch_overrides or {}).items()})
+    explicit = frozenset(int(k) for k in (case.overrides or {}))
+    wrote = rig.configure(values, switches, explicit)
+    if 60 not in explicit:
+        # SOC 50 % (DOMAIN.md's nominal bench), through the single remaining-capacity write.
+        rated = rig.parameter(59)
+        tele = rig.bench.bms.telemetry()
+        if abs(tele.remaining_ah - rated / 2) > 0.05:
+            rig.bench.bms.set_remaining_capacity(round(rated / 2, 2))
+    return wrote
+
+
+def _nominal_steps(rig: Rig, case: Any) -> None:
+    """Hand-steps the case's nominal state needs in force (S57: the power switch ON)."""
+    for name in (case.params or {}).get("nominal_steps", []) or []:
+        if rig.hands is not None and name not in rig.hands.active:
+            rig.hands.activate(name, "part of this case's nominal state")
+
+
+def _still_active(rig: Rig) -> str:
+    obs = rig.observe(None)
+    active = sorted(k for k, v in obs.flags.items() if v and _is_protection_flag(k))
+    return f"still active: {', '.join(active)}" if active else "FETs still open"
+
+
+def prepare(rig: Rig, case: Any) -> None:
+    """Nominal state plus the case's isolating overrides (one block write when needed).
+
+    A latched state that neither the recovery delay nor a block write clears is cleared by
+    power-cycling the BMS when the bench has a ``bms_power`` relay (then the block and SOC
+    are set again); without one the case is a bench error, "nominal state unreachable"."""
     with rig.rec.step("nominal state"):
         rig.nominal_stimuli()
         rig.wake_if_shut_down()
-        values = {p.number: p.default for p in spec.parameters}
-        values.update({int(k): float(v) for k, v in (case.overrides or {}).items()})
-        switches = {s.number: s.default for s in spec.switches}
-        switches.update({int(k): bool(v) for k, v in (case.switch_overrides or {}).items()})
-        explicit = frozenset(int(k) for k in (case.overrides or {}))
-        wrote = rig.configure(values, switches, explicit)
-        if 60 not in explicit:
-            # SOC 50 % (DOMAIN.md's nominal bench), through the single remaining-capacity write.
-            rated = rig.parameter(59)
-            tele = rig.bench.bms.telemetry()
-            if abs(tele.remaining_ah - rated / 2) > 0.05:
-                rig.bench.bms.set_remaining_capacity(round(rated / 2, 2))
+        wrote = _configure_nominal(rig, case)
+        _nominal_steps(rig, case)
         settled = _wait_clean(rig, 3.0)
         if not settled and rig.wake_if_shut_down():
             # A shortened standby-shutdown delay just written can put an idle BMS to sleep.
@@ -59,13 +83,20 @@ def prepare(rig: Rig, case: Any) -> None:
             if not wrote:
                 rig.rewrite_block()
             timeout = max(5.0, rig.parameter(70) * 1.5 + 5.0)
-            if not _wait_clean(rig, timeout):
-                obs = rig.observe(None)
-                active = sorted(k for k, v in obs.flags.items() if v and _is_protection_flag(k))
+            settled = _wait_clean(rig, timeout)
+        if not settled and power.can_power_cycle(rig.bench):
+            latched = _still_active(rig)
+            power.power_cycle(rig, f"nominal state unreachable: {latched}")
+            rig.nominal_stimuli()
+            _configure_nominal(rig, case)
+            settled = _wait_clean(rig, max(5.0, rig.parameter(58) / 1000.0 + 5.0))
+            if not settled:
                 raise BenchFault(
-                    "nominal state unreachable: "
-                    + (f"still active: {', '.join(active)}" if active else "FETs still open")
+                    f"nominal state unreachable after a power-cycle: {_still_active(rig)} "
+                    f"(before it: {latched})"
                 )
+        if not settled:
+            raise BenchFault(f"nominal state unreachable: {_still_active(rig)}")
 
 
 def _is_protection_flag(name: str) -> bool:
@@ -91,30 +122,77 @@ def restore(rig: Rig) -> None:
         rig.nominal_stimuli()
 
 
-def run_case(bench: Any, spec: Any, case: Any, recorder: Recorder | None = None) -> Measurement:
+def run_case(
+    bench: Any,
+    spec: Any,
+    case: Any,
+    recorder: Recorder | None = None,
+    *,
+    operator: Any = None,
+    operator_absent: str | None = None,
+) -> Measurement:
     """Run one case; returns its measurement (the verdict is ``measurement.outcome``).
 
-    Raises ``CaseNotTestable`` when the case cannot run on this bench and ``BenchFault`` when
-    the bench, not the device, failed.
+    ``operator`` (``harness.operator.Operator``) does the case's hand-steps the bench has no
+    relay for; without one (``operator_absent`` says why: "unattended run") such a case is
+    not testable. Raises ``CaseNotTestable`` when the case cannot run on this bench and
+    ``BenchFault`` when the bench, not the device, failed.
     """
     if not getattr(case, "testable", True):
         raise CaseNotTestable(case.reason or "not testable on this bench")
     rig = Rig(bench, spec, recorder)
+    rig.params = dict(case.params or {})
+    # Before anything moves: who does each hand-step (or why nobody can).
+    rig.hands = hands.for_case(rig, case, operator, operator_absent)
+    if rig.hands.modes:
+        with rig.rec.step(f"hand-steps: {rig.hands.describe()}"):
+            pass
     m = Measurement(
         name=case.id,
         unit=case.unit or "",
         expected=case.expected,
         tolerance=case.tolerance,
     )
-    prepare(rig, case)
+    try:
+        prepare(rig, case)
+    except BaseException:
+        _release_hands(rig, in_flight=True)
+        raise
+    ok = False
     try:
         _dispatch(rig, case, m)
+        ok = True
     except threshold.DeviceDidNotRecover as exc:
         m.check("recovers", False, exc.seen, str(exc))
+        ok = True
     finally:
         m.probes = rig.probes
-        restore(rig)
+        try:
+            _release_hands(rig, in_flight=not ok)
+        finally:
+            restore(rig)
     return m
+
+
+def _release_hands(rig: Rig, in_flight: bool) -> None:
+    """Every hand-step still in force goes back; with an exception already on its way a
+    failure here is logged and the first exception kept (the bench's safe state puts the
+    relays back on every exit anyway)."""
+    if rig.hands is None or not rig.hands.active:
+        return
+    if not in_flight:
+        rig.hands.release_all()
+        return
+    import sys
+
+    interrupted = isinstance(sys.exc_info()[1], KeyboardInterrupt)
+    try:
+        # Interrupted (Ctrl-C, SIGTERM): no prompt; the relays go back.
+        rig.hands.release_all(relays_only=interrupted)
+    except Exception as exc:  # noqa: BLE001 - the exception in flight is the one to report
+        import logging
+
+        logging.getLogger(__name__).error("hand-steps not released: %s", exc)
 
 
 def _dispatch(rig: Rig, case: Any, m: Measurement) -> None:
@@ -189,6 +267,8 @@ def _dispatch(rig: Rig, case: Any, m: Measurement) -> None:
             function.impedance_compensation(
                 rig, m, 86, 87, "position" if number == 86 else "impedance", amps
             )
+        elif number == 83:
+            function.connection_fault(rig, m)
         else:
             raise BenchFault(f"no function procedure for P{number}")
         return

@@ -182,10 +182,27 @@ def _wrap(fn: Any, **kw: Any):
     return run_special
 
 
+def _hand(fn: Any, **kw: Any):
+    """A hand-step function procedure as a switch case: the function sets ``measured`` (1
+    when it acted) and its checks, phrased for the switch state, are the case's own
+    observations (the flag and the current at the terminals)."""
+
+    def run_special(rig: Rig, m: Measurement, on: bool) -> None:
+        fn(rig, m, **{k: (on if v is ON else v) for k, v in kw.items()})
+
+    return run_special
+
+
 ON, OFF = object(), object()
 
 SPECIAL = {
     2: _temperature_sensor,
+    4: _hand(function.button_stuck, expect_fault=ON),
+    32: _hand(function.secondary_trip, expect_trip=ON),
+    38: _hand(function.short_circuit, expect_trip=ON),
+    40: _hand(function.short_circuit_lockout, expect_lock=ON),
+    54: _hand(function.manual_activation_switch, expect_wait=ON),
+    57: _hand(function.power_switch, expect_control=ON),
     31: _wrap(function.heating, expect_on=ON),
     39: _transient_lockout,
     42: _gap,
