@@ -6,7 +6,8 @@ Prints:
   sum of the spec's mandatory waits (each delay case's configured delay) and against the
   bench time of a naive 1-step ramp for every threshold case.
 
-Usage: ``.venv/bin/python benchmarks/regression.py [--suite regression] [--out DIR]``
+Usage: ``.venv/bin/python benchmarks/regression.py [--suite regression] [--out DIR]`` (DIR
+is the results root: the run is ``DIR/run``, its history ``DIR/history.sqlite``).
 """
 
 from __future__ import annotations
@@ -30,8 +31,20 @@ def main() -> int:
     ap.add_argument("--suite", default="regression")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bmshil-bench-"))
-    cmd = [sys.executable, "-m", "harness", "run", "--suite", args.suite, "--out", str(out)]
+    root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bmshil-regression-"))
+    out = root / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness",
+        "run",
+        "--suite",
+        args.suite,
+        "--out",
+        str(out),
+        "--results-root",
+        str(root),
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -54,7 +67,7 @@ def main() -> int:
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
     print(f"suite                      {args.suite} ({len(records)} cases: {counts})")
     print(f"exit code                  {proc.returncode}")
-    print(f"wall time                  {wall:.1f} s on this machine (aim < 30 s)")
+    print(f"elapsed time               {wall:.1f} s on this machine (aim < 30 s)")
     print(f"bench time (virtual)       {bench_s:.0f} s = {bench_s / 3600:.2f} h")
     print(f"mandatory waits (spec)     {mandatory:.0f} s = {mandatory / 3600:.2f} h (delay cases)")
     print(f"threshold probes           {probes} (bisection) vs {naive} (naive 1-step ramp)")

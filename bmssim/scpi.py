@@ -25,9 +25,27 @@ parser follows SCPI-99 / IEEE 488.2 rather than matching strings:
 * the answers of the queries of one message are joined by ``;`` on one line ending ``\\n``;
   a message without a query produces no answer at all.
 
-Every instrument gets the IEEE 488.2 common commands (``*IDN?``, ``*RST``, ``*CLS``, ``*OPC``,
-``*OPC?``, ``*WAI``, ``*TRG``, ``*ESR?``, ``*STB?``) and ``SYSTem:ERRor[:NEXT]?`` /
-``SYSTem:VERSion?`` from :class:`ScpiInstrument`.
+Every instrument gets the IEEE 488.2 mandatory common commands and the status model behind
+them from :class:`ScpiInstrument` (so a generic driver's ``*ESE 32;*ESE?`` or ``*STB?`` never
+ends in "Undefined header" and a timeout):
+
+* ``*IDN?``, ``*RST`` (the instrument's reset; the status registers are untouched), ``*TST?``
+  (``0``: self-test passed), ``*OPT?`` (:attr:`ScpiInstrument.options`, each model's module
+  says what the real model answers), ``*WAI`` (a no-op: the simulators are synchronous),
+  ``*OPC`` (sets OPC in the ESR at once), ``*OPC?`` (``1``), ``*TRG`` (:meth:`trigger`);
+* the Standard Event Status Register (``*ESR?`` reads and clears it): bit 0 OPC, 2 QYE
+  (query error, -400..-499), 3 DDE (device-dependent error, -300..-399), 4 EXE (execution
+  error, -200..-299), 5 CME (command error, -100..-199), 7 PON (set at power-on, i.e. when
+  the simulator starts); every error queued sets the bit of its class;
+* ``*ESE <0..255>`` / ``*ESE?`` and ``*SRE <0..255>`` / ``*SRE?`` (bit 6 of SRE is ignored,
+  IEEE 488.2 §11.3.2.3); power-on value 0; out of range is -222;
+* ``*STB?`` (IEEE 488.2 §11.2 with the SCPI-1999 assignments): bit 2 error/event queue not
+  empty, bit 3 QUES and bit 7 OPER summaries (:meth:`ScpiInstrument.status_summary`, none
+  by default), bit 4 MAV (a response of the same message waits in the output queue),
+  bit 5 ESB (``ESR & ESE``), bit 6 MSS (``STB & SRE``, bits other than 6); reading it
+  clears nothing;
+* ``*CLS`` clears the ESR and the error queue (not ESE/SRE);
+* ``SYSTem:ERRor[:NEXT]?`` / ``SYSTem:VERSion?`` (SCPI-1999).
 
 :class:`ScpiServer` serves one instrument on a TCP socket inside the simulator's asyncio loop
 (no threads; several clients may connect at once and share the instrument, as on a real
@@ -126,6 +144,37 @@ class ErrorQueue:
     def format(item: tuple[int, str]) -> str:
         code, message = item
         return f'{code},"{message}"'
+
+
+# IEEE 488.2 §11.5.1.1 Standard Event Status Register bits.
+ESR_OPC = 0x01  # operation complete
+ESR_RQC = 0x02  # request control (never: no instrument here is a controller)
+ESR_QYE = 0x04  # query error
+ESR_DDE = 0x08  # device-dependent error
+ESR_EXE = 0x10  # execution error
+ESR_CME = 0x20  # command error
+ESR_URQ = 0x40  # user request (never: no front panel)
+ESR_PON = 0x80  # power on
+# IEEE 488.2 §11.2.2 status byte, with the bits SCPI-1999 (Vol. 1 §9) assigns.
+STB_EAV = 0x04  # error/event queue not empty
+STB_QUES = 0x08  # questionable status summary
+STB_MAV = 0x10  # message available
+STB_ESB = 0x20  # event status bit: ESR & ESE
+STB_MSS = 0x40  # master summary status: STB & SRE
+STB_OPER = 0x80  # operation status summary
+
+
+def esr_bit_for(code: int) -> int:
+    """The ESR bit an error of this SCPI code sets (its class); 0 for ``0,"No error"``."""
+    if -199 <= code <= -100:
+        return ESR_CME
+    if -299 <= code <= -200:
+        return ESR_EXE
+    if -399 <= code <= -300 or code > 0:  # positive codes are device-dependent
+        return ESR_DDE
+    if -499 <= code <= -400:
+        return ESR_QYE
+    return 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,17 +359,31 @@ def match_keyword(text: str, options: Sequence[str]) -> str:
 
 
 def split_outside(text: str, sep: str) -> list[str]:
-    """Split on ``sep`` outside quotes, parentheses and definite-length blocks."""
+    """Split on ``sep`` outside quotes, parentheses and arbitrary blocks.
+
+    A definite-length block ``#<n><length><data>`` is skipped whole (its data may hold any
+    byte, ``;`` and ``,`` included); an indefinite one (``#0``) runs to the end of the text.
+    """
     parts: list[str] = []
     depth = 0
     quote = ""
     start = 0
-    for i, ch in enumerate(text):
+    i = 0
+    while i < len(text):
+        ch = text[i]
         if quote:
             if ch == quote:
                 quote = ""
         elif ch in "\"'":
             quote = ch
+        elif ch == "#" and i + 1 < len(text) and text[i + 1].isdigit():
+            digits = int(text[i + 1])
+            if digits == 0:
+                break  # indefinite-length block: the rest of the message
+            count = text[i + 2 : i + 2 + digits]
+            if len(count) == digits and count.isdigit():
+                i += 2 + digits + int(count)
+                continue
         elif ch == "(":
             depth += 1
         elif ch == ")":
@@ -328,6 +391,7 @@ def split_outside(text: str, sep: str) -> list[str]:
         elif ch == sep and depth == 0:
             parts.append(text[start:i])
             start = i + 1
+        i += 1
     parts.append(text[start:])
     return parts
 
@@ -492,10 +556,16 @@ class ScpiInstrument:
     """
 
     idn: str = "bms-hil,SCPI,0,1.0"
+    #: The ``*OPT?`` answer: ``0`` is IEEE 488.2's "no reportable options"; a model whose
+    #: manual says otherwise sets its own.
+    options: str = "0"
 
     def __init__(self) -> None:
         self.errors = ErrorQueue()
-        self.esr = 0  # standard event status register
+        self.esr = ESR_PON  # standard event status register: power-on just occurred
+        self.ese = 0  # standard event status enable (power-on 0)
+        self.sre = 0  # service request enable (power-on 0)
+        self._output_pending = False  # a response of the current message is queued (MAV)
         self._table: list[Command] = [*self._common_commands(), *self.commands()]
 
     # -- to override -------------------------------------------------------------------------
@@ -512,17 +582,37 @@ class ScpiInstrument:
     def on_change(self) -> None:
         """Called after every executed state-changing command."""
 
+    def format_error(self, item: tuple[int, str]) -> str:
+        """One ``SYSTem:ERRor?`` answer (``0,"No error"``; a dialect that signs the code,
+        ``+0,"No error"``, overrides this)."""
+        return ErrorQueue.format(item)
+
+    def status_summary(self) -> int:
+        """Status-byte bits 3 (QUES) and 7 (OPER) of a model with those register groups."""
+        return 0
+
+    def self_test(self) -> int:
+        """``*TST?``: 0 = passed (a simulator has no hardware to fail)."""
+        return 0
+
+    # -- status ------------------------------------------------------------------------------
+    def status_byte(self) -> int:
+        """``*STB?``: IEEE 488.2 status byte with the SCPI-1999 bit assignments."""
+        stb = self.status_summary() & (STB_QUES | STB_OPER)
+        if len(self.errors):
+            stb |= STB_EAV
+        if self._output_pending:
+            stb |= STB_MAV
+        if self.esr & self.ese:
+            stb |= STB_ESB
+        if stb & self.sre & ~STB_MSS:
+            stb |= STB_MSS
+        return stb
+
     # -- engine ------------------------------------------------------------------------------
     def queue_error(self, error: ScpiError) -> None:
         self.errors.push(error.code, error.message)
-        if -199 <= error.code <= -100:
-            self.esr |= 0x20  # command error
-        elif -299 <= error.code <= -200:
-            self.esr |= 0x10  # execution error
-        elif -399 <= error.code <= -300:
-            self.esr |= 0x08  # device-dependent error
-        elif -499 <= error.code <= -400:
-            self.esr |= 0x04  # query error
+        self.esr |= esr_bit_for(error.code)
 
     def handle_message(self, message: str) -> bytes | None:
         """Execute one program message (one line). Returns the response line or None."""
@@ -541,6 +631,7 @@ class ScpiInstrument:
                     raise missing_parameter(unit)
                 if n > command.params[1]:
                     raise parameter_not_allowed(unit)
+                self._output_pending = bool(responses)  # what *STB? reports as MAV
                 result = command.handler(Args(parsed.params, suffixes))
                 if command.changes:
                     self.on_change()
@@ -616,12 +707,19 @@ class ScpiInstrument:
             value, self.esr = self.esr, 0
             return str(value)
 
-        def stb(_: Args) -> str:
-            value = (0x04 if len(self.errors) else 0) | (0x20 if self.esr else 0)
-            return str(value)
-
         def opc(_: Args) -> None:
-            self.esr |= 0x01  # operations complete at once: nothing runs in the background
+            self.esr |= ESR_OPC  # operations complete at once: nothing runs in the background
+
+        def register(args: Args) -> int:
+            """An 8-bit register value: decimal numeric data rounded (IEEE 488.2 §7.7.2)."""
+            value = args.number(0, low=-0.5, high=255.49999)
+            return int(round(value))
+
+        def set_ese(args: Args) -> None:
+            self.ese = register(args)
+
+        def set_sre(args: Args) -> None:
+            self.sre = register(args) & ~STB_MSS  # bit 6 cannot be enabled
 
         return [
             Command("*IDN?", lambda _: self.idn),
@@ -631,9 +729,15 @@ class ScpiInstrument:
             Command("*OPC", opc, changes=False),
             Command("*WAI", lambda _: None, changes=False),
             Command("*TRG", trg, changes=True),
+            Command("*TST?", lambda _: str(self.self_test())),
+            Command("*OPT?", lambda _: self.options),
             Command("*ESR?", esr),
-            Command("*STB?", stb),
-            Command("SYSTem:ERRor[:NEXT]?", lambda _: ErrorQueue.format(self.errors.pop())),
+            Command("*ESE", set_ese, params=(1, 1), changes=False),
+            Command("*ESE?", lambda _: str(self.ese)),
+            Command("*SRE", set_sre, params=(1, 1), changes=False),
+            Command("*SRE?", lambda _: str(self.sre)),
+            Command("*STB?", lambda _: str(self.status_byte())),
+            Command("SYSTem:ERRor[:NEXT]?", lambda _: self.format_error(self.errors.pop())),
             Command("SYSTem:VERSion?", lambda _: "1999.0"),
         ]
 

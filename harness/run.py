@@ -1,13 +1,21 @@
 """``bmshil run``: the suite through pytest with a progress display and a summary.
 
-Exit codes: 0 every case passed (untestable cases skipped with their reason), 1 a case failed
-or hit a bench error, 2 a usage or configuration error (bad option, bench file, faults file,
-a selection that matches nothing).
+Exit codes: 0 every planned case has a final record that passed (untestable cases skipped
+with their reason), 1 a case failed or hit a bench error, or the run is incomplete
+(interrupted, bench lost), 2 a usage or configuration error (bad option, bench file, faults
+file, spec tables, a results directory that is not new, a selection that matches nothing):
+one message, no traceback, no results directory left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import harness
-from harness.results import read_results
+from harness.results import final_records, read_results
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -39,8 +47,20 @@ class ProgressReporter:
         self.errors: list[str] = []
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from harness.operator import add_prompt_guard
+
         self.progress.start()
         self.task = self.progress.add_task("running", total=len(session.items), current="")
+        self._unguard = add_prompt_guard(self.paused)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The progress bar stops while an operator prompt is up, and resumes after."""
+        self.progress.stop()
+        try:
+            yield
+        finally:
+            self.progress.start()
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         if self.task is not None:
@@ -59,38 +79,190 @@ class ProgressReporter:
         self.errors.append(str(excrepr))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        unguard = getattr(self, "_unguard", None)
+        if unguard is not None:
+            unguard()
         if self.task is not None:
             self.progress.update(self.task, current="")
         self.progress.stop()
 
 
-def default_out_dir() -> Path:
+def default_results_root() -> Path:
+    return harness.PROJECT_ROOT / "results"
+
+
+def default_out_dir(root: Path) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return harness.PROJECT_ROOT / "results" / f"run-{stamp}"
+    out = root / f"run-{stamp}"
+    n = 2
+    while out.exists():  # two runs in one second: never share a directory
+        out = root / f"run-{stamp}-{n}"
+        n += 1
+    return out
+
+
+class UsageProblem(Exception):
+    """A usage or configuration error found before anything ran: exit 2, one message."""
+
+
+def _validate_inputs(bench: Path, suite: str, sim_faults: Path | None) -> None:
+    """Everything that can be refused without touching the bench: bench file (same loader as
+    the bench itself), spec tables, faults file syntax."""
+    import yaml
+
+    from harness.benchfile import BenchFileError, load_bench_file
+    from harness.session import SUITES
+    from harness.spec import SpecError, load_spec
+
+    if suite not in SUITES:
+        raise UsageProblem(f"--suite: unknown suite {suite!r} (choose from {', '.join(SUITES)})")
+    if not bench.exists():
+        raise UsageProblem(f"--bench: bench file {bench} does not exist")
+    try:
+        load_bench_file(bench)
+    except BenchFileError as exc:
+        raise UsageProblem(str(exc)) from None
+    try:
+        load_spec()
+    except SpecError as exc:
+        raise UsageProblem(f"spec tables: {exc}") from None
+    if sim_faults is not None:
+        if not sim_faults.is_file():
+            raise UsageProblem(f"--sim-faults: file {sim_faults} does not exist")
+        try:
+            data = yaml.safe_load(sim_faults.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise UsageProblem(f"--sim-faults {sim_faults}: cannot read as YAML: {exc}") from None
+        if data is not None and not isinstance(data, dict):
+            raise UsageProblem(
+                f"--sim-faults {sim_faults}: a faults file is a mapping, got {type(data).__name__}"
+            )
+
+
+def _prepare_new_out(out: Path) -> bool:
+    """A fresh results directory; refuse one that holds anything (an earlier run's results
+    are never overwritten). Returns whether the directory was created here."""
+    if out.exists() and not out.is_dir():
+        raise UsageProblem(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        raise UsageProblem(
+            f"--out {out}: the directory is not empty (an earlier run's results would be "
+            f"overwritten); choose another --out, or continue that run with --resume {out}"
+        )
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise UsageProblem(f"--out {out}: cannot write there: {exc.strerror or exc}") from None
+    return created
+
+
+def _check_resumable(
+    out: Path,
+    bench: Path,
+    suite: str,
+    keyword: str | None,
+    marker: str | None,
+    sim_faults: Path | None,
+) -> None:
+    """``--resume DIR``: the same bench, spec, selection and faults, or a refusal naming
+    what differs (the device firmware is compared once the bench is open)."""
+    from harness.session import _file_sha256
+    from harness.spec import load_spec
+
+    info = _recorded_run(out)
+    status = (info.get("end") or {}).get("status")
+    if status == "complete":
+        raise UsageProblem(f"--resume {out}: that run is complete; nothing to resume")
+    differs = []
+    if info.get("bench_sha256") != _file_sha256(bench):
+        differs.append(f"bench file ({info.get('bench_file')} then, {bench} now, content differs)")
+    if info.get("spec_sha256") != load_spec().sha256:
+        differs.append("spec tables (spec_sha256 differs)")
+    selection = info.get("selection") or {}
+    now = {"suite": suite, "keyword": keyword or None, "marker": marker or None}
+    for key, value in now.items():
+        if selection.get(key) != value:
+            differs.append(f"{key} ({selection.get(key)!r} then, {value!r} now)")
+    if info.get("sim_faults_sha256") != (_file_sha256(sim_faults) if sim_faults else None):
+        differs.append(f"sim faults ({info.get('sim_faults')!r} then, {sim_faults} now)")
+    if differs:
+        raise UsageProblem(f"--resume {out}: cannot resume, it differs in: {'; '.join(differs)}")
+
+
+def _recorded_run(out: Path) -> dict[str, Any]:
+    from harness.results import read_run_info
+
+    if not out.is_dir():
+        raise UsageProblem(f"--resume {out}: no such results directory")
+    info = read_run_info(out)
+    if info is None or not info.get("planned"):
+        raise UsageProblem(f"--resume {out}: no run.json with a planned case list there")
+    return info
 
 
 def run(
     bench: Path | None,
-    suite: str,
+    suite: str | None,
     keyword: str | None,
     sim_faults: Path | None,
     out: Path | None,
     marker: str | None = None,
     console: Console | None = None,
     reports: bool = False,
+    *,
+    results_root: Path | None = None,
+    resume: Path | None = None,
+    allow_overdue: bool = False,
+    operator: str | None = None,
+    unattended: bool = False,
 ) -> int:
     """Run ``suite`` on ``bench`` and write the results directory ``out``; with ``reports``,
-    also the compliance report (HTML, and PDF when Chromium is there) and the Allure HTML."""
+    also the compliance report (HTML, and PDF when Chromium is there) and the Allure HTML.
+
+    Everything the run writes lives in ``out`` or the results root (history, Allure
+    history, ``latest``)."""
+    t_start = time.perf_counter()
     console = console or Console()
-    out = Path(out) if out else default_out_dir()
+    # Problems met while leaving the bench are kept in run.json and printed once in the
+    # summary; the bench's log lines would only repeat them.
+    logging.getLogger("harness").addHandler(logging.NullHandler())
+    root = Path(results_root) if results_root else default_results_root()
+    bench_given = bench is not None
     bench = Path(bench) if bench else harness.FIXTURES_DIR / "sim.yaml"
-    if not bench.exists():
-        console.print(f"[red]error:[/] --bench: bench file {bench} does not exist")
+    sim_faults = Path(sim_faults) if sim_faults else None
+    created = False
+    try:
+        if resume is not None:
+            # What the recorded run used, for every option not given again.
+            recorded = _recorded_run(Path(resume))
+            selection = recorded.get("selection") or {}
+            bench = bench if bench_given else Path(recorded.get("bench_file") or bench)
+            suite = suite or selection.get("suite") or "regression"
+            keyword = keyword if keyword is not None else selection.get("keyword")
+            marker = marker if marker is not None else selection.get("marker")
+            if sim_faults is None and recorded.get("sim_faults"):
+                sim_faults = Path(recorded["sim_faults"])
+        suite = suite or "regression"
+        _validate_inputs(bench, suite, sim_faults)
+        if resume is not None:
+            if out is not None and Path(out) != Path(resume):
+                raise UsageProblem("--out and --resume name different directories")
+            out = Path(resume)
+            _check_resumable(out, bench, suite, keyword, marker, sim_faults)
+        else:
+            out = Path(out) if out else default_out_dir(root)
+            created = _prepare_new_out(out)
+        if root.exists() and not root.is_dir():
+            raise UsageProblem(f"--results-root {root}: exists and is not a directory")
+    except UsageProblem as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
         return EXIT_USAGE
-    if sim_faults is not None and not Path(sim_faults).exists():
-        console.print(f"[red]error:[/] --sim-faults: file {sim_faults} does not exist")
-        return EXIT_USAGE
-    out.mkdir(parents=True, exist_ok=True)
     args = [
         str(harness.TEST_PLANS_DIR / "parameters.yaml"),
         "--suite",
@@ -99,13 +271,13 @@ def run(
         str(bench),
         "--results-dir",
         str(out),
-        f"--junitxml={out / 'junit.xml'}",
         f"--alluredir={out / 'allure-results'}",
-        "--clean-alluredir",
         "-p",
         "no:cacheprovider",
         "-p",
         "no:terminal",
+        "-p",
+        "no:junitxml",
         "-o",
         "timeout=0",
         "--rootdir",
@@ -117,70 +289,204 @@ def run(
         args += ["-m", marker]
     if sim_faults:
         args += ["--sim-faults", str(sim_faults)]
+    if resume is not None:
+        args += ["--resume-run"]
+    if allow_overdue:
+        args += ["--allow-overdue"]
+    if operator:
+        args += ["--operator", operator]
+    if unattended:
+        args += ["--unattended"]
     reporter = ProgressReporter(console)
-    console.print(f"bmshil run: suite [bold]{suite}[/] on bench [bold]{bench}[/] -> {out}")
+    verb = "resuming" if resume is not None else "suite"
+    console.print(
+        f"bmshil run: {verb} [bold]{suite}[/] on bench [bold]{bench}[/] -> {out}", soft_wrap=True
+    )
     try:
         code = pytest.main(args, plugins=[reporter])
     except KeyboardInterrupt:
         code = pytest.ExitCode.INTERRUPTED
-    if code == pytest.ExitCode.INTERRUPTED:
-        console.print(
-            "[yellow]interrupted[/] (Ctrl-C or SIGTERM): the bench was returned to its safe "
-            "state; the results of the cases that finished are kept",
-            soft_wrap=True,
-        )
     for err in reporter.errors:
-        console.print(f"[red]error:[/] {err}")
-    records = read_results(out)
-    summarize(records, out, console)
-    _link_latest(out)
-    if records:
-        from reports.history import ingest_after_run
-
-        ingest_after_run(out)
-        if reports:
-            write_reports(out, console)
-    if code == pytest.ExitCode.OK:
-        return EXIT_OK
-    if code == pytest.ExitCode.TESTS_FAILED:
-        return EXIT_FAILED
-    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
-        console.print("[red]error:[/] the selection matched no case")
+        console.print(f"[red]error:[/] {err}", soft_wrap=True, highlight=False)
+    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
+        if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+            console.print("[red]error:[/] the selection matched no case")
+        if created and not final_records(read_results(out)):
+            shutil.rmtree(out, ignore_errors=True)  # a refused run leaves no directory
         return EXIT_USAGE
-    if code == pytest.ExitCode.INTERRUPTED:
-        return EXIT_FAILED if records else EXIT_USAGE
-    return EXIT_USAGE
+    if not (out / "run.json").exists():
+        console.print(f"[red]error:[/] the run did not start (pytest exit {int(code)})")
+        if created and not final_records(read_results(out)):
+            shutil.rmtree(out, ignore_errors=True)
+        return EXIT_USAGE
+    from reports.runs import ReportInputError, load_run
+
+    try:
+        data = load_run(out)
+    except ReportInputError as exc:
+        console.print(f"[red]error:[/] results directory unreadable: {exc}", soft_wrap=True)
+        return EXIT_FAILED
+    write_junit(out, data)
+    _link_latest(out, root)
+    elapsed = time.perf_counter() - t_start
+    summarize(data, out, console, elapsed_s=elapsed)
+    from reports.history import ingest_after_run
+
+    try:
+        ingest_after_run(out, root)
+    except Exception as exc:  # noqa: BLE001 - history is a convenience, said plainly
+        console.print(f"[yellow]history not updated:[/] {exc}", soft_wrap=True)
+    if reports:
+        write_reports(out, console, root)
+    completion = data.completion
+    if completion.verdict == "PASS" and completion.complete:
+        return EXIT_OK
+    return EXIT_FAILED
 
 
-def summarize(records: list[dict[str, Any]], out: Path, console: Console) -> None:
-    """Counts, failures with measured against expected, and bench time."""
+def summarize(data: Any, out: Path, console: Console, elapsed_s: float | None = None) -> None:
+    """How the run ended, counts, failures with measured against expected, bench time and
+    elapsed time, in lines of the console width."""
+    from rich.text import Text
+
+    records = list(final_records(data.records).values())
+    completion = data.completion
     counts: dict[str, int] = {}
     for r in records:
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
     bench_s = sum(r.get("bench_s") or 0 for r in records)
-    wall_s = sum(r.get("wall_s") or 0 for r in records)
+    case_s = sum(r.get("wall_s") or 0 for r in records)
     bad = [r for r in records if r["outcome"] in ("failed", "error")]
+
+    def say(chunks: list[Any], indent: int = 2) -> None:
+        """Print the chunks space separated, broken into lines of the console width only
+        between two chunks: a test id, a number with its unit, a path stays whole (a chunk
+        wider than the console runs on rather than being cut); continuation lines indented.
+        Plain text, not markup: a ``[...]`` in a message is printed as it is."""
+        line, fresh = Text(), True
+        for chunk in chunks:
+            piece = chunk if isinstance(chunk, Text) else Text(str(chunk))
+            if not fresh and line.cell_len + 1 + piece.cell_len > console.width:
+                console.print(line, no_wrap=True, overflow="ignore", crop=False, highlight=False)
+                line, fresh = Text(" " * indent), True
+            if not fresh:
+                line.append(" ")
+            line.append_text(piece)
+            fresh = False
+        console.print(line, no_wrap=True, overflow="ignore", crop=False, highlight=False)
+
     if bad:
-        # One plain line per failure: complete ids and values, readable in a CI log too.
+        # One entry per failure, complete ids and values, wrapped to the console (a CI log's
+        # 80 columns too); its further lines are indented under the test id.
         console.print("[bold]Failures[/] (measured against expected):")
         for r in bad:
             unit = r.get("unit")
-            console.print(
-                f"  [red]{r['outcome'].upper()}[/] {r['test_id']}: measured "
-                f"{_fmt(r.get('measured'), unit)}, expected {_fmt(r.get('expected'), unit)} "
-                f"+- {_fmt(r.get('tolerance'), unit)} - {r.get('message') or ''}",
-                soft_wrap=True,
-                highlight=False,
+            outcome = r["outcome"].upper()
+            message = str(r.get("message") or "").split()
+            say(
+                [
+                    Text(f"  {outcome}", style="red"),
+                    f"{r['test_id']}:",
+                    f"measured {_fmt(r.get('measured'), unit)},",
+                    f"expected {_fmt(r.get('expected'), unit)}",
+                    f"+- {_fmt(r.get('tolerance'), unit)}",
+                    *([f"- {message[0]}", *message[1:]] if message else []),
+                ],
+                indent=len(outcome) + 3,
             )
+    not_run = len(completion.missing) + len(completion.not_run)
     parts = [
         f"{counts.get(k, 0)} {k}" for k in ("passed", "failed", "error", "skipped") if counts.get(k)
     ]
-    console.print(
-        f"[bold]{', '.join(parts) or 'no results'}[/] in {len(records)} cases; bench time "
-        f"{_duration(bench_s)} (what a real bench would spend), wall {wall_s:.1f} s; "
-        f"results in {out}",
-        soft_wrap=True,
+    if not_run:
+        parts.append(f"{not_run} not run")
+    if not completion.complete:
+        say(
+            [
+                Text("INCOMPLETE", style="bold red"),
+                *f"run ({completion.status}): {completion.reason or '-'};".split(),
+                *f"{not_run} of {completion.planned} planned cases not run".split(),
+            ]
+        )
+    for problem in data.info.get("close_problems") or []:
+        say([Text("on leaving the bench:", style="yellow"), *str(problem).split()])
+    elapsed = ["elapsed", f"{elapsed_s:.1f} s,"] if elapsed_s is not None else []
+    say(
+        [
+            Text.assemble((str(completion.verdict), "bold"), ":"),
+            *f"{', '.join(parts) or 'no results'} of {completion.planned} planned cases;".split(),
+            "bench",
+            "time",
+            _duration(bench_s),
+            *"(what a real bench would spend);".split(),
+            *elapsed,
+            "cases",
+            f"{case_s:.1f} s;",
+            "results in",
+            str(out),
+        ]
     )
+
+
+def write_junit(out: Path, data: Any) -> Path:
+    """``junit.xml`` from the final records: every planned case exactly once (a resumed run
+    too), a case not run as an error saying why, and the run's end in the properties."""
+    import xml.etree.ElementTree as ET
+
+    finals = final_records(data.records)
+    completion = data.completion
+    planned = list(data.info.get("planned") or finals)
+    suite = ET.Element("testsuite", name=f"bmshil.{data.info.get('suite') or 'run'}")
+    props = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("run_id", data.info.get("run_id")),
+        ("end_status", completion.status),
+        ("end_reason", completion.reason),
+        ("complete", str(completion.complete).lower()),
+        ("verdict", completion.verdict),
+        ("bench_id", data.info.get("bench_id")),
+        ("firmware", data.firmware),
+    ):
+        ET.SubElement(props, "property", name=name, value=str(value or ""))
+    tally = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    total_s = 0.0
+    for tid in planned:
+        rec = finals.get(tid)
+        tally["tests"] += 1
+        wall = float((rec or {}).get("wall_s") or 0.0)
+        total_s += wall
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"bmshil.{tid.split('-', 1)[0]}",
+            name=tid,
+            time=f"{wall:.3f}",
+        )
+        if rec is None:
+            tally["errors"] += 1
+            why = f"not run: {completion.status}: {completion.reason}"
+            ET.SubElement(case, "error", type="not_run", message=why).text = why
+        elif rec["outcome"] == "failed":
+            tally["failures"] += 1
+            ET.SubElement(case, "failure", message=rec.get("message") or "").text = (
+                rec.get("message") or ""
+            )
+        elif rec["outcome"] == "error":
+            tally["errors"] += 1
+            ET.SubElement(case, "error", type="bench_error", message=rec.get("message") or "")
+        elif rec["outcome"] == "skipped":
+            tally["skipped"] += 1
+            ET.SubElement(case, "skipped", message=rec.get("message") or rec.get("reason") or "")
+    for key, value in tally.items():
+        suite.set(key, str(value))
+    suite.set("time", f"{total_s:.3f}")
+    suites = ET.Element("testsuites")
+    suites.append(suite)
+    path = out / "junit.xml"
+    tmp = out / "junit.xml.tmp"
+    ET.ElementTree(suites).write(tmp, encoding="utf-8", xml_declaration=True)
+    tmp.replace(path)
+    return path
 
 
 def _fmt(value: Any, unit: str | None) -> str:
@@ -199,17 +505,22 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
-def _link_latest(out: Path) -> None:
-    latest = out.parent / "latest"
+def _link_latest(out: Path, root: Path) -> None:
+    """``<root>/latest`` points at the newest run that started (never a refused one)."""
+    latest = root / "latest"
     try:
-        if latest.is_symlink() or latest.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        if latest.is_symlink():
             latest.unlink()
-        latest.symlink_to(out.name)
+        elif latest.exists():
+            return  # something else lives there: leave it alone
+        target = os.path.relpath(out.resolve(), root.resolve())
+        latest.symlink_to(target)
     except OSError:
         pass
 
 
-def write_reports(out: Path, console: Console) -> None:
+def write_reports(out: Path, console: Console, root: Path | None = None) -> None:
     """Compliance HTML (+ PDF) and Allure HTML of a finished run. A missing tool (Chromium,
     the Allure CLI) is reported and skipped: the run's own verdict does not depend on it."""
     from reports.allure import AllureError, generate
@@ -222,7 +533,7 @@ def write_reports(out: Path, console: Console) -> None:
     except (ReportInputError, ChromiumError) as exc:
         console.print(f"[yellow]report not written:[/] {exc}", soft_wrap=True)
     try:
-        allure = generate(out)
+        allure = generate(out, history_root=(root or out.parent) / "allure-history")
         console.print(f"allure: {allure.index}", soft_wrap=True)
     except (ReportInputError, AllureError) as exc:
         console.print(f"[yellow]allure report not written:[/] {exc}", soft_wrap=True)

@@ -296,13 +296,97 @@ def test_failing_unit_does_not_stop_the_rest_of_the_message(toy: Toy) -> None:
 
 
 def test_cls_clears_the_queue_and_esr_reports_error_classes(toy: Toy) -> None:
+    assert toy.ask("*ESR?") == "128"  # PON: the instrument has just been powered on
     toy.handle_message("BOGUS")
     toy.handle_message("VOLT 99")
+    # Error queue not empty (SCPI bit 2); ESB stays 0 while *ESE enables nothing.
+    assert toy.ask("*STB?") == str(0x04)
+    toy.handle_message("*ESE 48")
     assert toy.ask("*STB?") == str(0x04 | 0x20)
     assert toy.ask("*ESR?") == str(0x20 | 0x10)
     assert toy.ask("*ESR?") == "0"
     toy.handle_message("*CLS")
     assert toy.error() == '0,"No error"'
+    assert toy.ask("*ESE?") == "48"  # *CLS leaves the enable registers alone
+
+
+# -- IEEE 488.2 status model -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "bit"),
+    [
+        (-113, 0x20),
+        (-102, 0x20),
+        (-222, 0x10),
+        (-211, 0x10),
+        (-300, 0x08),
+        (-350, 0x08),
+        (-410, 0x04),
+        (-420, 0x04),
+        (42, 0x08),
+    ],
+)
+def test_each_error_class_sets_its_esr_bit(toy: Toy, code: int, bit: int) -> None:
+    toy.ask("*ESR?")
+    toy.queue_error(ScpiError(code, "x"))
+    assert toy.ask("*ESR?") == str(bit)
+
+
+def test_ese_sre_registers_and_the_summary_bits(toy: Toy) -> None:
+    toy.handle_message("*CLS")
+    assert toy.ask("*STB?") == "0"
+    assert toy.ask("*ESE?;*SRE?") == "0;0"
+    toy.handle_message("*ESE 32;*SRE 36")
+    assert toy.ask("*ESE?;*SRE?") == "32;36"
+    toy.handle_message("VOLT 99")  # an execution error: not enabled by *ESE 32
+    assert toy.ask("*STB?") == str(0x04 | 0x40)  # queue not empty, enabled by SRE -> MSS
+    toy.handle_message("NOPE")  # command error: ESB now
+    assert toy.ask("*STB?") == str(0x04 | 0x20 | 0x40)
+    toy.handle_message("*CLS")
+    assert toy.ask("*STB?") == "0"
+    # *SRE cannot enable bit 6; 0..255 only, rounded; out of range is -222 and not applied.
+    toy.handle_message("*SRE 255;*ESE 7.6")
+    assert toy.ask("*SRE?;*ESE?") == "191;8"
+    toy.handle_message("*ESE 256")
+    toy.handle_message("*ESE -1")
+    assert toy.ask("*ESE?") == "8"
+    assert [toy.error(), toy.error()] == ['-222,"Data out of range"'] * 2
+    toy.handle_message("*ESE")
+    assert toy.error() == '-109,"Missing parameter"'
+
+
+def test_mav_reports_a_response_waiting_in_the_same_message(toy: Toy) -> None:
+    toy.handle_message("*CLS")
+    assert toy.ask("*STB?") == "0"
+    assert toy.ask("VOLT?;*STB?") == f"{format_float(0.0)};16"
+    toy.handle_message("*SRE 16")
+    assert toy.ask("*IDN?;*STB?").endswith(";80")  # MAV enabled -> MSS
+
+
+def test_opc_wai_tst_opt_and_rst_keep_the_status(toy: Toy) -> None:
+    toy.handle_message("*CLS;*ESE 1;*OPC;*WAI")
+    assert toy.ask("*STB?") == str(0x20)
+    assert toy.ask("*ESR?") == "1"
+    assert toy.ask("*TST?;*OPT?;*OPC?") == "0;0;1"
+    toy.handle_message("*ESE 255;*SRE 4;VOLT 5;*RST")
+    assert toy.ask("*ESE?;*SRE?") == "255;4"
+
+
+def test_definite_blocks_are_one_parameter_and_keep_separators() -> None:
+    class Sink(ScpiInstrument):
+        def __init__(self) -> None:
+            self.got: list[list[str]] = []
+            super().__init__()
+
+        def commands(self) -> list[Command]:
+            return [Command("DATA", lambda a: self.got.append(a.params), params=(1, 3))]
+
+    sink = Sink()
+    block = definite_block(b'{"a": 1, "b": "x;y"}').decode()
+    assert sink.handle_message(f"DATA {block};DATA 1,{block},2;*OPC?") == b"1\n"
+    assert sink.got == [[block], ["1", block, "2"]]
+    assert sink.handle_message("SYST:ERR?") == b'0,"No error"\n'
 
 
 def test_queue_overflow_keeps_the_oldest_and_marks_the_loss() -> None:

@@ -22,6 +22,11 @@ Answers for several channels are comma-separated, in channel-list order.
 Measured voltage (simulator choice): a disabled channel and a SHORT fault read 0 V; an OPEN
 fault opens the lead to the BMS, not the simulator's own output, so the unit still reads its
 setpoint (the BMS side, modelled by the World, sees 0 V and the disconnection bit).
+
+IEEE 488.2 common commands and the status model (``*ESE``, ``*SRE``, ``*STB?``, ``*TST?``
+-> 0, ...) come from :class:`bmssim.scpi.ScpiInstrument`. ``*OPT?`` answers ``0`` (IEEE
+488.2's "no reportable options"); no public Bloomy ABS programming manual was available to
+quote, so this is the simulator's choice.
 """
 
 from __future__ import annotations

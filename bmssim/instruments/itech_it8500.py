@@ -31,6 +31,11 @@ Ratings (honest declaration): the transient-overcurrent test needs 300 A; the la
 IT8500+ model (IT8516C+) is rated 120 V / 240 A. The simulated unit keeps the dialect and the
 IT8512+ identity of the bench contract but is rated **120 V / 300 A** (configurable). Slew
 0.001..10 A/us and transient widths 20 us..3600 s are the simulator's ranges.
+
+IEEE 488.2 common commands and the status model (``*ESE``, ``*SRE``, ``*STB?``, ``*TST?``
+-> 0, ...) come from :class:`bmssim.scpi.ScpiInstrument`. ``*OPT?`` answers ``0`` (IEEE
+488.2's "no reportable options"): the IT8500+ programming guide this dialect follows gives
+no option string for the IT8512+, so this is the simulator's choice, not a quoted answer.
 """
 
 from __future__ import annotations

@@ -13,6 +13,12 @@ Dialect: the N5700 User's Guide language reference (and PyMeasure's ``keysightN5
 ``STATus:QUEStionable:CONDition?``                          bit 0 OV, bit 1 OC (when latched)
 ==========================================================  ===================================
 
+IEEE 488.2 common commands and the status model (``*ESE``, ``*SRE``, ``*STB?``, ``*TST?``,
+...) come from :class:`bmssim.scpi.ScpiInstrument`. ``*OPT?`` answers ``0``: the N5700
+User's Guide (Language Reference, common commands, ``*OPT?``) says the query identifies any
+installed options and that a 0 indicates none; the simulated unit has none. That is what
+PyMeasure's ``keysightN5767A`` driver reads as ``options``.
+
 The manual couples setpoint and OVP: the OVP level must stay at or above 1.05 x the voltage
 setpoint, so a ``VOLT`` above ``OVP/1.05`` and a ``VOLT:PROT:LEV`` below ``1.05 x VOLT`` are
 refused with -222 and not executed. The OVP range is ``5 V .. 1.1 x rating`` (66 V for the
@@ -43,6 +49,7 @@ from bmssim.scpi import (
 from bmssim.state import SupplyState
 
 IDN = "Agilent Technologies,N5767A,US00000001,D.01.09"
+OPTIONS = "0"  # *OPT?: no options installed (N5700 User's Guide)
 OVP_COUPLING = 1.05  # OVP >= 1.05 x setpoint (N5700 User's Guide, VOLT:PROT:LEV)
 OVP_MIN_V = 5.0  # minimum OVP of the 60 V-and-up models
 _EPS = 1e-9
@@ -50,6 +57,8 @@ _EPS = 1e-9
 
 class KeysightN5700(WorldInstrument):
     """N5700-dialect charger supply acting on ``world.bench.supply``."""
+
+    options = OPTIONS
 
     def __init__(
         self,

@@ -20,6 +20,11 @@ The channel list is mandatory (``(@1)``, ``(@1:6)``, ``(@1,3)``); a channel outs
 -222, a missing list -109. Values outside 0..1 MOhm are -222 and not applied. ``*RST`` puts
 every channel at 10 kOhm (25 degC on a 10 kOhm B=3435 NTC), state NORMAL. Setting a
 resistance does not change the OPEN/SHORT state: a fault stays until ``OUTP:STAT NORM``.
+
+The IEEE 488.2 mandatory common commands (``*CLS``, ``*ESE``/``*ESE?``, ``*ESR?``,
+``*OPC``/``*OPC?``, ``*SRE``/``*SRE?``, ``*STB?``, ``*TST?`` -> ``0``, ``*WAI``) come from
+:class:`bmssim.scpi.ScpiInstrument`; this module is the project's own, so its ``*OPT?`` is
+defined here: ``0``, no options.
 """
 
 from __future__ import annotations
