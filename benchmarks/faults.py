@@ -167,6 +167,9 @@ def scenario(
         watch.sample()
         before_ids = {r["test_id"] for r in _lines(out / "results.jsonl")}
         hurt_at = time.perf_counter()
+        if proc.poll() is not None:
+            res.notes.append("the run ended before the fault could be applied")
+            action = None
         if action == "kill9":
             os.kill(proc.pid, signal.SIGKILL)
         elif action in ("SIGINT", "SIGTERM"):
@@ -244,7 +247,10 @@ def main() -> None:
     matrix = [
         ("kill9-early", dict(action="kill9", after_records=3, resume=True)),
         ("kill9-middle", dict(action="kill9", after_records=n_cut, resume=True)),
-        ("kill9-late", dict(action="kill9", after_records=n_cut * 4, resume=True)),
+        (
+            "kill9-late",
+            dict(action="kill9", after_records=n_cut * 4 if not args.select else 32, resume=True),
+        ),
         ("SIGINT", dict(action="SIGINT", after_records=n_cut, resume=True)),
         ("SIGTERM", dict(action="SIGTERM", after_records=n_cut, resume=True)),
         ("sim-killed", dict(action="kill-sim", after_records=n_cut, resume=True)),

@@ -9,8 +9,10 @@ path the harness uses.
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
 import threading
+import zlib
 from collections.abc import Iterator
 
 import pytest
@@ -427,6 +429,237 @@ def test_scope_errors(world: FakeWorld) -> None:
     scope.handle_message(":TIM:RANG 1000")
     assert error(scope) == -222
     assert world.bench.scope.timebase_range_s == 0.5
+
+
+# -- IEEE 488.2 on every instrument, and what generic drivers ask the scope ------------------
+
+
+def every_instrument(world: FakeWorld) -> list[ScpiInstrument]:
+    return [
+        KeysightN5700(world),
+        ItechIt8500(world),
+        BloomyAbs(world, offset=0),
+        ResistorModule(world),
+        KeysightInfiniiVision(world),
+    ]
+
+
+def test_every_instrument_answers_the_mandatory_common_commands(world: FakeWorld) -> None:
+    for inst in every_instrument(world):
+        name = type(inst).__name__
+        assert ask(inst, "*ESR?") == "128", name  # power-on
+        assert ask(inst, "*ESE 32;*ESE?;*SRE 32;*SRE?") == "32;32", name
+        inst.handle_message("BOGUS:HEADer")
+        assert int(ask(inst, "*STB?")) == 0x04 | 0x20 | 0x40, name
+        assert ask(inst, "*ESR?") == "32", name
+        assert ask(inst, "*TST?;*OPC?") == "0;1", name
+        ok(inst, "*CLS;*OPC;*WAI")
+        assert ask(inst, "*ESR?") == "1", name
+        assert ask(inst, "*OPT?"), name
+
+
+def test_options_answer_per_model(world: FakeWorld) -> None:
+    assert ask(KeysightN5700(world), "*OPT?") == "0"  # N5700 User's Guide: 0 = none installed
+    assert ask(ItechIt8500(world), "*OPT?") == "0"
+    assert ask(ResistorModule(world), "*OPT?") == "0"
+    fields = ask(KeysightInfiniiVision(world), "*OPT?").split(",")
+    assert fields[:2] == ["0", "0"] and set(fields) == {"0"} and len(fields) > 2
+
+
+def test_scope_timebase_and_channel_setup_strings(world: FakeWorld) -> None:
+    scope = KeysightInfiniiVision(world)
+    assert ask(scope, ":TIMebase?") == (
+        ":TIM:MODE MAIN;REF LEFT;MAIN:RANG +5.00000000E-01;POS +0.00000000E+00"
+    )
+    assert ask(scope, ":CHANnel1?") == (
+        ":CHAN1:RANG +4.00000000E+01;OFFS +0.00000000E+00;COUP DC;IMP ONEM;DISP 1;BWL 0;INV 0;"
+        'LAB "1";UNIT AMP;PROB +1.00000000E+01;PROB:SKEW +0.00000000E+00;STYP SING'
+    )
+    assert ":CHAN4:" in ask(scope, ":CHAN4?") and "DISP 0" in ask(scope, ":CHAN4?")
+    scope.handle_message(":CHAN5?")
+    assert error(scope) == -114
+    ok(scope, ":TIM:MODE ROLL;:TIM:VERN 1;:ACQ:TYPE AVER;:ACQ:COUN 64;:ACQ:MODE SEGM")
+    assert ask(scope, ":TIM:MODE?;:TIM:VERN?;:ACQ:TYPE?;:ACQ:COUN?;:ACQ:MODE?") == (
+        "ROLL;1;AVER;+64;SEGM"
+    )
+    assert ask(scope, ":WAV:TYPE?;:WAV:COUN?") == "AVER;+64"
+    assert ask(scope, ":WAV:PRE?").split(",")[1:4:2] == ["+2", "+64"]
+    scope.handle_message(":ACQ:COUN 1")
+    assert error(scope) == -222
+
+
+def test_scope_channel_vertical_settings(world: FakeWorld) -> None:
+    scope = KeysightInfiniiVision(world)
+    ok(scope, ":CHAN2:SCAL 0.5;:CHAN2:OFFS 1.5;:CHAN2:DISP ON;:CHAN2:COUP AC;:CHAN2:IMP FIFT")
+    assert ask(scope, ":CHAN2:SCAL?;:CHAN2:RANG?;:CHAN2:OFFS?") == (
+        "+5.00000000E-01;+4.00000000E+00;+1.50000000E+00"
+    )
+    assert ask(scope, ":CHAN2:DISP?;:CHAN2:COUP?;:CHAN2:IMP?") == "1;AC;FIFT"
+    ok(scope, ":CHAN2:RANG 16")
+    assert float(ask(scope, ":CHAN2:SCAL?")) == 2.0
+    # The probe ratio carries scale and offset (the screen stays); limits follow the probe.
+    ok(scope, ":CHAN2:PROB 1")
+    assert ask(scope, ":CHAN2:PROB?;:CHAN2:SCAL?;:CHAN2:OFFS?") == (
+        "+1.00000000E+00;+2.00000000E-01;+1.50000000E-01"
+    )
+    ok(scope, ":CHAN2:SCAL 100")  # nearest legal value, as on the real scope
+    assert float(ask(scope, ":CHAN2:SCAL?")) == 5.0
+    ok(scope, ":CHAN2:SCAL 0.01;:CHAN2:OFFS 30")
+    assert float(ask(scope, ":CHAN2:OFFS?")) == 2.0  # +-2 V below 200 mV/div at 1:1
+    ok(scope, ':CHAN3:LAB "charge fet long";:CHAN3:UNIT AMP;:CHAN3:PROB:SKEW 10 ns')
+    assert ask(scope, ":CHAN3:LAB?;:CHAN3:UNIT?;:CHAN3:PROB:STYP?") == '"CHARGE FET";AMP;SING'
+    scope.handle_message(":CHAN3:PROB 0.01")
+    assert error(scope) == -222
+    scope.handle_message(":CHAN3:LAB nolabel")
+    assert error(scope) == -104
+
+
+def test_scope_invert_flips_the_waveform(transient_trip: FakeWorld) -> None:
+    world = transient_trip
+    scope = KeysightInfiniiVision(world)
+    ok(scope, ":TIM:RANG 0.1;:SING")
+    world.bench.trace.record(1020, "current", -250.0)
+    world.clock.now_ms = 1100
+    ok(scope, ":WAV:FORM ASC;:WAV:POIN 100;:CHAN1:INV 1")
+    text = scope.handle_message(":WAV:DATA?")
+    assert text is not None
+    values = [float(x) for x in text[10:-1].split(b",")]
+    assert values[19] == 0.0 and values[20] == 250.0
+
+
+def test_scope_reference_and_position_move_the_window(transient_trip: FakeWorld) -> None:
+    world = transient_trip
+    scope = KeysightInfiniiVision(world)
+    ok(scope, ":TIM:RANG 0.2;:TIM:REF CENT;:TIM:POS 0.02")
+    assert ask(scope, ":TIM:REF?;:TIM:POS?") == "CENT;+2.00000000E-02"
+    # 100 ms before the reference, the trigger 20 ms before it: 80 ms of pre-trigger.
+    ok(scope, ":SING")
+    xorigin = float(ask(scope, ":WAV:XOR?"))
+    assert xorigin == pytest.approx(-0.080)
+    world.clock.now_ms = 1119
+    assert ask(scope, ":TER?") == "+0"
+    world.clock.now_ms = 1120
+    assert ask(scope, ":TER?") == "+1"
+    # The current pulse before the arm (500..600 ms) is out; one 50 ms before it is in.
+    world.bench.trace.events.insert(4, (950, "current", -10.0))
+    world.bench.trace.events.insert(5, (960, "current", 0.0))
+    assert float(ask(scope, ":MEAS:TEDG? +1,CHAN1")) == pytest.approx(-0.050)
+    ok(scope, ":TIM:POS -1")  # at most a screen of pre-trigger
+    assert float(ask(scope, ":TIM:POS?")) == pytest.approx(-0.1)
+
+
+def test_scope_trigger_settings(world: FakeWorld) -> None:
+    scope = KeysightInfiniiVision(world)
+    assert ask(scope, ":TRIG:MODE?;:TRIG:SWE?;:TRIG:SOUR?;:TRIG:SLOP?") == "EDGE;AUTO;CHAN1;POS"
+    ok(scope, ":TRIG:MODE RUNT;:TRIG:SWE NORM;:TRIGger:EDGE:SOURce CHANnel3;:TRIG:SLOP EITH")
+    assert ask(scope, ":TRIG:MODE?;:TRIG:SWE?;:TRIG:EDGE:SOUR?;:TRIG:SLOP?") == (
+        "RUNT;NORM;CHAN3;EITH"
+    )
+    ok(scope, ":TRIG:LEV 0.5;:TRIG:EDGE:LEV 2,CHAN1;:TRIG:COUP LFR;:TRIG:HOLD 1 ms")
+    assert ask(scope, ":TRIG:LEV?;:TRIG:LEV? CHAN1;:TRIG:COUP?;:TRIG:HOLD?") == (
+        "+5.00000000E-01;+2.00000000E+00;LFR;+1.00000000E-03"
+    )
+    ok(scope, ":TRIG:NREJ 1;:TRIG:HFR ON;:TRIG:FORC;:TRIG:SOUR EXT")
+    assert ask(scope, ":TRIG:NREJ?;:TRIG:HFR?;:TRIG:SOUR?") == "1;1;EXT"
+    ok(scope, ":TRIG:SOUR LINE")
+    scope.handle_message(":TRIG:LEV 1")
+    assert error(scope) == -221
+    scope.handle_message(":TRIG:SOUR CHAN7")
+    assert error(scope) == -224
+
+
+def test_scope_setup_saves_and_restores_everything(transient_trip: FakeWorld) -> None:
+    scope = KeysightInfiniiVision(transient_trip)
+    ok(scope, ":TIM:RANG 0.2;:TIM:REF RIGH;:CHAN2:DISP 1;:CHAN1:SCAL 50;:WAV:SOUR CHAN3")
+    ok(scope, ":WAV:FORM WORD;:WAV:POIN 5000;:WAV:BYT LSBF;:MEAS:DEF DEL,+2,-1;:ACQ:TYPE PEAK")
+    answer = scope.handle_message(":SYST:SET?")
+    assert answer is not None and answer.startswith(b"#8") and answer.endswith(b"\n")
+    block = answer[:-1]
+    assert int(block[2:10]) == len(block) - 10
+    saved = json.loads(block[10:])
+    assert saved["setup"]["timebase_reference"] == "RIGH"
+    ok(scope, "*RST")
+    assert ask(scope, ":TIM:RANG?;:WAV:SOUR?;:CHAN2:DISP?") == "+5.00000000E-01;CHAN1;0"
+    ok(scope, ":SYST:SET " + block.decode())
+    assert scope.handle_message(":SYST:SET?") == answer
+    assert ask(scope, ":WAV:BYT?;:WAV:POIN:MODE?;:MEAS:DEF? DEL") == "LSBF;RAW;+2,-1"
+    assert ask(scope, "*LRN?") == ":SYST:SET " + block.decode()
+    # Anything else is refused whole.
+    broken = json.dumps({**saved, "state": {**saved["state"], "waveform_source": 9}}).encode()
+    scope.handle_message(":SYST:SET #8" + f"{len(broken):08d}".encode().decode() + broken.decode())
+    assert error(scope) == -224
+    scope.handle_message(":SYST:SET #3999abc")
+    assert error(scope) == -161
+    assert scope.handle_message(":SYST:SET?") == answer
+    ok(scope, ":SYST:PRES")
+    assert ask(scope, ":TIM:REF?") == "LEFT"
+
+
+def test_scope_autoscale_shows_the_wired_channels(transient_trip: FakeWorld) -> None:
+    world = transient_trip
+    scope = KeysightInfiniiVision(world)
+    world.bench.trace.record(1010, "current", -250.0)
+    ok(scope, ":TIM:POS 0.1;:CHAN4:DISP 1;:SING;:AUT")
+    assert ask(scope, ":CHAN1:DISP?;:CHAN2:DISP?;:CHAN3:DISP?;:CHAN4:DISP?") == "1;1;1;0"
+    assert float(ask(scope, ":TIM:POS?")) == 0.0 and world.bench.scope.running is True
+    scale, offset = (float(x) for x in ask(scope, ":CHAN1:SCAL?;:CHAN1:OFFS?").split(";"))
+    assert scale * 8 >= 250 and offset == -125.0
+    ok(scope, ":TRIG:LEV:ASET")
+    assert float(ask(scope, ":TRIG:LEV?")) == -125.0
+
+
+def _png_pixels(png: bytes) -> tuple[int, int, bytes, bytes]:
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, {}
+    while pos < len(png):
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        kind = png[pos + 4 : pos + 8]
+        body = png[pos + 8 : pos + 8 + length]
+        assert struct.unpack(">I", png[pos + 8 + length : pos + 12 + length])[0] == (
+            zlib.crc32(kind + body) & 0xFFFFFFFF
+        )
+        chunks[kind] = chunks.get(kind, b"") + body
+        pos += 12 + length
+    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert (depth, colour) == (8, 3)
+    assert set(chunks) == {b"IHDR", b"PLTE", b"IDAT", b"IEND"}
+    return width, height, zlib.decompress(chunks[b"IDAT"]), chunks[b"PLTE"]
+
+
+def test_scope_screenshot_formats(transient_trip: FakeWorld) -> None:
+    world = transient_trip
+    scope = KeysightInfiniiVision(world)
+    ok(scope, ":TIM:RANG 0.1;:SING;:CHAN1:SCAL 50;:CHAN1:OFFS -100;:CHAN2:DISP 1")
+    world.bench.trace.record(1020, "current", -250.0)
+    world.bench.trace.record(1050, "current", 0.0)
+    world.clock.now_ms = 1100
+    answer = scope.handle_message(":DISPlay:DATA? PNG,COLor")
+    assert answer is not None and answer.endswith(b"\n")
+    png = answer[10:-1]
+    assert int(answer[2:10]) == len(png)
+    width, height, raw, palette = _png_pixels(png)
+    assert (width, height) == (800, 480) and len(raw) == 480 * 801
+    rows = [raw[y * 801 + 1 : (y + 1) * 801] for y in range(480)]
+    yellow = palette.index(b"\xff\xff\x00") // 3
+    # -250 A with 50 A/div around -100 A: 3 divisions below the centre (60 px each).
+    assert [y for y in range(480) if rows[y][300] == yellow] == [420]  # at 37.5 ms
+    # The step back to 0 A at 50 ms (column 400) is a vertical edge; at 62.5 ms, 0 A sits
+    # 2 divisions above the centre.
+    green = palette.index(b"\x00\xff\x00") // 3
+    # Channel 2 (the closed discharge FET, 1 V at 5 V/div) is drawn over it at y = 228.
+    assert [y for y in range(480) if rows[y][400] == yellow] == [
+        y for y in range(120, 421) if y != 228
+    ]
+    assert rows[228][400] == rows[228][10] == green
+    assert [y for y in range(480) if rows[y][500] == yellow] == [120]
+    bmp = scope.handle_message(":DISP:DATA? BMP,GRAY")
+    assert bmp is not None and bmp[10:12] == b"BM"
+    size, _r1, _r2, offset = struct.unpack("<IHHI", bmp[12:24])
+    assert size == len(bmp) - 11 and struct.unpack("<iiHH", bmp[28:40]) == (800, 480, 1, 24)
+    bmp8 = scope.handle_message(":DISP:DATA? BMP8bit")
+    assert bmp8 is not None and struct.unpack("<HH", bmp8[36:40]) == (1, 8)
+    scope.handle_message(":DISP:DATA? JPG")
+    assert error(scope) == -224
 
 
 # -- over a real socket, through pyvisa ------------------------------------------------------
