@@ -36,13 +36,19 @@ def plan_command(
         choices = ", ".join(SUITES)
         typer.echo(f"error: --suite: unknown suite {suite!r} (choose from {choices})", err=True)
         raise typer.Exit(2)
+    from harness import FIXTURES_DIR
+    from harness.benchfile import bench_relays
+
     try:
         caps, source = bench_capabilities(Path(bench) if bench else None)
         spec = load_spec()
+        bench_path = Path(bench) if bench else FIXTURES_DIR / "sim.yaml"
+        relays = bench_relays(bench_path) if bench_path.is_file() else None
     except (OSError, ValueError, SpecError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    everything = build_plan(spec, caps)
+    # The bench's relays decide which hand-step cases need a person (needs_operator).
+    everything = build_plan(spec, caps, relays=relays)
     cases = [c for c in everything if suite is None or suite in c.suites]
     if as_json:
         typer.echo(plan_json(cases))

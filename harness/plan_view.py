@@ -152,6 +152,11 @@ def _note(c: Case) -> Text:
         if c.reason or not c.testable:
             note.append("; ")
         note.append(", ".join(f"P{k}={v:g}" for k, v in c.overrides.items()))
+    if getattr(c, "needs_operator", None):
+        if len(note):
+            note.append("; ")
+        wait = getattr(c, "operator_wait_s", None) or 0
+        note.append(f"needs an operator (prompts wait up to {format_duration(wait)})")
     return note
 
 

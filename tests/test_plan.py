@@ -377,3 +377,22 @@ def test_sim_fixture_declares_the_hand_step_hardware_and_relays(spec):
     plan = _by_id(build_plan(spec, caps, relays=bench_relays(DEFAULT_SIM)))
     for cid in HAND_CASES:
         assert plan[cid].testable and plan[cid].needs_operator is False, cid
+
+
+def test_plan_shows_which_cases_need_a_person(tmp_path):
+    import yaml
+
+    from harness import FIXTURES_DIR
+
+    doc = yaml.safe_load((FIXTURES_DIR / "sim.yaml").read_text())
+    doc["relays"] = []  # a bench with none of the hand-step relays
+    bench = tmp_path / "no-relays.yaml"
+    bench.write_text(yaml.safe_dump(doc))
+    cases = {c["id"]: c for c in _plan_json("--bench", str(bench))}
+    s4 = cases["S04-button-switch-failure-switch-on"]
+    assert s4["needs_operator"] is True and s4["operator_wait_s"] > 0
+    assert cases["P05-cell-overvoltage-protection-trip"]["needs_operator"] is False
+    wired = {c["id"]: c for c in _plan_json()}
+    assert wired["S04-button-switch-failure-switch-on"]["needs_operator"] is False
+    table = runner.invoke(app, ["plan", "--bench", str(bench), "--wide"])
+    assert table.exit_code == 0 and "needs an operator" in table.output
