@@ -75,6 +75,11 @@ def open_visa_resource(address: str, visa_library: str, timeout_s: float) -> Vis
     import pyvisa
 
     rm = _resource_managers.get(visa_library)
+    if rm is not None:
+        try:
+            rm.session  # noqa: B018 - raises once someone closed the shared manager
+        except pyvisa.errors.InvalidSession:
+            rm = None  # another user of pyvisa (a generic driver) closed it: open anew
     if rm is None:
         rm = _resource_managers[visa_library] = pyvisa.ResourceManager(visa_library)
     try:
