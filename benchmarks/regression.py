@@ -1,13 +1,19 @@
 """Benchmark: the full regression suite on the simulated bench, real wire traffic included.
 
 Prints:
-- wall time of ``bmshil run --suite regression`` on this machine (aim: under 30 s);
+- wall time of ``bmshil run --suite regression`` on this machine (aim: under 30 s), and where
+  it goes: start-up (this script starting ``bmshil`` to the first case's start), cases (sum
+  of the cases' wall times), between cases (the rest of the case loop: recording, Allure,
+  handing plots over, pytest), close (last case's end to run.json final: safe state,
+  simulator stop, waiting for the plot worker), reports (``--reports``), the rest (junit,
+  summary, history, process exit). From run.json ``timing`` (``time.monotonic()``,
+  one clock for both processes) and this script's own clock;
 - its bench time (what a real bench would spend: the simulator's virtual clock), against the
   sum of the spec's mandatory waits (each delay case's configured delay) and against the
   bench time of a naive 1-step ramp for every threshold case.
 
-Usage: ``.venv/bin/python benchmarks/regression.py [--suite regression] [--out DIR]`` (DIR
-is the results root: the run is ``DIR/run``, its history ``DIR/history.sqlite``).
+Usage: ``.venv/bin/python benchmarks/regression.py [--suite regression] [--out DIR]
+[--reports]`` (DIR is the results root: the run is ``DIR/run``, its history ``DIR/history.sqlite``).
 """
 
 from __future__ import annotations
@@ -20,8 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from bmsspec import SECONDS_PER_UNIT as UNIT_S
+
 ROOT = Path(__file__).resolve().parent.parent
-UNIT_S = {"second": 1.0, "mS": 0.001, "minute": 60.0, "hours": 3600.0}
+
 #: Dwell per probe the procedures use (past the ~1 s confirmation time).
 DWELL_S = 1.5
 
@@ -30,6 +38,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", default="regression")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--reports", action="store_true", help="also write the reports (timed)")
     args = ap.parse_args()
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bmshil-regression-"))
     out = root / "run"
@@ -45,9 +54,12 @@ def main() -> int:
         "--results-root",
         str(root),
     ]
-    t0 = time.perf_counter()
+    if args.reports:
+        cmd.append("--reports")
+    t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    t_end = time.monotonic()
+    wall = t_end - t0
     records = [
         json.loads(line)
         for line in (out / "results.jsonl").read_text().splitlines()
@@ -68,6 +80,8 @@ def main() -> int:
     print(f"suite                      {args.suite} ({len(records)} cases: {counts})")
     print(f"exit code                  {proc.returncode}")
     print(f"elapsed time               {wall:.1f} s on this machine (aim < 30 s)")
+    for label, seconds in where_the_time_goes(out, records, t0, t_end):
+        print(f"  {label:<25}{seconds}")
     print(f"bench time (virtual)       {bench_s:.0f} s = {bench_s / 3600:.2f} h")
     print(f"mandatory waits (spec)     {mandatory:.0f} s = {mandatory / 3600:.2f} h (delay cases)")
     print(f"threshold probes           {probes} (bisection) vs {naive} (naive 1-step ramp)")
@@ -75,6 +89,46 @@ def main() -> int:
         print(f"probe ratio naive/search   {naive / probes:.1f} x")
         print(f"naive ramp bench time      {naive * DWELL_S / 3600:.2f} h (threshold cases alone)")
     return 0
+
+
+def where_the_time_goes(
+    out: Path, records: list[dict], t0: float, t_end: float
+) -> list[tuple[str, str]]:
+    """The elapsed time in consecutive parts, from run.json ``timing`` (same monotonic
+    clock as ``t0``/``t_end``); parts it cannot tell are left out, never guessed."""
+    try:
+        timing = json.loads((out / "run.json").read_text()).get("timing") or {}
+    except (OSError, json.JSONDecodeError):
+        timing = {}
+    first = timing.get("first_case_started_mono")
+    last = timing.get("last_case_finished_mono")
+    closed = timing.get("close_finished_mono")
+    if first is None or last is None or closed is None:
+        return [("(no timing in run.json)", "-")]
+    cases_s = sum(r.get("wall_s") or 0.0 for r in records if r.get("outcome") != "not_run")
+    parts = [
+        ("start-up", first - t0, "bmshil started -> first case starts"),
+        ("cases", cases_s, f"sum of {len(records)} case wall times"),
+        ("between cases", (last - first) - cases_s, "rest of the case loop"),
+        ("close", closed - last, f"incl. {timing.get('plots_wait_s') or 0:.2f} s plot wait"),
+    ]
+    mark = closed
+    if timing.get("reports_started_mono") is not None:
+        parts.append(("after close", timing["reports_started_mono"] - closed, "junit, history"))
+        parts.append(
+            (
+                "reports",
+                timing["reports_finished_mono"] - timing["reports_started_mono"],
+                f"compliance {timing.get('compliance_report_s', 0):.1f} s, "
+                f"allure {timing.get('allure_report_s', 0):.1f} s",
+            )
+        )
+        mark = timing["reports_finished_mono"]
+        parts.append(("rest", t_end - mark, "process exit"))
+    else:
+        parts.append(("rest", t_end - mark, "junit, summary, history, process exit"))
+    parts.append(("elapsed total", t_end - t0, "as measured here"))
+    return [(label, f"{s:6.1f} s  ({what})") for label, s, what in parts]
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from bmssim.twin import TwinConfig
 from bmssim.world import World
-from harness.spec import load_spec
+from bmsspec import load_spec
 
 HOUR_MS = 3_600_000
 

@@ -271,7 +271,7 @@ class SimBench:
         self.parent_watch = parent_watch
         self.stop_reason: str | None = None
         if spec is None:
-            from harness.spec import load_spec
+            from bmsspec import load_spec
 
             spec = load_spec()
         self.spec = spec

@@ -500,7 +500,7 @@ class EncodingLike(Protocol):
 
 
 class ParameterLike(Protocol):
-    """What the codec needs of ``harness.spec`` parameters."""
+    """What the codec needs of ``bmsspec`` parameters."""
 
     number: int
     encoding: Any
@@ -517,7 +517,7 @@ class SwitchLike(Protocol):
 
 
 class SpecLike(Protocol):
-    """The part of ``harness.spec.Spec`` the codec uses."""
+    """The part of ``bmsspec.Spec`` the codec uses."""
 
     def param(self, key: Any) -> Any: ...
 

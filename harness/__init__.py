@@ -1,10 +1,7 @@
-"""bms-hil harness: spec tables, test plan, procedures, pytest plugin and CLI."""
+"""bms-hil harness: test plan, procedures, pytest plugin and CLI (the spec is ``bmsspec``)."""
 
-from pathlib import Path
+from bmsspec.paths import FIXTURES_DIR, PROJECT_ROOT, TEST_PLANS_DIR
 
 __version__ = "0.1.0"
 
-#: The project's root (holds test_plans/ and fixtures/); the package is installed editable.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TEST_PLANS_DIR = PROJECT_ROOT / "test_plans"
-FIXTURES_DIR = PROJECT_ROOT / "fixtures"
+__all__ = ["FIXTURES_DIR", "PROJECT_ROOT", "TEST_PLANS_DIR", "__version__"]

@@ -367,7 +367,7 @@ def check_envelope_against_spec(bench: BenchFile, path: Path, spec: Any = None) 
     """Refuse an envelope too small to run the spec's tests (the test would fail on the
     bench, not on the BMS)."""
     if spec is None:
-        from harness.spec import load_spec
+        from bmsspec import load_spec
 
         spec = load_spec()
     checks = [

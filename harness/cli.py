@@ -28,9 +28,9 @@ def plan_command(
 
     from rich.console import Console
 
+    from bmsspec import SpecError, load_spec
     from harness.plan import SUITES, build_plan
     from harness.plan_view import bench_capabilities, plan_json, render_table, wide_width
-    from harness.spec import SpecError, load_spec
 
     if suite is not None and suite not in SUITES:
         choices = ", ".join(SUITES)

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.spec import SECONDS_PER_UNIT, Parameter, Spec, Switch
+from bmsspec import SECONDS_PER_UNIT, Parameter, Spec, Switch
 
 SUITES = ("smoke", "regression", "soak")
 

@@ -160,10 +160,10 @@ def run_check(bench_file: Any, suite: str | None, allow_overdue: bool, console: 
     """``bmshil check``: open the bench, check it, show what the plan can run. Exit code."""
     from rich.table import Table
 
+    from bmsspec import SpecError, load_spec
     from harness.bench import Bench
     from harness.benchfile import BenchFileError, bench_capabilities
     from harness.plan import build_plan
-    from harness.spec import SpecError, load_spec
 
     try:
         spec = load_spec()

@@ -110,9 +110,9 @@ def _validate_inputs(bench: Path, suite: str, sim_faults: Path | None) -> None:
     the bench itself), spec tables, faults file syntax."""
     import yaml
 
+    from bmsspec import SpecError, load_spec
     from harness.benchfile import BenchFileError, load_bench_file
     from harness.session import SUITES
-    from harness.spec import SpecError, load_spec
 
     if suite not in SUITES:
         raise UsageProblem(f"--suite: unknown suite {suite!r} (choose from {', '.join(SUITES)})")
@@ -172,8 +172,8 @@ def _check_resumable(
 ) -> None:
     """``--resume DIR``: the same bench, spec, selection and faults, or a refusal naming
     what differs (the device firmware is compared once the bench is open)."""
+    from bmsspec import load_spec
     from harness.session import _file_sha256
-    from harness.spec import load_spec
 
     info = _recorded_run(out)
     status = (info.get("end") or {}).get("status")
@@ -523,6 +523,7 @@ def _link_latest(out: Path, root: Path) -> None:
 def write_reports(out: Path, console: Console, root: Path | None = None) -> None:
     """Compliance HTML (+ PDF) and Allure HTML of a finished run. A missing tool (Chromium,
     the Allure CLI) is reported and skipped: the run's own verdict does not depend on it."""
+    t0 = time.monotonic()
     from reports.allure import AllureError, generate
     from reports.compliance import ChromiumError, find_chromium, write_report
     from reports.runs import ReportInputError
@@ -532,8 +533,30 @@ def write_reports(out: Path, console: Console, root: Path | None = None) -> None
             console.print(f"report: {path}", soft_wrap=True)
     except (ReportInputError, ChromiumError) as exc:
         console.print(f"[yellow]report not written:[/] {exc}", soft_wrap=True)
+    t1 = time.monotonic()
     try:
         allure = generate(out, history_root=(root or out.parent) / "allure-history")
         console.print(f"allure: {allure.index}", soft_wrap=True)
     except (ReportInputError, AllureError) as exc:
         console.print(f"[yellow]allure report not written:[/] {exc}", soft_wrap=True)
+    _note_timing(
+        out,
+        reports_started_mono=round(t0, 4),
+        reports_finished_mono=round(time.monotonic(), 4),
+        compliance_report_s=round(t1 - t0, 4),
+        allure_report_s=round(time.monotonic() - t1, 4),
+    )
+
+
+def _note_timing(out: Path, **values: float) -> None:
+    """Add ``values`` to run.json ``timing`` (what the session wrote there; the same
+    ``time.monotonic()`` clock). A run.json that cannot be read is left alone."""
+    from harness.results import read_run_info, write_run_info
+
+    info = read_run_info(out)
+    if info is None:
+        return
+    timing = info.get("timing") if isinstance(info.get("timing"), dict) else {}
+    info["timing"] = {**timing, **values}
+    with contextlib.suppress(OSError):
+        write_run_info(out, info)

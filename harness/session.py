@@ -130,7 +130,7 @@ class BenchSession:
         self.sim_faults = Path(sim_faults) if sim_faults else None
         if self.sim_faults is not None and not self.sim_faults.exists():
             raise ConfigError(f"--sim-faults: file {self.sim_faults} does not exist")
-        from harness.spec import SpecError, load_spec
+        from bmsspec import SpecError, load_spec
 
         try:
             self.spec = load_spec()

@@ -6,7 +6,7 @@ headless Chromium (``print_pdf``), which is also what the tests use to check tha
 renders (``dump_dom``).
 
 Rows come from ``results.jsonl``; names and the spec order come from the spec tables
-(``harness.spec.load_spec``). When the spec of this checkout is not the one the run used
+(``bmsspec.load_spec``). When the spec of this checkout is not the one the run used
 (``spec_sha256`` differs), the report says so in the header: names may then be off, the
 measured values are still the run's.
 
@@ -101,7 +101,7 @@ def _spec() -> Any | None:
     """The spec tables of this checkout, or None when they cannot be loaded (the report still
     renders from the records alone; the header says so)."""
     try:
-        from harness.spec import load_spec
+        from bmsspec import load_spec
 
         return load_spec()
     except Exception:  # a broken spec must not stop the lab from printing its results

@@ -556,7 +556,7 @@ def run_gate(
     explanation, so CI always has something to show; an incomplete candidate fails (1)."""
     cand = None
     try:
-        from harness.spec import load_spec
+        from bmsspec import load_spec
 
         spec = load_spec()
         waivers = load_waivers(waivers_file, spec) if waivers_file else []

@@ -359,8 +359,8 @@ def plan_cases() -> dict[str, Any]:
     case whose record has no kind or category (the harness's ``not_run`` records, or no
     record at all). {} when the spec cannot be loaded: the reports then show the id alone."""
     try:
+        from bmsspec import load_spec
         from harness.plan import build_plan
-        from harness.spec import load_spec
 
         return {c.id: c for c in build_plan(load_spec(), None, suite=None)}
     except Exception:  # a label is an illustration; never stop a report for it

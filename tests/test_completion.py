@@ -1,7 +1,7 @@
 """Completion: an incomplete run is INCOMPLETE in every report; PASS needs a final record for
 every planned case.
 
-The results directories are synthetic (``reports.synthetic``, written through the harness's
+The results directories are synthetic (``tests/synthetic.py``, written through the harness's
 own record code) in the run.json contract of the harness: ``run_id``, ``planned``, ``end``,
 ``sessions``; results records may say ``not_run``. Each kind of end (complete, interrupted by
 SIGTERM, bench lost with ``not_run`` records, crashed, a planned case without a record,
@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from sqlalchemy import create_engine, inspect, text
+from synthetic import LOST_MESSAGE, make_results_dir
 from test_history import BACKENDS, history_db
 from typer.testing import CliRunner
 
@@ -41,7 +42,6 @@ from reports.runs import (
     completion,
     load_run,
 )
-from reports.synthetic import LOST_MESSAGE, make_results_dir
 
 P05_TRIP = "P05-cell-overvoltage-protection-trip"
 P07_TRIP = "P07-cell-undervoltage-protection-trip"

@@ -1,7 +1,7 @@
 """Release gate on synthetic runs: a conforming baseline, then candidates with deviations.
 
 Runs cover the whole plan (every suite), so a conforming candidate covers every spec row;
-the deviations come from the harness's own tolerance rule through ``reports.synthetic``.
+the deviations come from the harness's own tolerance rule through ``tests/synthetic.py``.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import json
 from pathlib import Path
 
 import pytest
+from synthetic import make_results_dir
 from typer.testing import CliRunner
 
+from bmsspec import load_spec
 from harness.cli import app
-from harness.spec import load_spec
 from reports.gate import (
     EXIT_CANNOT_COMPARE,
     EXIT_FAIL,
@@ -25,7 +26,6 @@ from reports.gate import (
     run_gate,
 )
 from reports.runs import ReportInputError, load_run
-from reports.synthetic import make_results_dir
 
 P05_TRIP = "P05-cell-overvoltage-protection-trip"
 P07_TRIP = "P07-cell-undervoltage-protection-trip"

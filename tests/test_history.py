@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, inspect, make_url, select, text
 from sqlalchemy.exc import SQLAlchemyError
+from synthetic import make_results_dir
 from typer.testing import CliRunner
 
 from harness.cli import app
 from reports import history
 from reports.gate import EXIT_FAIL, run_gate
 from reports.runs import ReportInputError, load_run
-from reports.synthetic import make_results_dir
 
 P05_TRIP = "P05-cell-overvoltage-protection-trip"
 P06_RECOVERY = "P06-cell-overvoltage-recovery"

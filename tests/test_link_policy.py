@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.spec import load_spec
+from bmsspec import load_spec
 from instruments.bms.seplos_link import SeplosLink
 
 ROOT = Path(__file__).resolve().parent.parent

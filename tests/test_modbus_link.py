@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
-from harness.spec import load_spec
+from bmsspec import load_spec
 from instruments.bms.modbus_link import ModbusLink, load_register_map, runs
 from instruments.errors import BenchLost, BmsLinkError, BmsRejected
 

@@ -8,6 +8,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
+from bmsspec import load_spec
 from harness import FIXTURES_DIR
 from harness.cli import app
 from harness.plan import (
@@ -20,7 +21,6 @@ from harness.plan import (
     suite_estimates,
 )
 from harness.plan_view import bench_capabilities, format_duration
-from harness.spec import load_spec
 
 runner = CliRunner()
 DEFAULT_SIM = FIXTURES_DIR / "sim.yaml"

@@ -1,7 +1,7 @@
 """Compliance report and Allure report from synthetic results directories.
 
 The results directories are written through the harness's own ``CaseOutcome.record()``
-(``reports.synthetic``), so these tests follow the real format. The browser and Allure
+(``tests/synthetic.py``), so these tests follow the real format. The browser and Allure
 tests use the real tools (``scripts/setup-reports.sh`` installs them) and skip, saying why,
 only when a tool is not installed.
 """
@@ -15,6 +15,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from synthetic import make_results_dir
 from typer.testing import CliRunner
 
 from harness.artifacts import trace_plot
@@ -31,7 +32,6 @@ from reports.compliance import (
     write_report,
 )
 from reports.runs import ReportInputError, firmware_text, load_run, parse_instruments
-from reports.synthetic import make_results_dir
 
 P05_TRIP = "P05-cell-overvoltage-protection-trip"
 P06_RECOVERY = "P06-cell-overvoltage-recovery"

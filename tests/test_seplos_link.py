@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 import serial
 
-from harness.spec import load_spec
+from bmsspec import load_spec
 from instruments.bms import seplos_codec as codec
 from instruments.bms.seplos_link import SeplosLink
 from instruments.bmslink import ControlAction, ControlItem

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from bmssim import seplos_codec as sc
-from harness.spec import load_spec
+from bmsspec import load_spec
 
 SPEC = load_spec()
 

@@ -21,7 +21,7 @@ from pymodbus.exceptions import ModbusIOException
 from test_sim_wire import ACK, exchange, start_sim, stop_sim
 
 from bmssim.instruments.keysight_34972a import IDN
-from harness.spec import load_spec
+from bmsspec import load_spec
 
 SPEC = load_spec()
 PING = "~2000464F0000FD9A"  # 0x4F protocol version: the shortest request with an answer

@@ -26,8 +26,8 @@ import yaml
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 
 from bmssim import seplos_codec as sc
+from bmsspec import load_spec
 from harness.bench import parent_death_preexec
-from harness.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = load_spec()

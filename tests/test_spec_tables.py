@@ -1,6 +1,6 @@
 """The spec tables against independent readings of their sources, and the loader's refusals.
 
-Sources read here without going through harness/spec.py: the spec text (../shared/seeds/,
+Sources read here without going through bmsspec/tables.py: the spec text (../shared/seeds/,
 beside the repo in CI), the 0x44 flag table of docs/ARCHITECTURE.md and the captured 0x47
 block of protocols/seplos-v2.md 7.4 (copied below as literals, so that test runs anywhere).
 """
@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from bmsspec import TABLE_FILES, Parameter, SpecError, load_spec
 from harness import PROJECT_ROOT, TEST_PLANS_DIR
-from harness.spec import TABLE_FILES, Parameter, SpecError, load_spec
 
 SEED = PROJECT_ROOT.parent / "shared" / "seeds" / "000_21b020ca52426487.txt"
 ARCHITECTURE = PROJECT_ROOT / "docs" / "ARCHITECTURE.md"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from synthetic import make_results_dir
 from typer.testing import CliRunner
 
 from harness.cli import app
@@ -17,7 +18,6 @@ from harness.plan import kind_counts, suite_estimates
 from harness.plan_view import COMPACT_BELOW, HyphenWrap, format_duration
 from harness.run import summarize
 from reports.runs import load_run
-from reports.synthetic import make_results_dir
 
 runner = CliRunner()
 
@@ -86,9 +86,9 @@ def test_plan_at_80_columns_folds_ids_only_after_hyphens_and_keeps_notes_and_tot
 
 
 def test_plan_totals_break_only_between_items_at_80_columns():
+    from bmsspec import load_spec
     from harness.plan import build_plan
     from harness.plan_view import bench_capabilities
-    from harness.spec import load_spec
 
     everything = build_plan(load_spec(), bench_capabilities(None)[0])
     lines = _plan(columns=80).splitlines()

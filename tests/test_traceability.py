@@ -9,7 +9,7 @@
 * The PDF (headless Chromium, read back with ``pdftotext``) carries the calibration and
   keeps the signature block on one page.
 
-Results directories are written by ``reports.synthetic`` (the harness's own record code);
+Results directories are written by ``tests/synthetic.py`` (the harness's own record code);
 the browser tests skip when Chromium is missing, like tests/test_reports.py, but a missing
 ``pdftotext`` is a failure naming the package to install.
 """
@@ -30,12 +30,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from synthetic import make_results_dir
 
+from bmsspec import load_spec
 from harness import PROJECT_ROOT
 from harness.artifacts import trace_plot
 from harness.bench import Bench, parent_death_preexec
 from harness.benchfile import BenchFile, BenchFileError, load_bench_file
-from harness.spec import load_spec
 from reports.compliance import (
     NO_CASE,
     dump_dom,
@@ -45,7 +46,6 @@ from reports.compliance import (
     traceability,
 )
 from reports.runs import load_run, parse_instruments
-from reports.synthetic import make_results_dir
 
 P05_TRIP = "P05-cell-overvoltage-protection-trip"
 P06_RECOVERY = "P06-cell-overvoltage-recovery"

@@ -7,7 +7,7 @@ import pytest
 from twin_support import configure, fresh_world
 
 from bmssim.world import World
-from harness.spec import load_spec
+from bmsspec import load_spec
 
 SPEC = load_spec()
 

@@ -10,7 +10,7 @@ from twin_support import configure
 
 from bmssim.faults import Faults, LinkFaults
 from bmssim.world import World
-from harness.spec import load_spec
+from bmsspec import load_spec
 
 SPEC = load_spec()
 

@@ -10,7 +10,7 @@ from twin_support import configure
 
 from bmssim.twin import decode_record
 from bmssim.world import World
-from harness.spec import load_spec
+from bmsspec import load_spec
 
 SPEC = load_spec()
 HOUR_MS = 3_600_000

@@ -8,7 +8,7 @@ from twin_support import configure, fresh_world
 
 from bmssim.twin import TwinConfig
 from bmssim.world import World
-from harness.spec import load_spec
+from bmsspec import load_spec
 
 SPEC = load_spec()
 

@@ -10,7 +10,7 @@ from twin_support import fresh_world
 
 from bmssim.clock import VirtualClock
 from bmssim.world import World
-from harness.spec import load_spec
+from bmsspec import load_spec
 
 SPEC = load_spec()
 

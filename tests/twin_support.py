@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bmssim.world import World
-from harness.spec import load_spec
+from bmsspec import load_spec
 
 SPEC = load_spec()
 

@@ -1,5 +1,5 @@
 """The parameter block as the board stores it: spec semantics pulled once from the spec
-tables (``harness.spec``), values quantised to what the wire carries, and the checks a write
+tables (``bmsspec``), values quantised to what the wire carries, and the checks a write
 must pass before the board accepts it (0xA1 -> RTN 0x06 on refusal)."""
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class ParamTable:
     """Spec rows of the 87 parameters and 64 switches, read once from ``spec``."""
 
     def __init__(self, spec: Any) -> None:
-        #: harness.spec's whole-block check, shared with the plan so both refuse the same
+        #: bmsspec's whole-block check, shared with the plan so both refuse the same
         #: blocks; the twin falls back to its own checks when a spec object lacks it.
         self._block_violations = getattr(spec, "block_violations", None)
         self.params: dict[int, ParamInfo] = {}
@@ -197,7 +197,7 @@ class ParamTable:
                 raise ValueError(
                     f"{p.label} = {v} {p.unit}: above P{m} ({self.params[m].id}) = {q[m]}"
                 )
-        # A recovery must lie strictly on the safe side of its trip (as harness.spec rules).
+        # A recovery must lie strictly on the safe side of its trip (as bmsspec rules).
         for n, p in self.params.items():
             if p.kind != "recovery" or p.partner is None or p.direction is None:
                 continue

@@ -10,17 +10,17 @@ and exact, and on a real bench they are wall time.
 
 from __future__ import annotations
 
+from bmsspec import SECONDS_PER_UNIT
 from harness.procedures.record import CaseNotTestable, Measurement
 from harness.procedures.rig import STOPPED_A, Observation, Rig, fet_state
 
-UNIT_S = {"second": 1.0, "mS": 0.001, "minute": 60.0, "hours": 3600.0}
 #: How far beyond a current threshold the step goes, in tolerances (a clear overcurrent that
 #: stays inside the bench envelope).
 BEYOND_TOL = 3.0
 
 
 def to_unit(seconds: float, unit: str) -> float:
-    return seconds / UNIT_S[unit]
+    return seconds / SECONDS_PER_UNIT[unit]
 
 
 def poll_interval(rig: Rig, expected_s: float) -> float:

@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from harness import TEST_PLANS_DIR
+from bmsspec import TEST_PLANS_DIR
 from instruments.bms.types import DeviceInfo, HistoryRecord, ParameterBlock, Status, Telemetry
 from instruments.bmslink import BmsLink, ControlAction, ControlItem
 from instruments.errors import BenchLost, BmsLinkError, BmsRejected
@@ -227,7 +227,7 @@ class ModbusLink(BmsLink):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if spec is None:
-            from harness.spec import load_spec
+            from bmsspec import load_spec
 
             spec = load_spec()
         if baud <= 0 or timeout_s <= 0 or retries < 0 or late_guard_s < 0 or lost_after < 1:

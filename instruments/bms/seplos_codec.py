@@ -412,7 +412,7 @@ def encode_block(block: RawBlock) -> bytes:
 
 
 class ParameterDef(Protocol):
-    """What the codec needs of a spec parameter (``harness.spec`` rows)."""
+    """What the codec needs of a spec parameter (``bmsspec`` rows)."""
 
     number: int
     encoding: Any

@@ -162,7 +162,7 @@ class SeplosLink(BmsLink):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if spec is None:
-            from harness.spec import load_spec
+            from bmsspec import load_spec
 
             spec = load_spec()
         if baud <= 0 or timeout_s <= 0 or retries < 0 or late_guard_s < 0 or lost_after < 1:

@@ -106,10 +106,10 @@ def make_results_dir(
         before the contract (no ``run_id``/``planned``/``end``/``sessions``).
     """
     import harness
+    from bmsspec import load_spec
     from harness.plan import build_plan
     from harness.results import ResultsWriter, write_run_info
     from harness.session import CaseOutcome
-    from harness.spec import load_spec
 
     spec = load_spec()
     measured = dict(measured or {})

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from harness import PROJECT_ROOT, TEST_PLANS_DIR
+from bmsspec.paths import PROJECT_ROOT, TEST_PLANS_DIR
 
 PARAMETERS_FILE = "parameters.yaml"
 SWITCHES_FILE = "switches.yaml"
