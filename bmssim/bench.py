@@ -38,6 +38,7 @@ from bmssim.modbus_server import DEFAULT_MAP, ModbusRtuEndpoint, ModbusTcpEndpoi
 from bmssim.scpi import ScpiInstrument, ScpiServer
 from bmssim.seplos_server import SeplosDevice, SeplosServer
 from bmssim.twin.types import TwinConfig
+from bmsspec.capabilities import DEFAULTS as CAPABILITY_DEFAULTS
 
 _log = logging.getLogger(__name__)
 
@@ -65,21 +66,11 @@ ENVELOPE = {
     "cells": {"min_voltage_v": 0.0, "max_voltage_v": 5.0},
     "resistors": {"min_ohm": 0.0, "max_ohm": 1_000_000.0},
 }
-#: What the simulated bench has without its relay card (``--no-relays``): a heater output on
-#: the twin, a scope, simulated cells; no button, shorting contactor, external switch,
-#: secondary-trip, LCD, Bluetooth or parallel hardware.
-CAPABILITIES = {
-    "heater": True,
-    "secondary_trip": False,
-    "simulated_cells": True,
-    "scope": True,
-    "button": False,
-    "short_circuit": False,
-    "switch": False,
-    "lcd": False,
-    "bluetooth": False,
-    "parallel": False,
-}
+#: What the simulated bench has without its relay card (``--no-relays``): the project's
+#: capability defaults (``bmsspec.capabilities``) plus a heater output on the twin and a
+#: scope; no button, shorting contactor, external switch, secondary-trip, LCD, Bluetooth
+#: or parallel hardware.
+CAPABILITIES = {**CAPABILITY_DEFAULTS, "heater": True, "scope": True, "simulated_cells": True}
 #: What the relay card adds (``SimOptions.relays``, the default): every hand-step of
 #: ``bmssim/world.py`` ``RELAY_CHANNELS``. The launch file fixtures/sim.yaml declares the
 #: bench's capabilities for planning without starting the simulator.
@@ -91,6 +82,7 @@ RELAY_CAPABILITIES = {
     "bms_power": True,
     "connection_fault": True,
 }
+assert set(CAPABILITIES) | set(RELAY_CAPABILITIES) <= set(CAPABILITY_DEFAULTS)
 CHANNELS = {
     "cells": {n: ["cells_a" if n <= 8 else "cells_b", (n - 1) % 8 + 1] for n in range(1, 17)},
     "ntc": {"cell1": 1, "cell2": 2, "cell3": 3, "cell4": 4, "ambient": 5, "power": 6},

@@ -38,3 +38,5 @@ SWITCH_HARDWARE: tuple[str, ...] = (
     "bluetooth",
     "parallel",
 )
+if not set(SWITCH_HARDWARE) <= set(DEFAULTS):  # a switch can only need a declared capability
+    raise AssertionError(f"SWITCH_HARDWARE names {set(SWITCH_HARDWARE) - set(DEFAULTS)}")

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from bmsspec.capabilities import SWITCH_HARDWARE
 from bmsspec.paths import PROJECT_ROOT, TEST_PLANS_DIR
 
 PARAMETERS_FILE = "parameters.yaml"
@@ -58,9 +59,10 @@ Unit = Literal["V", "°C", "A", "mS", "Ah", "hours", "count", "second", "minute"
 #: Seconds per unit of the time units the spec uses (to convert delays and tolerance floors).
 SECONDS_PER_UNIT: dict[str, float] = {"mS": 0.001, "second": 1.0, "minute": 60.0, "hours": 3600.0}
 
+#: A switch's ``needs``: nothing, or the bench hardware (``bmsspec.capabilities``) it needs.
 _NEEDS_RE = re.compile(
     r"^(none|unused|notification|inverter|"
-    r"hardware:(heater|secondary_trip|button|short_circuit|switch|lcd|bluetooth|parallel))$"
+    rf"hardware:({'|'.join(map(re.escape, SWITCH_HARDWARE))}))$"
 )
 
 
@@ -265,6 +267,10 @@ class Tolerance:
 class Spec:
     """The loaded tables. Build with :func:`load_spec`; treat as read-only."""
 
+    #: The device configuration this Spec's defaults hold (``bmsspec.config``); None: the
+    #: tables' own defaults.
+    configuration: Any = None
+
     def __init__(
         self,
         directory: Path,
@@ -335,6 +341,13 @@ class Spec:
     def default_switches(self) -> dict[int, bool]:
         """{switch number: spec default} (Open = True)."""
         return {s.number: s.default for s in self.switches}
+
+    def configured(self, configuration: Any) -> Spec:
+        """A copy whose defaults are ``configuration``'s values (``bmsspec.config``); this
+        Spec is not changed."""
+        from bmsspec.config import configured
+
+        return configured(self, configuration=configuration)
 
     def tolerance_for(self, param: Parameter | int | str) -> Tolerance:
         """Default tolerance of the parameter's quantity, with the row's override applied,

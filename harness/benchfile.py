@@ -1,9 +1,11 @@
 """Bench files (``fixtures/*.yaml``): what is on the bench, where, and what it may do.
 
 Validated before anything touches an instrument (a typo'd key, a missing instrument, an
-unknown driver, an envelope that cannot run the spec's tests): ``BenchFileError`` names the
-file, the key and the value. The format is docs/ARCHITECTURE.md "Bench files"; the JSON
-schema for editors (``fixtures/bench.schema.json``) is generated from these models.
+unknown driver, an envelope whose minimum is not below its maximum): ``BenchFileError``
+names the file, the key and the value. An envelope smaller than the spec asks is accepted:
+what it cannot reach is decided case by case (``harness.reach``). The format is
+docs/ARCHITECTURE.md "Bench files"; the JSON schema for editors
+(``fixtures/bench.schema.json``) is generated from these models.
 """
 
 from __future__ import annotations
@@ -21,18 +23,16 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     ValidationError,
+    create_model,
     model_validator,
 )
 
+from bmsspec.capabilities import DEFAULTS as CAPABILITY_DEFAULTS
 from harness import FIXTURES_DIR
 from instruments.registry import DRIVERS
 from instruments.relays import RELAY_NAMES
 
 SCHEMA_PATH = FIXTURES_DIR / "bench.schema.json"
-
-#: Head-room the envelope must leave above a spec threshold so a test can cross it.
-SUPPLY_MARGIN_V = 1.0
-CELL_MARGIN_V = 0.05
 
 
 class BenchFileError(ValueError):
@@ -212,28 +212,19 @@ class Envelope(_Strict):
     resistors: ResistorsEnvelope
 
 
-class Capabilities(_Strict):
-    """Hardware the bench has; tests needing what it lacks are reported as not testable.
-
-    The hand-step capabilities (``button``, ``switch``, ``secondary_trip``,
-    ``short_circuit``, ``bms_power``, ``connection_fault``) say the hardware is there; a
-    ``relays`` entry of the same name says a relay works it, otherwise a person does (the
-    case prompts an operator, and an unattended run skips it)."""
-
-    heater: bool = False
-    secondary_trip: bool = False
-    simulated_cells: bool = True
-    scope: bool = False
-    button: bool = False
-    short_circuit: bool = False
-    switch: bool = False
-    lcd: bool = False
-    bluetooth: bool = False
-    parallel: bool = False
-    #: The BMS's own supply can be cut and restored (a power-cycle clears latched states).
-    bms_power: bool = False
-    #: A known series resistance can be put in one cell's sense lead (P83, S47).
-    connection_fault: bool = False
+#: The fields and their defaults are ``bmsspec.capabilities.DEFAULTS`` (declared once there).
+Capabilities = create_model(  # type: ignore[call-overload]
+    "Capabilities",
+    __base__=_Strict,
+    __doc__=(
+        "Hardware the bench has; tests needing what it lacks are reported as not testable.\n\n"
+        "The hand-step capabilities (``button``, ``switch``, ``secondary_trip``,\n"
+        "``short_circuit``, ``bms_power``, ``connection_fault``) say the hardware is there; a\n"
+        "``relays`` entry of the same name says a relay works it, otherwise a person does (the\n"
+        "case prompts an operator, and an unattended run skips it)."
+    ),
+    **{name: (bool, default) for name, default in CAPABILITY_DEFAULTS.items()},
+)
 
 
 RelayName = Literal[
@@ -322,6 +313,9 @@ class LaunchFile(_Strict):
     launch: Launch
     capabilities: Capabilities | None = None
     relays: list[RelayName] | None = None
+    #: What the launched bench may apply, declared so a plan knows its reach without
+    #: launching it (the resolved file's envelope is what the instruments are held to).
+    envelope: Envelope | None = None
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -363,48 +357,19 @@ def _from_validation(path: Path, data: Any, exc: ValidationError) -> BenchFileEr
     return BenchFileError("\n".join(lines))
 
 
-def check_envelope_against_spec(bench: BenchFile, path: Path, spec: Any = None) -> None:
-    """Refuse an envelope too small to run the spec's tests (the test would fail on the
-    bench, not on the BMS)."""
-    if spec is None:
-        from bmsspec import load_spec
-
-        spec = load_spec()
-    checks = [
-        (
-            "envelope.supply.max_voltage_v",
-            bench.envelope.supply.max_voltage_v,
-            spec.param(19).default + SUPPLY_MARGIN_V,
-            f"P19 charger overvoltage protection {spec.param(19).default:g} V"
-            f" + {SUPPLY_MARGIN_V:g} V",
-        ),
-        (
-            "envelope.load.max_current_a",
-            bench.envelope.load.max_current_a,
-            abs(spec.param(57).default),
-            f"|P57| transient overcurrent {abs(spec.param(57).default):g} A",
-        ),
-        (
-            "envelope.cells.max_voltage_v",
-            bench.envelope.cells.max_voltage_v,
-            spec.param(5).default + CELL_MARGIN_V,
-            f"P5 cell overvoltage protection {spec.param(5).default:g} V + {CELL_MARGIN_V:g} V",
-        ),
-    ]
-    problems = [
-        f"{path}: key {key} = {value:g} is below {need:g} ({why}); the bench cannot run the spec"
-        for key, value, need, why in checks
-        if value < need
-    ]
-    if bench.envelope.cells.min_voltage_v >= bench.envelope.cells.max_voltage_v:
+def check_envelope(envelope: Envelope, path: Path) -> None:
+    """Refuse an envelope whose minimum is not below its maximum. One smaller than the spec
+    asks is accepted: a case beyond it becomes untestable with its numbers (``Reach``)."""
+    problems = []
+    if envelope.cells.min_voltage_v >= envelope.cells.max_voltage_v:
         problems.append(
             f"{path}: key envelope.cells.min_voltage_v = "
-            f"{bench.envelope.cells.min_voltage_v:g} is not below max_voltage_v"
+            f"{envelope.cells.min_voltage_v:g} is not below max_voltage_v"
         )
-    if bench.envelope.resistors.min_ohm >= bench.envelope.resistors.max_ohm:
+    if envelope.resistors.min_ohm >= envelope.resistors.max_ohm:
         problems.append(
             f"{path}: key envelope.resistors.min_ohm = "
-            f"{bench.envelope.resistors.min_ohm:g} is not below max_ohm"
+            f"{envelope.resistors.min_ohm:g} is not below max_ohm"
         )
     if problems:
         raise BenchFileError("\n".join(problems))
@@ -452,26 +417,29 @@ def check_relays(bench: BenchFile, path: Path) -> None:
         raise BenchFileError("\n".join(problems))
 
 
-def parse_bench(data: Any, path: Path, spec: Any = None) -> BenchFile | LaunchFile:
+def parse_bench(data: Any, path: Path) -> BenchFile | LaunchFile:
     """Validate already-loaded YAML data (``path`` is for messages). A file with ``launch``
     is a ``LaunchFile``; anything else must be a complete ``BenchFile``."""
     if not isinstance(data, dict):
         raise BenchFileError(f"{path}: a bench file is a mapping, got {type(data).__name__}")
     if "launch" in data:
         try:
-            return LaunchFile.model_validate(data)
+            launch = LaunchFile.model_validate(data)
         except ValidationError as exc:
             raise _from_validation(path, data, exc) from None
+        if launch.envelope is not None:
+            check_envelope(launch.envelope, path)
+        return launch
     try:
         bench = BenchFile.model_validate(data)
     except ValidationError as exc:
         raise _from_validation(path, data, exc) from None
     check_relays(bench, path)
-    check_envelope_against_spec(bench, path, spec)
+    check_envelope(bench.envelope, path)
     return bench
 
 
-def load_bench_file(path: Path | str, spec: Any = None) -> BenchFile | LaunchFile:
+def load_bench_file(path: Path | str) -> BenchFile | LaunchFile:
     """Read and validate a bench file."""
     path = Path(path)
     try:
@@ -482,7 +450,7 @@ def load_bench_file(path: Path | str, spec: Any = None) -> BenchFile | LaunchFil
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise BenchFileError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_bench(data, path, spec)
+    return parse_bench(data, path)
 
 
 def read_capabilities(path: Path | str) -> dict[str, bool]:
@@ -501,20 +469,20 @@ def read_capabilities(path: Path | str) -> dict[str, bool]:
     return caps.model_dump()
 
 
-def bench_capabilities(path: Path | str, spec: Any = None) -> dict[str, bool]:
+def bench_capabilities(path: Path | str) -> dict[str, bool]:
     """The bench's capabilities, read with the same loader as ``bmshil run`` (the whole file
     is validated: a typo or a YAML error is refused here too, never silently planned
     around). A launch file that declares none gets the model's defaults."""
-    bench = load_bench_file(path, spec)
+    bench = load_bench_file(path)
     caps = bench.capabilities if bench.capabilities is not None else Capabilities()
     return caps.model_dump()
 
 
-def bench_relays(path: Path | str, spec: Any = None) -> list[str] | None:
+def bench_relays(path: Path | str) -> list[str] | None:
     """The hand-steps a bench wires to relays, for planning: a bench file's ``relays``
     keys, a launch file's declared ``relays`` list; None when a launch file declares
     none (not known until the bench is up)."""
-    bench = load_bench_file(path, spec)
+    bench = load_bench_file(path)
     if isinstance(bench, LaunchFile):
         return None if bench.relays is None else list(bench.relays)
     return list(bench.relays)

@@ -16,44 +16,60 @@ def _main() -> None:
 def plan_command(
     suite: str = typer.Option(None, "--suite", help="smoke | regression | soak (default: all)"),
     as_json: bool = typer.Option(False, "--json", help="print the cases as a JSON list"),
-    bench: str = typer.Option(None, "--bench", help="bench file whose capabilities apply"),
+    bench: str = typer.Option(
+        None, "--bench", help="bench file whose capabilities apply (default: the simulated bench)"
+    ),
+    parameters: str = typer.Option(
+        None, "--parameters", help="device configuration under test (default: spec defaults)"
+    ),
     wide: bool = typer.Option(
         False, "--wide", help="the full table on one line a case, whatever the terminal width"
     ),
 ) -> None:
     """List the test plan for a bench: cases, expectations, suites and real-bench time.
 
-    The table fits the terminal width (COLUMNS is respected); --wide shows every column."""
+    The cases are the ones ``bmshil run`` with the same options runs, case for case. The
+    table fits the terminal width (COLUMNS is respected); --wide shows every column."""
     from pathlib import Path
 
     from rich.console import Console
 
     from bmsspec import SpecError, load_spec
+    from bmsspec.config import configured_spec
+    from harness.benchfile import bench_capabilities, bench_relays
     from harness.plan import SUITES, build_plan
-    from harness.plan_view import bench_capabilities, plan_json, render_table, wide_width
+    from harness.plan_view import plan_json, render_table, wide_width
+    from harness.session import default_bench_file
 
     if suite is not None and suite not in SUITES:
         choices = ", ".join(SUITES)
         typer.echo(f"error: --suite: unknown suite {suite!r} (choose from {choices})", err=True)
         raise typer.Exit(2)
-    from harness import FIXTURES_DIR
-    from harness.benchfile import bench_relays
-
+    # The bench `bmshil run` uses by default, so plan and run see the same capabilities.
+    bench_path = Path(bench) if bench else default_bench_file()
     try:
-        caps, source = bench_capabilities(Path(bench) if bench else None)
-        spec = load_spec()
-        bench_path = Path(bench) if bench else FIXTURES_DIR / "sim.yaml"
-        relays = bench_relays(bench_path) if bench_path.is_file() else None
-    except (OSError, ValueError, SpecError) as exc:
+        if not bench_path.is_file():
+            raise FileNotFoundError(f"--bench: bench file {bench_path} not found")
+        caps = bench_capabilities(bench_path)
+        spec, _ = configured_spec(load_spec(), Path(parameters) if parameters else None)
+        relays = bench_relays(bench_path)
+    except SpecError as exc:
+        flag = "--parameters: " if parameters and "parameters.yaml" not in str(exc) else ""
+        typer.echo(f"error: {flag}{exc}", err=True)
+        raise typer.Exit(2) from None
+    except (OSError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     # The bench's relays decide which hand-step cases need a person (needs_operator).
+    # TODO(reach): build_plan(..., reach=reach_of(bench_path)) once the plan accepts it.
     everything = build_plan(spec, caps, relays=relays)
-    cases = [c for c in everything if suite is None or suite in c.suites]
+    # The run builds its plan with the suite (harness.session): the same call, the same cases.
+    cases = build_plan(spec, caps, suite=suite, relays=relays) if suite else everything
     if as_json:
         typer.echo(plan_json(cases))
         return
     console = Console(width=max(wide_width(cases), 80)) if wide and cases else Console()
+    source = str(bench_path)
     render_table(cases, console, all_cases=everything, source=source, suite=suite, wide=wide)
 
 
@@ -89,6 +105,12 @@ def run_command(
     unattended: bool = typer.Option(
         False, "--unattended", help="nobody at the bench: skip cases that need a person"
     ),
+    parameters: str = typer.Option(
+        None,
+        "--parameters",
+        help="device configuration under test: YAML of spec items to values (P55: 160.0); "
+        "written to the device at the start, every case judged against it",
+    ),
 ) -> None:
     """Run a suite on a bench; exit 0 every planned case passed, 1 a failure, a bench error
     or an incomplete run, 2 a usage or configuration error."""
@@ -109,6 +131,7 @@ def run_command(
         allow_overdue=allow_overdue,
         operator=operator,
         unattended=unattended,
+        parameters=Path(parameters) if parameters else None,
     )
     raise typer.Exit(code)
 
@@ -141,6 +164,76 @@ def check_command(
         typer.echo(f"error: --bench: bench file {path} does not exist", err=True)
         raise typer.Exit(2)
     raise typer.Exit(run_check(path, suite, allow_overdue, Console()))
+
+
+config_app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="The device configuration: `bmshil config read --out FILE` reads the device's block.",
+)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("read")
+def config_read_command(
+    out: str = typer.Option(..., "--out", help="configuration file to write (must not exist)"),
+    bench: str = typer.Option(None, "--bench", help="bench file (default: the simulated bench)"),
+) -> None:
+    """Read the device's parameter block (0x47) into a configuration file: all 87 parameters
+    and 64 switches, usable as ``bmshil run --parameters``. Exit 0 written, 1 the bench
+    failed, 2 a usage error (the file exists, a bad bench file)."""
+    import datetime as dt
+    from pathlib import Path
+
+    from bmsspec import SpecError, load_spec
+    from bmsspec.config import ConfigurationError, configuration_text, parse_configuration
+    from harness.bench import Bench
+    from harness.benchfile import BenchFileError, load_bench_file
+    from harness.session import default_bench_file
+
+    target = Path(out)
+    bench_path = Path(bench) if bench else default_bench_file()
+    try:
+        if target.exists():
+            raise ValueError(f"--out {target}: exists; a configuration file is never overwritten")
+        if not target.parent.is_dir():
+            raise ValueError(f"--out {target}: no directory {target.parent}")
+        if not bench_path.is_file():
+            raise ValueError(f"--bench: bench file {bench_path} does not exist")
+        load_bench_file(bench_path)
+        spec = load_spec()
+    except (ValueError, BenchFileError, SpecError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        with Bench.open(bench_path) as opened:
+            block = opened.bms.read_parameters()
+            dev = opened.bms.device_info()
+    except Exception as exc:  # noqa: BLE001 - a bench that fails is said in one line
+        typer.echo(
+            f"error: reading the device's block failed: {type(exc).__name__}: {exc}", err=True
+        )
+        raise typer.Exit(1) from None
+    header = (
+        f"The parameter block (0x47) of {dev.name.strip()} (firmware {dev.version}, "
+        f"model {block.model_name.strip()!r}),\nread by `bmshil config read` on bench "
+        f"{bench_path} at {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}.\n"
+        "Every parameter and switch; use it with `bmshil run --parameters FILE`."
+    )
+    text = configuration_text(spec, block.values, block.switches, header)
+    try:
+        with target.open("x", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        typer.echo(f"error: --out {target}: cannot write: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {target} ({len(block.values)} parameters, {len(block.switches)} switches)")
+    import yaml
+
+    try:
+        parse_configuration(yaml.safe_load(text), spec, target)
+    except ConfigurationError as exc:
+        typer.echo(f"warning: the device holds a block the spec refuses:\n{exc}", err=True)
 
 
 @app.command("sim")
@@ -345,6 +438,11 @@ def gate_command(
     drift: float = typer.Option(0.5, "--drift", help="drift limit as a share of the tolerance"),
     allow_spec_change: bool = typer.Option(False, "--allow-spec-change"),
     allow_bench_change: bool = typer.Option(False, "--allow-bench-change"),
+    allow_config_change: bool = typer.Option(
+        False,
+        "--allow-config-change",
+        help="compare runs of different device configurations (--parameters)",
+    ),
     allow_incomplete_baseline: bool = typer.Option(
         False,
         "--allow-incomplete-baseline",
@@ -365,6 +463,7 @@ def gate_command(
         drift_share=drift,
         allow_spec_change=allow_spec_change,
         allow_bench_change=allow_bench_change,
+        allow_config_change=allow_config_change,
         allow_incomplete_baseline=allow_incomplete_baseline,
         db_url=db,
     )

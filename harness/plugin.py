@@ -35,6 +35,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--sim-faults", default=None, help="firmware/link deviations for the simulated bench (YAML)"
     )
+    group.addoption(
+        "--parameters",
+        default=None,
+        help="device configuration under test (YAML of spec items to values; default: the "
+        "spec defaults)",
+    )
     group.addoption("--results-dir", default=None, help="write results.jsonl and run.json here")
     group.addoption(
         "--resume-run",
@@ -84,6 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
             },
             operator=config.getoption("operator"),
             unattended=config.getoption("unattended"),
+            parameters=Path(p) if (p := config.getoption("parameters")) else None,
         )
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from exc

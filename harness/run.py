@@ -105,9 +105,11 @@ class UsageProblem(Exception):
     """A usage or configuration error found before anything ran: exit 2, one message."""
 
 
-def _validate_inputs(bench: Path, suite: str, sim_faults: Path | None) -> None:
+def _validate_inputs(
+    bench: Path, suite: str, sim_faults: Path | None, parameters: Path | None = None
+) -> None:
     """Everything that can be refused without touching the bench: bench file (same loader as
-    the bench itself), spec tables, faults file syntax."""
+    the bench itself), spec tables, the device configuration, faults file syntax."""
     import yaml
 
     from bmsspec import SpecError, load_spec
@@ -123,9 +125,16 @@ def _validate_inputs(bench: Path, suite: str, sim_faults: Path | None) -> None:
     except BenchFileError as exc:
         raise UsageProblem(str(exc)) from None
     try:
-        load_spec()
+        spec = load_spec()
     except SpecError as exc:
         raise UsageProblem(f"spec tables: {exc}") from None
+    if parameters is not None:
+        from bmsspec.config import load_configuration
+
+        try:
+            load_configuration(parameters, spec)
+        except SpecError as exc:
+            raise UsageProblem(f"--parameters: {exc}") from None
     if sim_faults is not None:
         if not sim_faults.is_file():
             raise UsageProblem(f"--sim-faults: file {sim_faults} does not exist")
@@ -169,10 +178,13 @@ def _check_resumable(
     keyword: str | None,
     marker: str | None,
     sim_faults: Path | None,
+    parameters: Path | None = None,
 ) -> None:
-    """``--resume DIR``: the same bench, spec, selection and faults, or a refusal naming
-    what differs (the device firmware is compared once the bench is open)."""
+    """``--resume DIR``: the same bench, spec, device configuration, selection and faults,
+    or a refusal naming what differs (the device firmware is compared once the bench is
+    open)."""
     from bmsspec import load_spec
+    from bmsspec.config import configured_spec
     from harness.session import _file_sha256
 
     info = _recorded_run(out)
@@ -184,6 +196,13 @@ def _check_resumable(
         differs.append(f"bench file ({info.get('bench_file')} then, {bench} now, content differs)")
     if info.get("spec_sha256") != load_spec().sha256:
         differs.append("spec tables (spec_sha256 differs)")
+    then = info.get("configuration") or {}
+    now_config = configured_spec(load_spec(), parameters)[1]
+    if then.get("sha256") is not None and then.get("sha256") != now_config.sha256:
+        differs.append(
+            f"device configuration ({then.get('name')!r} then, {now_config.name!r} now, "
+            "content differs)"
+        )
     selection = info.get("selection") or {}
     now = {"suite": suite, "keyword": keyword or None, "marker": marker or None}
     for key, value in now.items():
@@ -221,9 +240,13 @@ def run(
     allow_overdue: bool = False,
     operator: str | None = None,
     unattended: bool = False,
+    parameters: Path | None = None,
 ) -> int:
     """Run ``suite`` on ``bench`` and write the results directory ``out``; with ``reports``,
     also the compliance report (HTML, and PDF when Chromium is there) and the Allure HTML.
+
+    ``parameters``: the device configuration under test (``bmsspec.config``); None: the
+    spec defaults (a resumed run: the configuration it recorded).
 
     Everything the run writes lives in ``out`` or the results root (history, Allure
     history, ``latest``)."""
@@ -248,13 +271,16 @@ def run(
             marker = marker if marker is not None else selection.get("marker")
             if sim_faults is None and recorded.get("sim_faults"):
                 sim_faults = Path(recorded["sim_faults"])
+            if parameters is None and (recorded.get("configuration") or {}).get("file"):
+                parameters = Path(recorded["configuration"]["file"])
+        parameters = Path(parameters) if parameters else None
         suite = suite or "regression"
-        _validate_inputs(bench, suite, sim_faults)
+        _validate_inputs(bench, suite, sim_faults, parameters)
         if resume is not None:
             if out is not None and Path(out) != Path(resume):
                 raise UsageProblem("--out and --resume name different directories")
             out = Path(resume)
-            _check_resumable(out, bench, suite, keyword, marker, sim_faults)
+            _check_resumable(out, bench, suite, keyword, marker, sim_faults, parameters)
         else:
             out = Path(out) if out else default_out_dir(root)
             created = _prepare_new_out(out)
@@ -289,6 +315,8 @@ def run(
         args += ["-m", marker]
     if sim_faults:
         args += ["--sim-faults", str(sim_faults)]
+    if parameters:
+        args += ["--parameters", str(parameters)]
     if resume is not None:
         args += ["--resume-run"]
     if allow_overdue:
@@ -299,8 +327,10 @@ def run(
         args += ["--unattended"]
     reporter = ProgressReporter(console)
     verb = "resuming" if resume is not None else "suite"
+    configuration = f", configuration [bold]{parameters}[/]" if parameters else ""
     console.print(
-        f"bmshil run: {verb} [bold]{suite}[/] on bench [bold]{bench}[/] -> {out}", soft_wrap=True
+        f"bmshil run: {verb} [bold]{suite}[/] on bench [bold]{bench}[/]{configuration} -> {out}",
+        soft_wrap=True,
     )
     try:
         code = pytest.main(args, plugins=[reporter])

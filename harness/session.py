@@ -119,6 +119,7 @@ class BenchSession:
         selection: dict[str, Any] | None = None,
         operator: str | None = None,
         unattended: bool = False,
+        parameters: Path | None = None,
     ) -> None:
         if suite is not None and suite not in SUITES:
             raise ConfigError(f"--suite: unknown suite {suite!r} (choose from {', '.join(SUITES)})")
@@ -131,9 +132,10 @@ class BenchSession:
         if self.sim_faults is not None and not self.sim_faults.exists():
             raise ConfigError(f"--sim-faults: file {self.sim_faults} does not exist")
         from bmsspec import SpecError, load_spec
+        from bmsspec.config import configured_spec
 
         try:
-            self.spec = load_spec()
+            self.spec, self.configuration = configured_spec(load_spec(), parameters)
         except SpecError as exc:
             raise ConfigError(str(exc)) from None
         self._bench_cm: Any = None
@@ -187,6 +189,8 @@ class BenchSession:
         self.close_problems: list[str] = []
         #: The bench was opened but the run refused before its first case (preflight).
         self.refused = False
+        #: Whether the session's start wrote the configuration to the device.
+        self.configuration_written: bool | None = None
 
     # -- resume -------------------------------------------------------------------------
     def _load_previous(self) -> None:
@@ -208,6 +212,19 @@ class BenchSession:
             self.planned = list(ids)
             self._write_run_info()
             return list(ids)
+        from bmsspec import load_spec
+        from bmsspec.config import spec_defaults
+
+        # A run recorded before configurations existed ran on the spec defaults.
+        recorded = (self.previous.get("configuration") or {}).get("sha256") or (
+            spec_defaults(load_spec()).sha256
+        )
+        if recorded != self.configuration.sha256:
+            raise ConfigError(
+                f"--resume {self.results_dir}: the device configuration differs from the "
+                f"recorded run ({(self.previous.get('configuration') or {}).get('name')!r} "
+                f"then, {self.configuration.name!r} now)"
+            )
         if list(ids) != self.planned:
             extra = sorted(set(ids) - set(self.planned))[:5]
             gone = sorted(set(self.planned) - set(ids))[:5]
@@ -252,6 +269,7 @@ class BenchSession:
             self.bench = bench
             try:
                 self._preflight()
+                self._write_configuration()
                 self.faults_in_force = self._ask_faults_in_force()
                 if self.sim_faults is not None:
                     self._inject_faults()
@@ -279,6 +297,21 @@ class BenchSession:
             )
         self.overdue_accepted = overdue
         self.bench.safe_state()
+
+    def _write_configuration(self) -> None:
+        """The configuration under test as the device's nominal state, before the first
+        case: one whole-block write of every configured value (and of every spec default a
+        device left elsewhere), only when the block differs. Each case's own nominal state
+        then starts from it (``harness.procedures.runner`` writes ``spec`` defaults)."""
+        from harness.procedures.record import Recorder
+        from harness.procedures.rig import Rig
+
+        rig = Rig(self.bench, self.spec, Recorder())
+        values = {p.number: p.default for p in self.spec.parameters}
+        switches = {s.number: s.default for s in self.spec.switches}
+        # Remaining capacity is live: written only when the configuration names it.
+        explicit = frozenset(self.configuration.values)
+        self.configuration_written = rig.configure(values, switches, explicit)
 
     def _check_resume_device(self) -> None:
         if not self.resume:
@@ -605,6 +638,10 @@ class BenchSession:
                 "bench_file": str(self.bench_file),
                 "bench_sha256": _file_sha256(self.bench_file),
                 "spec_sha256": getattr(self.spec, "sha256", None),
+                "configuration": {
+                    **self.configuration.describe(),
+                    "written_at_start": self.configuration_written,
+                },
                 "operator": self.operator_name,
                 "attended": self.operator is not None,
                 "started_at": self.previous.get("started_at")

@@ -647,6 +647,9 @@ h2 { break-after: avoid; }
     <th>Bench file</th><td>{{ bench_file }}</td></tr>
 <tr><th>Spec</th><td>{{ spec_file }}</td>
     <th>Spec SHA-256</th><td class="hash" id="spec-hash">{{ spec_sha256 }}</td></tr>
+<tr><th>Device configuration</th><td id="configuration">{{ configuration_name }}</td>
+    <th>Configuration SHA-256</th><td class="hash" id="configuration-hash">
+    {{- configuration_sha256 }}</td></tr>
 <tr><th>Started</th><td id="date">{{ started_at }}</td>
     <th>Finished</th><td>{{ finished_at }}</td></tr>
 <tr><th>Operator</th><td id="operator">{{ operator }}</td>
@@ -875,6 +878,8 @@ def render_html(run: RunData, spec: Any | None = None) -> str:
         bench_file=info.get("bench_file") or "",
         spec_file=spec_file,
         spec_sha256=run.spec_sha256 or "not recorded",
+        configuration_name=(run.configuration.get("file") or run.configuration.get("name")),
+        configuration_sha256=run.configuration.get("sha256") or "not recorded",
         started_at=run.started_at,
         finished_at=info.get("finished_at") or "did not finish",
         operator=info.get("operator") or "",

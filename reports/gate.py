@@ -238,6 +238,7 @@ def check_compatible(
     allow_spec_change: bool,
     allow_bench_change: bool,
     allow_incomplete_baseline: bool = False,
+    allow_config_change: bool = False,
 ) -> list[str]:
     """Raise IncompatibleRuns unless allowed; returns notes about what was allowed."""
     notes = []
@@ -267,7 +268,25 @@ def check_compatible(
         if not allow_bench_change:
             raise IncompatibleRuns(f"{text} (use --allow-bench-change to compare anyway)")
         notes.append(f"{text}: compared anyway (--allow-bench-change)")
+    b_cfg, c_cfg = _config_identity(baseline), _config_identity(candidate)
+    if b_cfg != c_cfg:
+        text = (
+            f"device configurations differ: baseline {baseline.configuration_name}, "
+            f"candidate {candidate.configuration_name}"
+        )
+        if not allow_config_change:
+            raise IncompatibleRuns(f"{text} (use --allow-config-change to compare anyway)")
+        notes.append(f"{text}: compared anyway (--allow-config-change)")
     return notes
+
+
+def _config_identity(run: RunData) -> str:
+    """``spec defaults`` (the tables' defaults: the spec itself is compared above), or the
+    sha256 of the configuration file's canonical content."""
+    c = run.configuration
+    if c.get("file") is None:
+        return "spec defaults"
+    return str(c.get("sha256") or "not recorded")
 
 
 # --------------------------------------------------------------------------- rules
@@ -411,6 +430,7 @@ def evaluate(
     allow_spec_change: bool = False,
     allow_bench_change: bool = False,
     allow_incomplete_baseline: bool = False,
+    allow_config_change: bool = False,
     today: dt.date | None = None,
     baseline_label: str = "baseline",
     candidate_label: str = "candidate",
@@ -419,7 +439,12 @@ def evaluate(
     if not drift_share > 0:
         raise ReportInputError(f"--drift {drift_share!r}: must be a share above 0 (e.g. 0.5)")
     notes = check_compatible(
-        baseline, candidate, allow_spec_change, allow_bench_change, allow_incomplete_baseline
+        baseline,
+        candidate,
+        allow_spec_change,
+        allow_bench_change,
+        allow_incomplete_baseline,
+        allow_config_change,
     )
     if candidate.spec_sha256 and candidate.spec_sha256 != spec.sha256:
         notes.append(
@@ -463,6 +488,7 @@ def _describe(run: RunData, label: str) -> list[str]:
         _md(run.bench_id or "-"),
         _md(f"{run.device_name} {run.firmware}".strip()),
         f"`{(run.spec_sha256 or '-')[:12]}`",
+        _md(run.configuration_name),
         run.started_at or "-",
         f"{end}, {done.final - len(done.not_run)}/{done.planned} run",
         f"{c['passed']} / {c['failed']} / {c['error']} / {c['skipped']} / {done.not_run_count}",
@@ -480,9 +506,9 @@ def markdown(result: GateResult) -> str:
     if result.incomplete:
         out += [f"**{_md(result.incomplete)}**", ""]
     out += [
-        "| run | bench | device firmware | spec | started | end | "
+        "| run | bench | device firmware | spec | configuration | started | end | "
         "passed / failed / error / skipped / not run |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
         "| baseline: " + " | ".join(_describe(result.baseline, result.baseline_label)) + " |",
         "| candidate: " + " | ".join(_describe(result.candidate, result.candidate_label)) + " |",
         "",
@@ -550,6 +576,7 @@ def run_gate(
     db_url: str | None = None,
     today: dt.date | None = None,
     allow_incomplete_baseline: bool = False,
+    allow_config_change: bool = False,
 ) -> tuple[int, str]:
     """The CLI's whole job: (exit code, Markdown). Bad input, incompatible runs and an
     incomplete baseline (unless ``allow_incomplete_baseline``) give exit 2 with a Markdown
@@ -571,6 +598,7 @@ def run_gate(
             allow_spec_change=allow_spec_change,
             allow_bench_change=allow_bench_change,
             allow_incomplete_baseline=allow_incomplete_baseline,
+            allow_config_change=allow_config_change,
             today=today,
             baseline_label=base_label,
             candidate_label=cand_label,

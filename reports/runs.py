@@ -311,6 +311,24 @@ class RunData:
         return self.info.get("spec_sha256")
 
     @property
+    def configuration(self) -> dict[str, Any]:
+        """The device configuration under test (run.json ``configuration``: file, name,
+        sha256); a run recorded before configurations existed ran on the spec defaults."""
+        value = self.info.get("configuration")
+        if isinstance(value, dict):
+            return value
+        return {"file": None, "name": "spec defaults", "sha256": None}
+
+    @property
+    def configuration_name(self) -> str:
+        """``pack.yaml (sha256 c2391a129bc0)`` / ``spec defaults``."""
+        c = self.configuration
+        name = str(c.get("name") or "spec defaults")
+        if c.get("file") is None:
+            return name
+        return f"{name} (sha256 {str(c.get('sha256') or '-')[:12]})"
+
+    @property
     def device(self) -> dict[str, Any]:
         dev = self.info.get("device")
         return dev if isinstance(dev, dict) else {}

@@ -140,7 +140,8 @@ def test_no_relays_omits_card_mapping_and_capabilities(tmp_path: Path) -> None:
         assert "relays" not in bench and "relays" not in bench["instruments"]
         caps = bench["capabilities"]
         assert not any(caps.get(name) for name in HAND_STEPS)
-        assert "bms_power" not in caps and "connection_fault" not in caps
+        # Every capability is declared (bmsspec.capabilities); without the card these are off.
+        assert caps["bms_power"] is False and caps["connection_fault"] is False
     finally:
         stop_sim(proc)
 

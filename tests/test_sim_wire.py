@@ -159,7 +159,7 @@ def test_bench_file_is_resolved(sim: dict[str, Any]) -> None:
 def test_bench_file_loads_with_the_harness_loader(sim: dict[str, Any], sim_dir: Path) -> None:
     from harness.benchfile import load_bench_file
 
-    bench = load_bench_file(sim_dir / "sim-bench.yaml", SPEC)
+    bench = load_bench_file(sim_dir / "sim-bench.yaml")
     assert bench.bms.port == sim["bms"]["port"]
     assert set(bench.bms_endpoints) == {"seplos_tcp", "modbus_tcp", "modbus_rtu"}
     assert bench.capabilities.heater and bench.capabilities.button
