@@ -288,10 +288,16 @@ def current_limit_active(rig: Rig, m: Measurement, expect_limit: bool) -> None:
     rig.wait(2.0)
     obs = rig.observe(None)
     m.measured = round(obs.supply_a, 3)
-    if expect_limit:
-        m.expected, m.tolerance = 10.0, 0.5
-    else:
-        m.expected, m.tolerance = offered, 0.5
+    # The switch case's verdict is the switch's (1 acts / 0 not); this is a check of the
+    # current, not a change of the case's expected value.
+    want = 10.0 if expect_limit else offered
+    m.check(
+        "current " + ("limited to 10 A" if expect_limit else "not limited"),
+        abs(m.measured - want) <= 0.5,
+        f"charge current {m.measured:g} A with the charger offering {offered:g} A",
+        f"charge current {m.measured:g} A, expected {want:g} +- 0.5 A "
+        f"(charger offering {offered:g} A)",
+    )
 
 
 def current_limit_passive(rig: Rig, m: Measurement, expect_limit: bool) -> None:
