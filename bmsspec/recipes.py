@@ -215,6 +215,9 @@ class ParameterRecipe(_Model):
 
     threshold: ThresholdRecipe | None = None
     cases: list[CaseRecipe] = Field(default_factory=list)
+    #: The device moves this value itself (the remaining capacity follows the current): a
+    #: comparison of the block before and after a write skips it.
+    live: bool = False
     #: Why the row's read-back case is all that can be done (the function is not exercised).
     readback_only: str | None = None
     #: Suites of this row's cases by case kind (trip, recovery, readback), beyond the default.

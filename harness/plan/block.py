@@ -41,6 +41,7 @@ def out_of_range_value(spec: Spec, p: Parameter) -> float:
 
 
 def block_cases(spec: Spec) -> list[Case]:
+    live = [p.number for p in spec.parameters if p.recipe is not None and p.recipe.live]
     cases = []
     for p in spec.parameters:
         value = readback_value(spec, p)
@@ -57,7 +58,7 @@ def block_cases(spec: Spec) -> list[Case]:
                 expected=value,
                 tolerance=round(p.resolution / 2, 6),
                 procedure="readback.write",
-                params={"value": value, "default": p.default},
+                params={"value": value, "default": p.default, "live": live},
                 suites=list(recipe.suites.get("readback", ["regression"]))
                 if recipe
                 else ["regression"],
@@ -66,7 +67,7 @@ def block_cases(spec: Spec) -> list[Case]:
             )
         )
     for p, c in listed(spec, "readback"):
-        params = dict(c.params)
+        params = {**c.params, "live": live}
         if params.get("value") == "out_of_range":
             params["value"] = out_of_range_value(spec, p)
         else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from harness.procedures import delay, function, readback, switch, threshold
+from harness.procedures import activation, delay, function, hardware, readback, switch, threshold
 from harness.procedures.record import BenchFault, Measurement
 from harness.procedures.rig import Rig
 
@@ -34,6 +34,11 @@ def _value(case: Any) -> float:
     return float(case.params["value"])
 
 
+def _live(case: Any) -> tuple[int, ...]:
+    """Parameters the device moves itself: a block comparison skips them."""
+    return tuple(int(n) for n in case.params.get("live", ()))
+
+
 def _soc(rig: Rig, case: Any, m: Measurement) -> None:
     write = case.params.get("write_ah")
     function.soc_reported(rig, m, None if write is None else float(write))
@@ -53,12 +58,14 @@ def _impedance(rig: Rig, case: Any, m: Measurement) -> None:
 
 PROCEDURES: dict[str, Procedure] = {
     "threshold": threshold.run,
-    "readback.write": lambda rig, c, m: readback.write_and_read_back(rig, m, c.number, _value(c)),
+    "readback.write": lambda rig, c, m: readback.write_and_read_back(
+        rig, m, c.number, _value(c), _live(c)
+    ),
     "readback.out_of_range": lambda rig, c, m: readback.out_of_range_refused(
-        rig, m, c.number, _value(c)
+        rig, m, c.number, _value(c), _live(c)
     ),
     "readback.single_write": lambda rig, c, m: readback.remaining_capacity_single_write(
-        rig, m, _value(c)
+        rig, m, _value(c), _live(c)
     ),
     "readback.bit": switch.bit,
     "delay.soft_start": lambda rig, c, m: delay.soft_start(rig, m),
@@ -75,8 +82,8 @@ PROCEDURES: dict[str, Procedure] = {
     "delay.current_limit": lambda rig, c, m: function.current_limit_passive(
         rig, m, expect_limit=True
     ),
-    "delay.manual_activation": lambda rig, c, m: function.manual_activation(rig, m),
-    "delay.auto_activation": lambda rig, c, m: function.auto_activation(rig, m, expect=True),
+    "delay.manual_activation": lambda rig, c, m: activation.manual_activation(rig, m),
+    "delay.auto_activation": lambda rig, c, m: activation.auto_activation(rig, m, expect=True),
     "delay.history_interval": lambda rig, c, m: function.history_interval(
         rig, m, working=bool(c.params["working"])
     ),
@@ -89,7 +96,7 @@ PROCEDURES: dict[str, Procedure] = {
     "function.gap_compensation": lambda rig, c, m: function.gap_compensation(rig, m),
     "function.cycle_count": lambda rig, c, m: function.cycle_count(rig, m, amps=_amps(c)),
     "function.impedance_compensation": _impedance,
-    "function.connection_fault": lambda rig, c, m: function.connection_fault(rig, m),
+    "function.connection_fault": lambda rig, c, m: hardware.connection_fault(rig, m),
     **switch.PROCEDURES,
 }
 

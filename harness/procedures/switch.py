@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.procedures import delay, function
+from harness.procedures import activation, delay, function, hardware
 from harness.procedures.record import Measurement
 from harness.procedures.rig import STOPPED_A, Rig, fet_state
 
@@ -200,12 +200,12 @@ PROCEDURES = {
     "switch.bit": bit,
     "switch.beyond_trip": beyond_trip,
     "switch.temperature_sensor": temperature_sensor,
-    "switch.button_stuck": _hand(function.button_stuck, expect_fault=ON),
-    "switch.secondary_trip": _hand(function.secondary_trip, expect_trip=ON),
-    "switch.short_circuit": _hand(function.short_circuit, expect_trip=ON),
-    "switch.short_circuit_lockout": _hand(function.short_circuit_lockout, expect_lock=ON),
-    "switch.manual_activation": _hand(function.manual_activation_switch, expect_wait=ON),
-    "switch.power_switch": _hand(function.power_switch, expect_control=ON),
+    "switch.button_stuck": _hand(hardware.button_stuck, expect_fault=ON),
+    "switch.secondary_trip": _hand(hardware.secondary_trip, expect_trip=ON),
+    "switch.short_circuit": _hand(hardware.short_circuit, expect_trip=ON),
+    "switch.short_circuit_lockout": _hand(hardware.short_circuit_lockout, expect_lock=ON),
+    "switch.manual_activation": _hand(activation.manual_activation_switch, expect_wait=ON),
+    "switch.power_switch": _hand(hardware.power_switch, expect_control=ON),
     "switch.heating": _wrap(function.heating, expect_on=ON),
     "switch.transient_lockout": transient_lockout,
     "switch.gap_compensation": gap_compensation,
@@ -215,7 +215,7 @@ PROCEDURES = {
     "switch.balancing_overtemperature": _wrap(
         function.balancing_overtemperature, expect_inhibit=ON
     ),
-    "switch.auto_activation": _wrap(function.auto_activation, expect=ON),
+    "switch.auto_activation": _wrap(activation.auto_activation, expect=ON),
     "switch.current_limit_active": _wrap(function.current_limit_active, expect_limit=ON, unit="A"),
     "switch.current_limit_passive": _wrap(function.current_limit_passive, expect_limit=ON),
     "switch.standby_shutdown": _wrap(function.standby_shutdown, expect=ON),
