@@ -24,6 +24,15 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from bmsspec.capabilities import SWITCH_HARDWARE
 from bmsspec.paths import PROJECT_ROOT, TEST_PLANS_DIR
+from bmsspec.recipes import (
+    OBSERVED_STATES,
+    ParameterRecipe,
+    SwitchRecipe,
+    capabilities_named,
+    flags_named,
+    known_capability,
+    references,
+)
 
 PARAMETERS_FILE = "parameters.yaml"
 SWITCHES_FILE = "switches.yaml"
@@ -144,6 +153,8 @@ class Parameter(_Model):
     flag: str | None = None
     recovery_offset: float | None = None
     tolerance: ToleranceOverride | None = None
+    #: How the plan tests this row (bmsspec/recipes.py); None: read-back only.
+    recipe: ParameterRecipe | None = None
 
     _range: tuple[float, float] | None = PrivateAttr(default=None)
 
@@ -215,6 +226,8 @@ class Switch(_Model):
     needs: str = Field(pattern=_NEEDS_RE.pattern)
     governs: list[int] = Field(default_factory=list)
     flag: str | None = None
+    #: How the plan tests this switch (bmsspec/recipes.py); None: the generic rule.
+    recipe: SwitchRecipe = Field(default_factory=SwitchRecipe)
 
     @property
     def item(self) -> str:
@@ -536,6 +549,7 @@ def _load(directory: Path) -> Spec:
     for p in params:
         if p.switch is not None and p.number not in governed[p.switch]:
             raise _p_fail(p, "switch", p.switch, f"S{p.switch} does not govern P{p.number}")
+    _check_recipes(params, switches, {f.name for f in flags})
 
     source_text = p_doc.get("source")
     source = (PROJECT_ROOT / source_text).resolve() if isinstance(source_text, str) else None
@@ -739,6 +753,37 @@ def _check_switches(switches: list[Switch], param_numbers: set[int], flag_names:
             raise fail("governs", s.governs, "a parameter is listed twice")
         if s.flag is not None and s.flag not in flag_names:
             raise fail("flag", s.flag, "not a name in status_flags.yaml")
+
+
+def _check_recipes(params: list[Parameter], switches: list[Switch], flag_names: set[str]) -> None:
+    """Every row, flag and capability a recipe names exists (file, row, key, value)."""
+    p_numbers = {p.number for p in params}
+    s_numbers = {s.number for s in switches}
+
+    def exists(item: str) -> bool:
+        return int(item[1:]) in (p_numbers if item[0] == "P" else s_numbers)
+
+    rows: list[tuple[str, Parameter | Switch]] = [(PARAMETERS_FILE, p) for p in params]
+    rows += [(SWITCHES_FILE, s) for s in switches]
+    for file, row in rows:
+        recipe = row.recipe
+        if recipe is None:
+            continue
+        label = f"{file} row {row.number} ({row.id})"
+        for key, item in references(recipe):
+            if not isinstance(item, str) or not exists(item):
+                raise SpecError(f"{label}: key '{key}' value {item!r}: no such row")
+        for key, flag in flags_named(recipe):
+            if flag not in flag_names and flag not in OBSERVED_STATES:
+                raise SpecError(
+                    f"{label}: key '{key}' value {flag!r}: not a name in status_flags.yaml"
+                )
+        for key, cap in capabilities_named(recipe):
+            if not known_capability(cap):
+                raise SpecError(
+                    f"{label}: key '{key}' value {cap!r}: not a bench capability "
+                    "(bmsspec/capabilities.py)"
+                )
 
 
 def iter_items(spec: Spec) -> Iterable[str]:

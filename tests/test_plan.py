@@ -13,7 +13,6 @@ from harness import FIXTURES_DIR
 from harness.cli import app
 from harness.plan import (
     DEFAULT_CAPABILITIES,
-    SINGLE_TRIPS,
     WORKING_DAY_S,
     Case,
     build_plan,
@@ -83,7 +82,8 @@ def test_thresholds_give_trip_and_recovery_cases(spec, plan):
         if p.kind in ("alarm", "protection", "configuration") and p.partner is not None:
             assert (p.number, "trip") in kinds, p.item
             assert (p.partner, "recovery") in kinds, p.item
-    for n in SINGLE_TRIPS:
+    # the single (unpaired) thresholds have a trip case from their recipe
+    for n in (9, 10, 55, 56, 57, 79, 80):
         assert (n, "trip") in kinds
     for c in plan:
         if c.kind == "trip":
@@ -120,8 +120,8 @@ def test_delay_cases(spec, plan):
     assert {58, 65, 67, 68, 69, 70, 71, 72, 73, 74, 76, 77, 78} <= delays
     by_id = _by_id(plan)
     lock = by_id["P71-overcurrent-recovery-count-lockout"]
-    assert lock.procedure == "lockout" and lock.expected == 5
-    assert by_id["P70-overcurrent-recovery-delay"].procedure == "overcurrent_recovery"
+    assert lock.procedure == "delay.lockout" and lock.expected == 5
+    assert by_id["P70-overcurrent-recovery-delay"].procedure == "delay.overcurrent_recovery"
     assert by_id["P67-charging-overcurrent-delay"].switch_overrides == {56: False}
 
 
@@ -143,7 +143,7 @@ def test_isolation_overrides(plan):
 
 
 def test_block_cases(spec, plan):
-    readback = [c for c in plan if c.kind == "readback" and c.params["mode"] == "write"]
+    readback = [c for c in plan if c.procedure == "readback.write"]
     assert sorted(c.number for c in readback) == list(range(1, 88))
     for c in readback:
         p = spec.param(c.number)
@@ -153,12 +153,12 @@ def test_block_cases(spec, plan):
         assert spec.block_violations(values) == [], c.id
     by_id = _by_id(plan)
     bad = by_id["P05-cell-overvoltage-protection-out-of-range"]
-    assert bad.params["mode"] == "out_of_range"
+    assert bad.procedure == "readback.out_of_range"
     assert bad.params["value"] > spec.param(5).range[1]
     values = spec.defaults()
     values[5] = bad.params["value"]
     assert spec.block_violations(values) != []
-    assert by_id["P60-battery-remaining-capacity-single-write"].params["mode"] == "single_write"
+    assert by_id["P60-battery-remaining-capacity-single-write"].procedure == "readback.single_write"
 
 
 def test_function_cases(plan):
@@ -178,7 +178,7 @@ def test_switch_cases(spec, plan):
         assert c.expected == (1.0 if c.kind == "switch-on" else 0.0)
         s = spec.switch(c.number)
         if s.needs in ("unused", "inverter") or s.hardware in ("lcd", "bluetooth", "parallel"):
-            assert c.procedure == "readback" and c.reason, c.id
+            assert c.procedure == "readback.bit" and c.reason, c.id
     by_id = _by_id(plan)
     s10 = by_id["S10-cell-overvoltage-protection-switch-on"]
     assert s10.params["param"] == 5 and s10.params["level"] > spec.param(5).default

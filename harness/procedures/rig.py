@@ -59,6 +59,16 @@ class Observation:
         return ", ".join(parts)
 
 
+def on_off(flag: bool) -> str:
+    """ "on"/"off" for a flag in a sentence."""
+    return "on" if flag else "off"
+
+
+def charge_text(obs: Observation) -> str:
+    """The charge side of an observation in a sentence."""
+    return f"charge current {obs.supply_a:.2f} A, charge FET {fet_state(obs.charge_fet)}"
+
+
 def fet_state(closed: bool) -> str:
     """A FET in the lab's words: closed conducts, open blocks."""
     return "closed" if closed else "open"

@@ -9,77 +9,71 @@ the report says why the function itself was not exercised.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from dataclasses import dataclass
 from typing import Any
 
-from harness.procedures import function
+from harness.procedures import activation, delay, function, hardware
 from harness.procedures.record import Measurement
 from harness.procedures.rig import STOPPED_A, Rig, fet_state
 
 
-def run(rig: Rig, case: Any, m: Measurement, on: bool) -> None:
-    number = case.number
-    m.expected = 1.0 if on else 0.0
-    m.tolerance = 0.0
-    procedure = (case.procedure or "").lower()
-    if procedure == "readback":
-        bit_read_back(rig, m, number, on)
-        return
-    special = SPECIAL.get(number)
-    if special is not None:
-        special(rig, m, on)
-        return
-    params = case.params or {}
-    governed = (
-        rig.spec.param(int(params["param"])) if "param" in params else _governed_trip(rig, number)
-    )
-    if governed is None:
-        bit_read_back(rig, m, number, on)
-        return
-    level = params.get("level")
-    beyond_trip(rig, m, governed, on, None if level is None else float(level))
+@dataclass(frozen=True)
+class BeyondTrip:
+    """A switch case's probe beyond its governed threshold, as the plan set it up."""
+
+    param: int
+    stimulus: str
+    level: float
+    direction: str
+    flag: str | None
+    action: str | None
+    condition: str
+    dwell_s: float
+    cell: int
+    sign: int
+    unit: str
+
+    @classmethod
+    def from_case(cls, case: Any) -> BeyondTrip:
+        p = case.params
+        return cls(
+            param=int(p["param"]),
+            stimulus=str(p["stimulus"]),
+            level=float(p["level"]),
+            direction=str(p["direction"]),
+            flag=p.get("flag"),
+            action=p.get("fet"),
+            condition=str(p["condition"]),
+            dwell_s=float(p["dwell_s"]),
+            cell=int(p.get("cell", 1)),
+            sign=int(p.get("sign", 1)),
+            unit=str(p.get("unit", "")),
+        )
 
 
-def bit_read_back(rig: Rig, m: Measurement, number: int, on: bool) -> None:
+def bit(rig: Rig, case: Any, m: Measurement) -> None:
     """Write the switch bit and read it back (the function itself is not exercised)."""
+    number, on = case.number, bool(case.params["state"])
     rig.bench.bms.write_parameters({}, switches={number: on})
     back = rig.bench.bms.read_parameters()
     m.measured = 1.0 if back.switches[number] else 0.0
 
 
-def _governed_trip(rig: Rig, number: int) -> Any | None:
-    sw = rig.spec.switch(number)
-    for n in sw.governs or []:
-        p = rig.spec.param(n)
-        if p.kind in ("alarm", "protection") and p.flag:
-            return p
-    return None
-
-
-def beyond_trip(rig: Rig, m: Measurement, param: Any, on: bool, level: float | None = None) -> None:
-    """Drive the governed threshold beyond its trip (the plan's level, or three tolerances)
-    and observe."""
-    from harness.procedures.runner import (
-        effective_tolerance,
-        threshold_setup,  # runner imports this module
-    )
-
-    tol_abs = effective_tolerance(rig.spec, param, rig.parameter(param.number))
-    fake = SimpleNamespace(number=param.number, kind="trip", tolerance=tol_abs, params={})
-    setup, trip, sign = threshold_setup(rig, fake)
-    trip_value = abs(rig.parameter(trip.number)) if sign < 0 else rig.parameter(trip.number)
-    value = trip_value + 3 * tol_abs if setup.direction == "high" else trip_value - 3 * tol_abs
-    if level is not None:
-        value = abs(level) if sign < 0 else level
+def beyond_trip(rig: Rig, case: Any, m: Measurement) -> None:
+    """Drive the governed threshold beyond its trip (the plan's level) and observe."""
+    setup = BeyondTrip.from_case(case)
+    on = bool(case.params["state"])
+    value = abs(setup.level) if setup.sign < 0 else setup.level
     if setup.condition in ("charging", "discharging", "charger"):
         rig.condition(setup.condition)
     else:
         rig.condition("standby")
     rig.wait(0.5)
-    with rig.rec.step(f"P{trip.number} stimulus to {value:g} (switch {'on' if on else 'off'})"):
+    what = f"P{setup.param} stimulus"
+    with rig.rec.step(f"{what} to {value:g} (switch {'on' if on else 'off'})"):
         obs = rig.probe(setup.stimulus, value, setup.flag, setup.dwell_s, cell=setup.cell)
     m.measured = 1.0 if obs.flag else 0.0
-    at = f"with P{trip.number} stimulus at {value:g} {trip.unit} (switch {'on' if on else 'off'})"
+    at = f"with {what} at {value:g} {setup.unit} (switch {'on' if on else 'off'})"
     flowing = None
     current = ""
     if setup.condition == "charging":
@@ -96,7 +90,7 @@ def beyond_trip(rig: Rig, m: Measurement, param: Any, on: bool, level: float | N
                 "current stopped",
                 not flowing,
                 f"{current} {at}",
-                f"current still flowing with P{trip.number} beyond its trip: {current}",
+                f"current still flowing with P{setup.param} beyond its trip: {current}",
             )
     else:
         if flowing is not None:
@@ -124,17 +118,17 @@ def beyond_trip(rig: Rig, m: Measurement, param: Any, on: bool, level: float | N
             )
 
 
-def _temperature_sensor(rig: Rig, m: Measurement, on: bool) -> None:
-    rig.bench.resistors.open("cell1")
+def temperature_sensor(rig: Rig, case: Any, m: Measurement) -> None:
+    """S2: an open NTC raises the temperature-sensor fault (when the switch is on)."""
+    ntc = str(case.params.get("ntc", "cell1"))
+    rig.bench.resistors.open(ntc)
     rig.wait(2.0)
-    obs = rig.observe("temperature_sensor_fault")
+    obs = rig.observe(case.flag or "temperature_sensor_fault")
     m.measured = 1.0 if obs.flag else 0.0
-    rig.bench.resistors.normal("cell1")
+    rig.bench.resistors.normal(ntc)
 
 
-def _transient_lockout(rig: Rig, m: Measurement, on: bool) -> None:
-    from harness.procedures import delay
-
+def transient_lockout(rig: Rig, case: Any, m: Measurement) -> None:
     inner = Measurement(name=m.name, unit="count")
     delay.lockout(rig, inner, 1.0, kind="transient")
     locked = inner.measured is not None
@@ -142,7 +136,8 @@ def _transient_lockout(rig: Rig, m: Measurement, on: bool) -> None:
     m.note = inner.note
 
 
-def _gap(rig: Rig, m: Measurement, on: bool) -> None:
+def gap_compensation(rig: Rig, case: Any, m: Measurement) -> None:
+    on = bool(case.params["state"])
     inner = Measurement(name=m.name, unit="%")
     function.gap_compensation(rig, inner, switch_on=on)
     if on:
@@ -153,9 +148,7 @@ def _gap(rig: Rig, m: Measurement, on: bool) -> None:
     m.note = "; ".join(c.reason for c in inner.failed_checks())
 
 
-def _soft_start(rig: Rig, m: Measurement, on: bool) -> None:
-    from harness.procedures import delay
-
+def soft_start(rig: Rig, case: Any, m: Measurement) -> None:
     inner = Measurement(name=m.name, unit="mS")
     delay.soft_start(rig, inner)
     expected_ms = rig.parameter(58)
@@ -170,7 +163,8 @@ def _wrap(fn: Any, **kw: Any):
     switch case's measured value is then 1 when the function acted and 0 when it did not,
     so the report reads "expected 1 (acts), measured 0" for an ignored switch."""
 
-    def run_special(rig: Rig, m: Measurement, on: bool) -> None:
+    def run_special(rig: Rig, case: Any, m: Measurement) -> None:
+        on = bool(case.params["state"])
         # Timed functions report in the unit of their delay; seconds unless they say.
         inner = Measurement(name=m.name, unit=kw.get("unit", "second"))
         fn(rig, inner, **{k: (on if v is ON else v) for k, v in kw.items() if k != "unit"})
@@ -187,33 +181,43 @@ def _hand(fn: Any, **kw: Any):
     when it acted) and its checks, phrased for the switch state, are the case's own
     observations (the flag and the current at the terminals)."""
 
-    def run_special(rig: Rig, m: Measurement, on: bool) -> None:
+    def run_special(rig: Rig, case: Any, m: Measurement) -> None:
+        on = bool(case.params["state"])
         fn(rig, m, **{k: (on if v is ON else v) for k, v in kw.items()})
 
     return run_special
 
 
-ON, OFF = object(), object()
+ON = object()  # stands for the case's switch state in a wrapped function's arguments
 
-SPECIAL = {
-    2: _temperature_sensor,
-    4: _hand(function.button_stuck, expect_fault=ON),
-    32: _hand(function.secondary_trip, expect_trip=ON),
-    38: _hand(function.short_circuit, expect_trip=ON),
-    40: _hand(function.short_circuit_lockout, expect_lock=ON),
-    54: _hand(function.manual_activation_switch, expect_wait=ON),
-    57: _hand(function.power_switch, expect_control=ON),
-    31: _wrap(function.heating, expect_on=ON),
-    39: _transient_lockout,
-    42: _gap,
-    48: _soft_start,
-    49: _wrap(function.balancing, condition="charging", expect_on=ON),
-    50: _wrap(function.balancing, condition="standby", expect_on=ON),
-    51: _wrap(function.static_balancing_time, expect_stop=ON),
-    52: _wrap(function.balancing_overtemperature, expect_inhibit=ON),
-    53: _wrap(function.auto_activation, expect=ON),
-    55: _wrap(function.current_limit_active, expect_limit=ON, unit="A"),
-    56: _wrap(function.current_limit_passive, expect_limit=ON),
-    58: _wrap(function.standby_shutdown, expect=ON),
-    59: _wrap(function.history_interval, working=False, expect_records=ON),
+
+def _balancing(rig: Rig, case: Any, m: Measurement) -> None:
+    _wrap(function.balancing, condition=str(case.params["condition"]), expect_on=ON)(rig, case, m)
+
+
+#: Registry entries of the switch procedures (``harness/procedures/registry.py``).
+PROCEDURES = {
+    "switch.bit": bit,
+    "switch.beyond_trip": beyond_trip,
+    "switch.temperature_sensor": temperature_sensor,
+    "switch.button_stuck": _hand(hardware.button_stuck, expect_fault=ON),
+    "switch.secondary_trip": _hand(hardware.secondary_trip, expect_trip=ON),
+    "switch.short_circuit": _hand(hardware.short_circuit, expect_trip=ON),
+    "switch.short_circuit_lockout": _hand(hardware.short_circuit_lockout, expect_lock=ON),
+    "switch.manual_activation": _hand(activation.manual_activation_switch, expect_wait=ON),
+    "switch.power_switch": _hand(hardware.power_switch, expect_control=ON),
+    "switch.heating": _wrap(function.heating, expect_on=ON),
+    "switch.transient_lockout": transient_lockout,
+    "switch.gap_compensation": gap_compensation,
+    "switch.soft_start": soft_start,
+    "switch.balancing": _balancing,
+    "switch.static_balancing_time": _wrap(function.static_balancing_time, expect_stop=ON),
+    "switch.balancing_overtemperature": _wrap(
+        function.balancing_overtemperature, expect_inhibit=ON
+    ),
+    "switch.auto_activation": _wrap(activation.auto_activation, expect=ON),
+    "switch.current_limit_active": _wrap(function.current_limit_active, expect_limit=ON, unit="A"),
+    "switch.current_limit_passive": _wrap(function.current_limit_passive, expect_limit=ON),
+    "switch.standby_shutdown": _wrap(function.standby_shutdown, expect=ON),
+    "switch.history": _wrap(function.history_interval, working=False, expect_records=ON),
 }

@@ -16,6 +16,7 @@ must stop it, an alarm must not.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from harness.procedures.record import Measurement
 from harness.procedures.rig import STOPPED_A, Observation, Rig, fet_state
@@ -23,7 +24,8 @@ from harness.procedures.rig import STOPPED_A, Observation, Rig, fet_state
 
 @dataclass
 class ThresholdSetup:
-    """Everything a threshold search needs, resolved from a plan case."""
+    """Everything a threshold search needs, as the plan's case gives it
+    (``harness/plan/thresholds.py``): nothing here is looked up in the spec."""
 
     stimulus: str  # rig stimulus name (cell, pack, port, ntc:cell1, charge_current, ...)
     direction: str  # high: acts when the value rises to the trip; low: when it falls
@@ -36,6 +38,34 @@ class ThresholdSetup:
     condition: str
     cell: int = 1
     reset_timeout_s: float = 30.0
+    #: -1 when the spec gives the value negative (discharge currents): searched in magnitude.
+    sign: int = 1
+
+    @classmethod
+    def from_case(cls, case: Any) -> ThresholdSetup:
+        """The setup of a trip or recovery case. The plan's ``start``/``stop`` are in the
+        spec's sign and run from where the function is quiet (trip) or active (recovery) to
+        the other side."""
+        p = case.params
+        sign = int(p.get("sign", 1))
+        start, stop = float(p["start"]), float(p["stop"])
+        if sign < 0:
+            start, stop = abs(start), abs(stop)
+        safe, far = (stop, start) if case.kind == "recovery" else (start, stop)
+        return cls(
+            stimulus=str(p["stimulus"]),
+            direction=str(p["direction"]),
+            flag=p.get("flag"),
+            action=p.get("fet"),
+            safe=safe,
+            far=far,
+            resolution=float(p["resolution"]),
+            dwell_s=float(p["dwell_s"]),
+            condition=str(p["condition"]),
+            cell=int(p.get("cell", 1)),
+            reset_timeout_s=float(p["reset_timeout_s"]),
+            sign=sign,
+        )
 
 
 def _acted(obs: Observation, setup: ThresholdSetup) -> bool:
@@ -298,3 +328,28 @@ __all__ = [
     "naive_ramp_probes",
     "reset",
 ]
+
+
+def run(rig: Rig, case: Any, m: Measurement) -> None:
+    """A trip or recovery case: the search the plan set up, then the action at the probe
+    that acted (flag and current)."""
+    setup = ThresholdSetup.from_case(case)
+    if "base_v" in case.params:
+        rig.difference_base_v = float(case.params["base_v"])
+    if setup.condition in ("charging", "discharging", "charger"):
+        rig.condition(setup.condition)
+        rig.settle()
+    else:
+        rig.condition("standby")
+    if case.kind == "trip":
+        obs = find_trip(rig, setup, m)
+        if obs is not None:
+            judge_action(m, setup, obs, tripped=True)
+    else:
+        obs = find_recovery(rig, setup, setup.far, m)
+        if obs is not None:
+            judge_action(m, setup, obs, tripped=False)
+    if m.measured is not None:
+        m.naive_probes = naive_ramp_probes(setup.safe, m.measured, setup.resolution)
+    if setup.sign < 0 and m.measured is not None:
+        m.measured = -m.measured

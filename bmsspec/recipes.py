@@ -1,0 +1,331 @@
+"""Row recipes: how each parameter and switch is tested, written beside the row.
+
+A ``recipe:`` mapping on a row of ``parameters.yaml`` or ``switches.yaml`` says what the test
+plan makes of it (``harness/plan/``): the stimulus and the channels it drives, the operating
+condition, what acts (flag; FETs that open), the search bounds, the isolation overrides, the
+flags expected alongside (couplings), the suites, the hand-steps and, where the row cannot
+be tested, why. The plan holds no per-row table; a new row needs a recipe, not code.
+
+Values that depend on another row are written relative to it, so a device configuration
+that moves that row moves them too (:class:`Ref`)::
+
+    stop: {below: P5, by: 0.03}          # 0.03 below P5's configured value
+    level: {of: P56, times: 1.1, round: 2}
+    tolerance: {band_of: P79, at: 0.0}   # P79's tolerance band at 0
+
+Validated on load (``bmsspec.tables.load_spec``); every error names the file, the row, the
+key and the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bmsspec.capabilities import CAPABILITIES
+
+Suite = Literal["smoke", "regression", "soak"]
+Fets = Literal["charge", "discharge", "both", "none"]
+BenchCondition = Literal["charging", "discharging", "standby", "charger", "any"]
+#: Hand-steps a case may ask for (``harness/procedures/hands.py`` knows how to do each).
+HandStep = Literal[
+    "button", "bms_power", "power_switch", "secondary_trip", "short_circuit", "connection_fault"
+]
+#: Channels of the bench a stimulus may drive.
+Channel = Literal["cells", "supply", "load", "ntc", "bms_link"]
+#: What the rig observes beyond the 0x44 status flags (``Rig.observe``): a cell balancing,
+#: the heater drawing current.
+OBSERVED_STATES = ("balancing", "heater")
+ITEM_PATTERN = r"^[PS][1-9][0-9]?$"
+PROCEDURE_PATTERN = r"^[a-z_]+(\.[a-z_]+)?$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Ref(_Model):
+    """A value computed from the configured value of another row.
+
+    ``base`` is ``of`` (its value), or ``below``/``above`` it ``by`` an amount, or the
+    tolerance band of ``band_of`` at ``at`` (default: at its value); then ``times`` (a number
+    or an item), ``plus``, clamped to ``at_least``/``at_most`` and rounded to ``round``
+    decimals.
+    """
+
+    of: str | None = Field(default=None, pattern=ITEM_PATTERN)
+    below: str | None = Field(default=None, pattern=ITEM_PATTERN)
+    above: str | None = Field(default=None, pattern=ITEM_PATTERN)
+    by: float = 0.0
+    band_of: str | None = Field(default=None, pattern=ITEM_PATTERN)
+    at: float | None = None
+    times: float | str = 1.0
+    plus: float = 0.0
+    at_least: float | None = None
+    at_most: float | None = None
+    round: int | None = Field(default=None, ge=0, le=9)
+
+    @model_validator(mode="after")
+    def _one_base(self) -> Ref:
+        bases = [k for k in ("of", "below", "above", "band_of") if getattr(self, k) is not None]
+        if len(bases) != 1:
+            raise ValueError(f"give exactly one of of/below/above/band_of, not {bases or 'none'}")
+        if isinstance(self.times, str) and not _is_item(self.times):
+            raise ValueError(f"times must be a number or an item like P66, not {self.times!r}")
+        return self
+
+    def items(self) -> list[str]:
+        """The rows this value depends on."""
+        out = [getattr(self, k) for k in ("of", "below", "above", "band_of")]
+        if isinstance(self.times, str):
+            out.append(self.times)
+        return [i for i in out if i is not None]
+
+    def evaluate(self, value_of: Callable[[str], float], band: Callable[[str, float], float]):
+        """The number, given the configured value of an item and a row's tolerance band."""
+        if self.band_of is not None:
+            at = value_of(self.band_of) if self.at is None else self.at
+            base = band(self.band_of, at)
+        elif self.below is not None:
+            base = value_of(self.below) - self.by
+        elif self.above is not None:
+            base = value_of(self.above) + self.by
+        else:
+            base = value_of(str(self.of))
+        times = value_of(self.times) if isinstance(self.times, str) else self.times
+        out = base * times + self.plus
+        if self.at_least is not None:
+            out = max(out, self.at_least)
+        if self.at_most is not None:
+            out = min(out, self.at_most)
+        return round(out, self.round) if self.round is not None else out
+
+
+Value = float | Ref
+
+
+def _is_item(text: str) -> bool:
+    import re
+
+    return re.match(ITEM_PATTERN, text) is not None
+
+
+def is_ref(raw: Any) -> bool:
+    """True for a mapping that is a :class:`Ref` (in a free-form ``params`` mapping)."""
+    return isinstance(raw, Mapping) and bool({"of", "below", "above", "band_of"} & set(raw))
+
+
+class Stimulus(_Model):
+    """A stimulus the rig can apply (``harness/procedures/rig.py`` ``apply``) and how a
+    search over it is sized. Declared once in ``parameters.yaml`` ``stimuli:`` and used by
+    reference (``stimulus: *cell``)."""
+
+    name: str = Field(pattern=r"^[a-z_]+(:[a-z0-9]+)?$")
+    channels: list[Channel] = Field(min_length=1)
+    resolution: float = Field(gt=0)
+    #: How far beyond the threshold a search goes: ``max(beyond, beyond_rel * |trip|)``.
+    beyond: float = Field(gt=0)
+    beyond_rel: float = Field(default=0.0, ge=0)
+    #: Where nothing acts: a value, or a fraction of the trip (currents).
+    quiet: float | None = None
+    quiet_fraction: float | None = Field(default=None, gt=0, lt=1)
+    #: Searched in magnitude: the spec gives the value negative (discharge currents).
+    negative: bool = False
+    category: str = Field(min_length=1)
+    #: Bench capability -> why the stimulus cannot be applied without it.
+    needs: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _quiet_given(self) -> Stimulus:
+        if (self.quiet is None) == (self.quiet_fraction is None):
+            raise ValueError("give exactly one of quiet / quiet_fraction")
+        return self
+
+
+class Acts(_Model):
+    """What acts when the row's threshold is crossed: the flag and the FETs that open."""
+
+    flag: str | None
+    fets: Fets
+
+
+class Isolation(_Model):
+    """Overrides that isolate a case (parameter values, switch states), keyed by item."""
+
+    overrides: dict[str, Value] = Field(default_factory=dict)
+    switch_overrides: dict[str, bool] = Field(default_factory=dict)
+
+
+class ThresholdRecipe(Isolation):
+    """A trip case (and a recovery case when the row has a partner)."""
+
+    stimulus: Stimulus
+    condition: BenchCondition
+    acts: Acts
+    start: Value | None = None
+    stop: Value | None = None
+    recovery_stop_at_least: float | None = None
+    #: Seconds per probe; default the confirmation dwell plus the row's delay.
+    dwell_s: float | None = Field(default=None, gt=0)
+    #: How long a reset may take for the function to clear (seconds).
+    reset_timeout_s: Value = 15.0
+    #: The level of the other cells while one moves (a cell-difference stimulus).
+    base_v: Value | None = None
+    cell: int = Field(default=1, ge=1)
+    category: str | None = None
+    #: Flags expected alongside the target flag when it acts (declared; the threshold
+    #: procedure records them).
+    couplings: list[str] = Field(default_factory=list)
+    #: Hardware capabilities the function needs (the reason names the row's switch).
+    needs: list[str] = Field(default_factory=list)
+    #: Capability -> extra params when the bench lacks it.
+    without: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class CaseRecipe(Isolation):
+    """One explicitly listed case of a row: a delay, a function or a read-back variant."""
+
+    kind: Literal["delay", "function", "readback"]
+    procedure: str = Field(pattern=PROCEDURE_PATTERN)
+    suffix: str | None = Field(default=None, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
+    params: dict[str, Any] = Field(default_factory=dict)
+    expected: Value | None = None
+    tolerance: Value | None = None
+    unit: str | None = None
+    category: str | None = None
+    quantity: str | None = None
+    flag: str | None = None
+    condition: BenchCondition | None = None
+    #: A long delay tested with this configured value instead (the expected value).
+    shortened_to: float | None = Field(default=None, gt=0)
+    suites: list[Suite] = Field(default_factory=lambda: ["regression"])
+    #: Bench seconds beyond the case setup; default per kind (harness/plan/common.py).
+    est_s: Value | None = None
+    hand_steps: list[HandStep] = Field(default_factory=list)
+    hand_prompts: dict[str, int] = Field(default_factory=dict)
+    needs: dict[str, str] = Field(default_factory=dict)
+    without: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    reason: str | None = None
+
+
+class ParameterRecipe(_Model):
+    """``recipe:`` of a parameters.yaml row."""
+
+    threshold: ThresholdRecipe | None = None
+    cases: list[CaseRecipe] = Field(default_factory=list)
+    #: The device moves this value itself (the remaining capacity follows the current): a
+    #: comparison of the block before and after a write skips it.
+    live: bool = False
+    #: Why the row's read-back case is all that can be done (the function is not exercised).
+    readback_only: str | None = None
+    #: Suites of this row's cases by case kind (trip, recovery, readback), beyond the default.
+    suites: dict[Literal["trip", "recovery", "readback"], list[Suite]] = Field(default_factory=dict)
+
+
+class SwitchState(_Model):
+    """What one switch state's case needs beyond the recipe's common part."""
+
+    hand_steps: list[HandStep] = Field(default_factory=list)
+    hand_prompts: dict[str, int] = Field(default_factory=dict)
+    #: Hand-steps in force for the case's nominal state.
+    nominal_steps: list[HandStep] = Field(default_factory=list)
+    suites: list[Suite] | None = None
+
+
+class SwitchRecipe(Isolation):
+    """``recipe:`` of a switches.yaml row. Without one a switch that governs a threshold is
+    tested beyond that threshold's trip, any other by writing and reading back its bit."""
+
+    procedure: str | None = Field(default=None, pattern=PROCEDURE_PATTERN)
+    params: dict[str, Any] = Field(default_factory=dict)
+    #: The governed threshold to drive beyond its trip (default: the first alarm or
+    #: protection of ``governs``).
+    trip: str | None = Field(default=None, pattern=r"^P[1-9][0-9]?$")
+    on: SwitchState = Field(default_factory=SwitchState)
+    off: SwitchState = Field(default_factory=SwitchState)
+    suites: list[Suite] = Field(default_factory=lambda: ["regression"])
+    est_s: float | None = Field(default=None, ge=0)
+    #: Switching this protection off is only safe on a cell simulator.
+    protection: bool = False
+    needs: dict[str, str] = Field(default_factory=dict)
+
+
+def check_items(
+    label: str,
+    refs: list[tuple[str, str]],
+    exists: Callable[[str], bool],
+) -> None:
+    """Raise ValueError naming ``label``, the key and the item for a reference to no row."""
+    for key, item in refs:
+        if not exists(item):
+            raise ValueError(f"{label}: key '{key}' value {item!r}: no such row")
+
+
+def references(recipe: ParameterRecipe | SwitchRecipe) -> list[tuple[str, str]]:
+    """(key, item) of every row a recipe refers to, for the loader's cross-check."""
+    out: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Ref):
+            out.extend((prefix, item) for item in value.items())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(f"{prefix}.{name}" if prefix else name, getattr(value, name))
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                if prefix.endswith("overrides") and isinstance(k, str):
+                    out.append((f"{prefix}.{k}", k))
+                if is_ref(v):
+                    v = Ref.model_validate(v)
+                walk(f"{prefix}.{k}", v)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(f"{prefix}.{i}", v)
+
+    walk("recipe", recipe)
+    if isinstance(recipe, SwitchRecipe) and recipe.trip is not None:
+        out.append(("recipe.trip", recipe.trip))
+    return out
+
+
+def flags_named(recipe: ParameterRecipe | SwitchRecipe) -> list[tuple[str, str]]:
+    """(key, flag) of every status flag a recipe names."""
+    out: list[tuple[str, str]] = []
+    if isinstance(recipe, ParameterRecipe):
+        t = recipe.threshold
+        if t is not None:
+            if t.acts.flag is not None:
+                out.append(("recipe.threshold.acts.flag", t.acts.flag))
+            out += [(f"recipe.threshold.couplings.{i}", f) for i, f in enumerate(t.couplings)]
+        out += [(f"recipe.cases.{i}.flag", c.flag) for i, c in enumerate(recipe.cases) if c.flag]
+    return out
+
+
+def capabilities_named(recipe: ParameterRecipe | SwitchRecipe) -> list[tuple[str, str]]:
+    """(key, capability) of every bench capability a recipe names."""
+    out: list[tuple[str, str]] = []
+    parts: list[tuple[str, Any]] = [("recipe", recipe)]
+    if isinstance(recipe, ParameterRecipe):
+        if recipe.threshold is not None:
+            parts = [("recipe.threshold", recipe.threshold)]
+            out += [
+                (f"recipe.threshold.stimulus.needs.{i}", c)
+                for i, c in enumerate(recipe.threshold.stimulus.needs)
+            ]
+        parts += [(f"recipe.cases.{i}", c) for i, c in enumerate(recipe.cases)]
+    for prefix, part in parts:
+        for attr in ("needs", "without"):
+            for cap in getattr(part, attr, {}) or {}:
+                out.append((f"{prefix}.{attr}.{cap}", cap))
+    return out
+
+
+def known_capability(name: str) -> bool:
+    return name in CAPABILITIES
+
+
+def item_number(item: str) -> int:
+    """``"P5"`` -> 5."""
+    return int(item[1:])

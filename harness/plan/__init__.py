@@ -1,0 +1,139 @@
+"""The test plan: spec tables + bench capabilities -> a flat list of :class:`Case`.
+
+The plan is data, not code that runs: every case says what it tests (item, kind), what it
+expects (expected, tolerance, unit), how the bench must be configured for it (overrides of
+parameters and switches that isolate it or shorten a long delay), which procedure runs it
+(by name, ``harness/procedures/registry.py``) with which setup, which suites it belongs to,
+what it costs on a real bench, and - when the bench cannot run it - why. How each row is
+tested is its recipe in ``test_plans/`` (``bmsspec/recipes.py``); the builders here (one
+module per kind) hold no per-row table. Building it is pure and fast, so the CLI, the pytest
+plugin and the report all call :func:`build_plan` and agree.
+
+Read values only from the Spec given: a device configuration (``--parameters``) is a Spec
+whose defaults are the configured values, and every bound, level and expectation follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+
+from bmsspec import Spec
+from harness.plan.block import block_cases, out_of_range_value, readback_value
+from harness.plan.common import (
+    CAPABILITIES,
+    DEFAULT_CAPABILITIES,
+    DWELL_S,
+    HAND_STEP_CAPABILITY,
+    OPERATOR_TIMEOUT_S,
+    SETUP_S,
+    STUCK_TIMEOUT_S,
+    SUITES,
+    WORKING_DAY_S,
+    Case,
+    CaseKind,
+    operator_fields,
+)
+from harness.plan.delays import delay_cases
+from harness.plan.functions import function_cases
+from harness.plan.switches import switch_cases
+from harness.plan.thresholds import threshold_cases
+
+__all__ = [
+    "CAPABILITIES",
+    "DEFAULT_CAPABILITIES",
+    "DWELL_S",
+    "HAND_STEP_CAPABILITY",
+    "OPERATOR_TIMEOUT_S",
+    "SETUP_S",
+    "STUCK_TIMEOUT_S",
+    "SUITES",
+    "WORKING_DAY_S",
+    "Case",
+    "CaseKind",
+    "build_plan",
+    "covered_items",
+    "kind_counts",
+    "out_of_range_value",
+    "readback_value",
+    "suite_estimates",
+]
+
+
+def build_plan(
+    spec: Spec,
+    capabilities: Mapping[str, bool] | None = None,
+    suite: str | None = None,
+    *,
+    relays: Collection[str] | None = None,
+) -> list[Case]:
+    """Every case for this spec on a bench with these capabilities; ``suite`` filters.
+
+    ``relays``: the hand-steps the bench wires to relays (``harness.benchfile.bench_relays``);
+    a case with a hand-step outside it ``needs_operator``. None: not known (then
+    ``needs_operator`` is None for every case with hand-steps).
+
+    Raises ValueError for an unknown suite name (the CLI turns it into exit code 2).
+    """
+    if suite is not None and suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
+    caps = dict(DEFAULT_CAPABILITIES if capabilities is None else capabilities)
+    cases = (
+        threshold_cases(spec, caps)
+        + delay_cases(spec, caps)
+        + function_cases(spec, caps)
+        + block_cases(spec)
+        + switch_cases(spec, caps)
+    )
+    for case in cases:
+        if not case.testable and case.reason is None:
+            case.reason = "not testable on this bench"
+        operator_fields(case, relays)
+    ids = [c.id for c in cases]
+    if len(ids) != len(set(ids)):
+        doubled = sorted({i for i in ids if ids.count(i) > 1})
+        raise AssertionError(f"plan has doubled case ids: {doubled}")
+    if suite is None:
+        return cases
+    selected = [c for c in cases if suite in c.suites]
+    if suite == "regression":
+        # A spec row the regression does not run still appears in it, as a case that says
+        # where it runs, so a regression report (and the release gate) covers every row.
+        covered = {c.item for c in selected}
+        for c in cases:
+            if c.item not in covered and "soak" in c.suites and c.testable:
+                selected.append(
+                    c.model_copy(
+                        update={
+                            "testable": False,
+                            "reason": "runs in the soak suite: its wait does not fit a working "
+                            "day (the block cannot hold this delay below one hour)",
+                            "est_bench_s": 0.0,
+                            "suites": ["regression"],
+                        }
+                    )
+                )
+    return selected
+
+
+def suite_estimates(cases: Iterable[Case]) -> dict[str, float]:
+    """Estimated real-bench seconds per suite (testable cases only)."""
+    totals = {name: 0.0 for name in SUITES}
+    for c in cases:
+        if c.testable:
+            for name in c.suites:
+                totals[name] = totals.get(name, 0.0) + c.est_bench_s
+    return totals
+
+
+def kind_counts(cases: Iterable[Case]) -> dict[str, int]:
+    """Number of cases per kind (in a fixed order)."""
+    order = ("trip", "recovery", "delay", "switch-on", "switch-off", "readback", "function")
+    counts = dict.fromkeys(order, 0)
+    for c in cases:
+        counts[c.kind] = counts.get(c.kind, 0) + 1
+    return counts
+
+
+def covered_items(cases: Iterable[Case]) -> set[str]:
+    """Items ("P5", "S10") that at least one case exercises or reports on."""
+    return {c.item for c in cases}

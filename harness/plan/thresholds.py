@@ -1,0 +1,142 @@
+"""Trip and recovery cases: one search per threshold row with a ``recipe.threshold``.
+
+A trip search runs from a value where nothing acts (the stimulus's quiet value, or the
+recipe's ``start``) to beyond the trip (the recipe's ``stop``, or the stimulus's margin); a
+recovery search starts beyond the trip (so it trips first) and runs back past the recovery.
+``start``/``stop`` are in the spec unit and sign (discharge currents negative).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from bmsspec import Parameter, Spec
+from bmsspec.recipes import ThresholdRecipe
+from harness.plan.common import (
+    DWELL_S,
+    SETUP_S,
+    Case,
+    band,
+    capable,
+    cid,
+    delay_s,
+    grid,
+    hardware_reason,
+    isolation,
+    missing,
+    probes,
+    value,
+    with_absent,
+)
+
+
+def threshold_cases(spec: Spec, caps: Mapping[str, bool]) -> list[Case]:
+    cases: list[Case] = []
+    for p in spec.parameters:
+        if p.recipe is None or p.recipe.threshold is None:
+            continue
+        cases.append(threshold_case(spec, p, p, "trip", caps))
+        if p.partner is not None:
+            cases.append(threshold_case(spec, p, spec.param(p.partner), "recovery", caps))
+    return cases
+
+
+def search_setup(spec: Spec, trip: Parameter, overrides: Mapping[int, float]) -> dict[str, Any]:
+    """What a probe of ``trip``'s stimulus needs (the threshold and switch procedures'
+    setup): stimulus, search direction and sign, flag, FETs, condition, dwell, reset wait."""
+    assert trip.recipe is not None and trip.recipe.threshold is not None
+    r = trip.recipe.threshold
+    negative = r.stimulus.negative
+    fets = None if r.acts.fets == "none" else r.acts.fets
+    return {
+        "stimulus": r.stimulus.name,
+        # searched in magnitude when the spec value is negative: a trip is a larger current
+        "direction": "high" if negative else (trip.direction or "high"),
+        "sign": -1 if negative else 1,
+        "flag": r.acts.flag,
+        "fet": fets,
+        "condition": r.condition,
+        "couplings": list(r.couplings),
+        "cell": r.cell,
+        "dwell_s": r.dwell_s if r.dwell_s is not None else DWELL_S + delay_s(spec, trip, overrides),
+        "reset_timeout_s": float(value(spec, r.reset_timeout_s, overrides)),
+    }
+
+
+def threshold_case(
+    spec: Spec,
+    trip: Parameter,
+    row: Parameter,
+    kind: Literal["trip", "recovery"],
+    caps: Mapping[str, bool],
+) -> Case:
+    assert trip.recipe is not None and trip.recipe.threshold is not None
+    r: ThresholdRecipe = trip.recipe.threshold
+    stim = r.stimulus
+    resolution = stim.resolution
+    margin = max(stim.beyond, stim.beyond_rel * abs(trip.default))
+    high = trip.direction == "high"
+    overrides, switch_overrides = isolation(spec, r)
+    beyond = trip.default + margin if high else trip.default - margin
+    if r.stop is not None:
+        beyond = float(value(spec, r.stop, overrides))
+    calm = stim.quiet_fraction * trip.default if stim.quiet_fraction else float(stim.quiet or 0.0)
+    if r.start is not None:
+        calm = float(value(spec, r.start, overrides))
+    params: dict[str, Any] = {"resolution": resolution, "trip": trip.number}
+    params.update(search_setup(spec, trip, overrides))
+    dwell = params["dwell_s"]
+    if r.base_v is not None:
+        params["base_v"] = round(float(value(spec, r.base_v, overrides)), 3)
+        params["moving_cell"] = "down"
+    if kind == "trip":
+        start, stop = calm, beyond
+        expected = trip.default
+        if trip.partner is not None:
+            params["partner"] = trip.partner
+            params["partner_expected"] = spec.param(trip.partner).default
+        if trip.recovery_offset is not None:
+            sign = -1.0 if high else 1.0
+            params["recovery_expected"] = round(trip.default - sign * trip.recovery_offset, 6)
+        est = SETUP_S + probes(start, expected, resolution) * dwell
+    else:
+        recovery = row.default
+        past = recovery - margin if high else recovery + margin
+        if r.recovery_stop_at_least is not None:
+            past = max(r.recovery_stop_at_least, past)
+        start, stop = beyond, past
+        expected = recovery
+        params["partner"] = trip.number
+        params["partner_expected"] = trip.default
+        est = SETUP_S + (probes(start, expected, resolution) + 1) * dwell
+    params["start"] = grid(start, resolution)
+    params["stop"] = grid(stop, resolution)
+    params = with_absent(params, r.without, caps)
+    reason = missing(stim.needs, caps)
+    for cap in r.needs:
+        if not capable(caps, cap):
+            reason = hardware_reason(cap, f"S{trip.switch}" if trip.switch else None)
+    suites = list(trip.recipe.suites.get(kind, ["regression"]))
+    return Case(
+        id=cid(row, kind),
+        item=row.item,
+        number=row.number,
+        kind=kind,
+        category=r.category or stim.category,
+        quantity=trip.quantity,
+        direction=trip.direction,
+        condition=r.condition,
+        flag=r.acts.flag,
+        expected=expected,
+        tolerance=round(band(spec, row, expected), 6),
+        unit=row.unit,
+        overrides=overrides,
+        switch_overrides=switch_overrides,
+        procedure="threshold",
+        params=params,
+        suites=suites,
+        est_bench_s=round(est, 1) if reason is None else 0.0,
+        testable=reason is None,
+        reason=reason,
+    )

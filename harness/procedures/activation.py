@@ -1,0 +1,163 @@
+"""Charge activation: manual (the button) and automatic (P73-P75), after a cell undervoltage."""
+
+from __future__ import annotations
+
+from harness.procedures.delay import poll_interval, timed_until
+from harness.procedures.record import Measurement
+from harness.procedures.rig import (
+    NOMINAL_CELL_V,
+    STOPPED_A,
+    Observation,
+    Rig,
+    fet_state,
+)
+
+
+def _undervoltage_then_nominal(rig: Rig, m: Measurement) -> Observation | None:
+    """Cell 1 below P7 while discharging (the protection trips), then back to nominal; the
+    observation 2 s later, or None (with a failed check) when the protection did not trip."""
+    rig.condition("discharging")
+    low = rig.parameter(7) - 0.050
+    with rig.rec.step(f"cell 1 to {low:.3f} V: cell undervoltage protection"):
+        obs = rig.probe("cell", low, "cell_undervoltage_protection", 1.5)
+    if not obs.flag:
+        m.check(
+            "undervoltage protection",
+            False,
+            f"cell 1 at {low:.3f} V: {obs.describe('cell_undervoltage_protection')}",
+            "did not trip",
+        )
+        return None
+    with rig.rec.step(f"cell 1 back to {NOMINAL_CELL_V:.3f} V"):
+        rig.apply("cell", NOMINAL_CELL_V)
+        rig.wait(2.0)
+    return rig.observe("waiting_manual_activation")
+
+
+def _press_s(rig: Rig) -> float:
+    return float(rig.params.get("press_s", 0.5))
+
+
+def manual_activation(rig: Rig, m: Measurement) -> None:
+    """P73 / S54: after undervoltage protection the BMS waits for the button; P73 minutes after
+    a press of the button (a relay pulse, or the operator) the protection is released.
+
+    Timed from the end of the press (relay released, or the operator's confirmation) to the
+    discharge FET closing; then the discharge current must flow at the terminals again."""
+    waiting = _undervoltage_then_nominal(rig, m)
+    if waiting is None:
+        return
+    m.check(
+        "waits for manual activation",
+        waiting.flag and not waiting.discharge_fet,
+        f"2 s after cell 1 returned to {NOMINAL_CELL_V:.3f} V: "
+        + waiting.describe("waiting_manual_activation"),
+        "discharge FET closed again without the button"
+        if waiting.discharge_fet
+        else "waiting flag not reported",
+    )
+    rig.hands.pulse("button", _press_s(rig), "manual activation")
+    timed_until(rig, m, rig.parameter(73) * 60, lambda o: o.discharge_fet, None, "output released")
+    if m.measured is None:
+        return
+    # The full discharge current once the soft start (P58) is over.
+    soft_s = rig.parameter(58) / 1000.0 + 3.0
+    full = rig.wait_until(rig.condition_flowing, soft_s, 0.2, "waiting_manual_activation")
+    after = full or rig.observe("waiting_manual_activation")
+    m.check(
+        "protection released, current flows",
+        full is not None and not after.flag and not after.flags.get("cell_undervoltage_protection"),
+        f"after the output was released: {after.describe('waiting_manual_activation')}",
+        "still waiting, or no discharge current after the release",
+    )
+    if not rig.hands.by_relay("button"):
+        m.note = (
+            (m.note + "; ") if m.note else ""
+        ) + "timed from the operator's confirmation of the press"
+
+
+def manual_activation_switch(rig: Rig, m: Measurement, expect_wait: bool) -> None:
+    """S54: on, the output stays off after undervoltage until the button is pressed (then
+    released P73 minutes later); off, it comes back by voltage alone. ``measured`` is 1 when
+    the BMS waited for the button."""
+    waiting = _undervoltage_then_nominal(rig, m)
+    if waiting is None:
+        return
+    held = waiting.flag and not waiting.discharge_fet and waiting.load_a < STOPPED_A
+    m.measured = 1.0 if held else 0.0
+    seen = f"2 s after cell 1 returned to {NOMINAL_CELL_V:.3f} V: " + waiting.describe(
+        "waiting_manual_activation"
+    )
+    if not expect_wait:
+        back = rig.wait_until(lambda o: o.discharge_fet and o.load_a >= STOPPED_A, 10.0, 0.5)
+        m.check(
+            "output returns without the button (S54 off)",
+            back is not None and not held,
+            seen + (f"; output back {back.t_s - waiting.t_s:+.1f} s later" if back else ""),
+            "the output waited for the button although S54 is off",
+        )
+        return
+    m.check(
+        "waits for the button",
+        held,
+        seen,
+        "the output came back without the button" if waiting.discharge_fet else "no waiting flag",
+    )
+    if not held:
+        return
+    rig.hands.pulse("button", _press_s(rig), "manual activation")
+    bound = rig.parameter(73) * 60 * 1.5 + 10.0
+    pressed = rig.now()
+    back = rig.wait_until(
+        lambda o: o.discharge_fet, bound, poll_interval(rig, bound), "waiting_manual_activation"
+    )
+    last = back or rig.observe("waiting_manual_activation")
+    m.check(
+        "released after the press",
+        back is not None,
+        (
+            f"released {back.t_s - pressed:.1f} s after the press (P73 {rig.parameter(73):g} min): "
+            if back
+            else f"not released within {bound:g} s of the press: "
+        )
+        + last.describe("waiting_manual_activation"),
+        f"output still off {bound:g} s after the press",
+    )
+
+
+def auto_activation(rig: Rig, m: Measurement, expect: bool) -> None:
+    """S53 / P74: after undervoltage protection the output is forced on after P74 hours for
+    60 s to wake a charger."""
+    rig.condition("discharging")
+    low = rig.parameter(7) - 0.050
+    obs = rig.probe("cell", low, "cell_undervoltage_protection", 1.5)
+    if not obs.flag:
+        m.check(
+            "undervoltage protection",
+            False,
+            f"cell 1 at {low:.3f} V: {obs.describe('cell_undervoltage_protection')}",
+            "did not trip",
+        )
+        return
+    rig.condition("standby")
+    expected_s = rig.parameter(74) * 3600
+    if expect:
+        timed_until(
+            rig,
+            m,
+            expected_s,
+            lambda o: o.discharge_fet,
+            "waiting_auto_activation",
+            "output forced on",
+        )
+    else:
+        rig.wait(expected_s * 1.5)
+        o = rig.observe(None)
+        m.measured = 1.0 if o.discharge_fet else 0.0
+        m.check(
+            "output stays off",
+            not o.discharge_fet,
+            f"discharge FET {fet_state(o.discharge_fet)} {expected_s * 1.5 / 3600:g} h after "
+            f"the protection (P74 {rig.parameter(74):g} h)",
+            "output forced on with S53 off",
+        )

@@ -1,0 +1,110 @@
+"""Procedures by name: a plan case's ``procedure`` -> the function that runs it.
+
+Every entry takes ``(rig, case, measurement)`` and reads its setup from the case
+(``case.params``, ``case.expected``, ``case.number`` for the row it writes): the plan
+decided the stimulus, the FETs, the condition, the delay and the flag. A new kind of test is
+a procedure module plus one entry here (docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from harness.procedures import activation, delay, function, hardware, readback, switch, threshold
+from harness.procedures.record import BenchFault, Measurement
+from harness.procedures.rig import Rig
+
+Procedure = Callable[[Rig, Any, Measurement], None]
+
+
+def _tol_a(case: Any) -> float:
+    """The current tolerance at the overcurrent levels the plan computed (its one band)."""
+    return float(case.params["current_tol_a"])
+
+
+def _amps(case: Any) -> float:
+    p = case.params
+    return abs(float(p.get("current_a", p.get("discharge_a", 20.0))))
+
+
+def _value(case: Any) -> float:
+    if "value" not in case.params:
+        raise BenchFault(f"{case.id}: the plan gives no value to write")
+    return float(case.params["value"])
+
+
+def _live(case: Any) -> tuple[int, ...]:
+    """Parameters the device moves itself: a block comparison skips them."""
+    return tuple(int(n) for n in case.params.get("live", ()))
+
+
+def _soc(rig: Rig, case: Any, m: Measurement) -> None:
+    write = case.params.get("write_ah")
+    function.soc_reported(rig, m, None if write is None else float(write))
+
+
+def _impedance(rig: Rig, case: Any, m: Measurement) -> None:
+    p = case.params
+    function.impedance_compensation(
+        rig,
+        m,
+        int(p["position_param"]),
+        int(p["impedance_param"]),
+        str(p["observe"]),
+        _amps(case),
+    )
+
+
+PROCEDURES: dict[str, Procedure] = {
+    "threshold": threshold.run,
+    "readback.write": lambda rig, c, m: readback.write_and_read_back(
+        rig, m, c.number, _value(c), _live(c)
+    ),
+    "readback.out_of_range": lambda rig, c, m: readback.out_of_range_refused(
+        rig, m, c.number, _value(c), _live(c)
+    ),
+    "readback.single_write": lambda rig, c, m: readback.remaining_capacity_single_write(
+        rig, m, _value(c), _live(c)
+    ),
+    "readback.bit": switch.bit,
+    "delay.soft_start": lambda rig, c, m: delay.soft_start(rig, m),
+    "delay.overcurrent": lambda rig, c, m: delay.overcurrent_delay(
+        rig, m, str(c.params["side"]), str(c.params["flag"]), _tol_a(c)
+    ),
+    "delay.transient": lambda rig, c, m: delay.transient_delay(
+        rig, m, str(c.params["flag"]), _tol_a(c)
+    ),
+    "delay.overcurrent_recovery": lambda rig, c, m: delay.overcurrent_recovery(rig, m, _tol_a(c)),
+    "delay.lockout": lambda rig, c, m: delay.lockout(
+        rig, m, _tol_a(c), kind=str(c.params.get("lockout", "discharge"))
+    ),
+    "delay.current_limit": lambda rig, c, m: function.current_limit_passive(
+        rig, m, expect_limit=True
+    ),
+    "delay.manual_activation": lambda rig, c, m: activation.manual_activation(rig, m),
+    "delay.auto_activation": lambda rig, c, m: activation.auto_activation(rig, m, expect=True),
+    "delay.history_interval": lambda rig, c, m: function.history_interval(
+        rig, m, working=bool(c.params["working"])
+    ),
+    "delay.standby_shutdown": lambda rig, c, m: function.standby_shutdown(rig, m, expect=True),
+    "delay.static_balancing_time": lambda rig, c, m: function.static_balancing_time(
+        rig, m, expect_stop=True
+    ),
+    "function.soc": _soc,
+    "function.series_count": lambda rig, c, m: function.series_count(rig, m),
+    "function.gap_compensation": lambda rig, c, m: function.gap_compensation(rig, m),
+    "function.cycle_count": lambda rig, c, m: function.cycle_count(rig, m, amps=_amps(c)),
+    "function.impedance_compensation": _impedance,
+    "function.connection_fault": lambda rig, c, m: hardware.connection_fault(rig, m),
+    **switch.PROCEDURES,
+}
+
+
+def lookup(name: str) -> Procedure:
+    """The procedure of that name; BenchFault naming it when there is none."""
+    try:
+        return PROCEDURES[name]
+    except KeyError:
+        known = ", ".join(sorted(PROCEDURES))
+        raise BenchFault(f"no procedure named {name!r} (known: {known})") from None
