@@ -355,13 +355,6 @@ class Spec:
         """{switch number: spec default} (Open = True)."""
         return {s.number: s.default for s in self.switches}
 
-    def configured(self, configuration: Any) -> Spec:
-        """A copy whose defaults are ``configuration``'s values (``bmsspec.config``); this
-        Spec is not changed."""
-        from bmsspec.config import configured
-
-        return configured(self, configuration=configuration)
-
     def tolerance_for(self, param: Parameter | int | str) -> Tolerance:
         """Default tolerance of the parameter's quantity, with the row's override applied,
         in the parameter's unit (time floors converted from seconds)."""

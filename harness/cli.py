@@ -39,6 +39,7 @@ def plan_command(
     from harness.benchfile import bench_capabilities, bench_relays
     from harness.plan import SUITES, build_plan
     from harness.plan_view import plan_json, render_table, wide_width
+    from harness.reach import reach_of
     from harness.session import default_bench_file
 
     if suite is not None and suite not in SUITES:
@@ -53,6 +54,7 @@ def plan_command(
         caps = bench_capabilities(bench_path)
         spec, _ = configured_spec(load_spec(), Path(parameters) if parameters else None)
         relays = bench_relays(bench_path)
+        reach = reach_of(bench_path)
     except SpecError as exc:
         flag = "--parameters: " if parameters and "parameters.yaml" not in str(exc) else ""
         typer.echo(f"error: {flag}{exc}", err=True)
@@ -61,10 +63,10 @@ def plan_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     # The bench's relays decide which hand-step cases need a person (needs_operator).
-    # TODO(reach): build_plan(..., reach=reach_of(bench_path)) once the plan accepts it.
-    everything = build_plan(spec, caps, relays=relays)
+    # What the bench can apply: a case beyond it is untestable with the numbers.
+    everything = build_plan(spec, caps, relays=relays, reach=reach)
     # The run builds its plan with the suite (harness.session): the same call, the same cases.
-    cases = build_plan(spec, caps, suite=suite, relays=relays) if suite else everything
+    cases = build_plan(spec, caps, suite=suite, relays=relays, reach=reach) if suite else everything
     if as_json:
         typer.echo(plan_json(cases))
         return

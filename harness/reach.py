@@ -123,14 +123,10 @@ class Reach:
         return None
 
 
-def reach_of(path: Path | str | None) -> Reach | None:
-    """The reach of the bench file ``path`` (None: the default simulated bench, the one
-    ``bmshil run`` uses); None when the file does not say (a launch file that declares no
-    envelope: its reach is known once it is up). Raises ``BenchFileError`` for a bad file."""
-    if path is None:
-        from harness.session import default_bench_file
-
-        path = default_bench_file()
+def reach_of(path: Path | str) -> Reach | None:
+    """The reach of the bench file ``path``; None when the file does not say (a launch file
+    that declares no envelope: its reach is known once it is up). Raises ``BenchFileError``
+    for a bad file."""
     bench = load_bench_file(path)
     if isinstance(bench, LaunchFile):
         if bench.envelope is None:

@@ -247,12 +247,16 @@ class BenchSession:
     def cases(self) -> list[Any]:
         from harness.benchfile import BenchFileError, bench_relays
         from harness.plan import build_plan
+        from harness.reach import reach_of
 
         try:
             relays = bench_relays(self.bench_file)
+            reach = reach_of(self.bench_file)
         except BenchFileError as exc:
             raise ConfigError(str(exc)) from None
-        return build_plan(self.spec, self.capabilities(), suite=self.suite, relays=relays)
+        return build_plan(
+            self.spec, self.capabilities(), suite=self.suite, relays=relays, reach=reach
+        )
 
     # -- bench --------------------------------------------------------------------------
     def open_bench(self) -> Any:

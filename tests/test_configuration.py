@@ -62,7 +62,7 @@ def test_the_pack_file_equals_the_captured_block_for_every_item():
     spec = load_spec()
     block = _script().decode_capture(spec)
     assert block.model_name.strip() == "1101-ZA11"
-    pack = spec.configured(load_configuration(PACK, spec))
+    pack = configured(spec, configuration=load_configuration(PACK, spec))
     for p in pack.parameters:
         assert abs(p.default - block.values[p.number]) <= p.resolution / 2, p.item
     for s in pack.switches:

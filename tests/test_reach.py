@@ -12,6 +12,7 @@ from bmssim.bench import ENVELOPE
 from harness import FIXTURES_DIR
 from harness.benchfile import BenchFileError, load_bench_file
 from harness.reach import Reach, reach_of
+from harness.session import default_bench_file
 from instruments.ntc import BetaNtc
 
 EXAMPLE = FIXTURES_DIR / "example-lab.yaml"
@@ -108,7 +109,7 @@ def test_an_unknown_stimulus_is_an_error(reach: Reach):
 def test_reach_of_the_default_bench_is_the_simulators_envelope():
     """`bmshil plan` without --bench plans for fixtures/sim.yaml: its declared envelope is
     the one the simulator serves (bmssim/bench.py)."""
-    reach = reach_of(None)
+    reach = reach_of(default_bench_file())
     assert reach is not None and reach.bench == "sim"
     assert reach.supply_max_a == ENVELOPE["supply"]["max_current_a"]
     assert reach.supply_max_v == ENVELOPE["supply"]["max_voltage_v"]
@@ -136,3 +137,33 @@ def test_reach_of_a_bench_file_and_of_a_launch_file_without_envelope(tmp_path: P
     path.write_text(yaml.safe_dump(launch), encoding="utf-8")
     with pytest.raises(BenchFileError, match="envelope.supply.max_current_a"):
         reach_of(path)
+
+
+def test_the_plan_makes_cases_beyond_reach_untestable_with_the_numbers():
+    """The captured 160 Ah pack asks for 160 A of charge overcurrent: the simulated supply
+    (120 A) cannot give it, so those cases are untestable and say so; on the spec defaults
+    nothing of the default bench's plan is beyond its reach."""
+    from bmsspec import load_spec
+    from bmsspec.config import configured_spec
+    from harness import TEST_PLANS_DIR
+    from harness.plan import build_plan
+
+    bench = default_bench_file()
+    reach = reach_of(bench)
+    spec = load_spec()
+    plain = build_plan(spec, None, reach=reach)
+    assert not [c.id for c in plain if c.reason and "is rated" in c.reason]
+    pack, _ = configured_spec(spec, TEST_PLANS_DIR / "configs" / "pack-1101-ZA11-160Ah.yaml")
+    cases = {c.id: c for c in build_plan(pack, None, reach=reach)}
+    p55 = cases["P55-charging-overcurrent-protection-trip"]
+    assert not p55.testable and p55.est_bench_s == 0.0
+    assert p55.reason.startswith("needs ") and "A of charge current, the supply is rated" in (
+        p55.reason
+    )
+    assert f"rated {reach.supply_max_a:g} A" in p55.reason
+    # the same plan without a reach judges nothing beyond it
+    unjudged = {c.id: c for c in build_plan(pack, None)}
+    assert unjudged["P55-charging-overcurrent-protection-trip"].testable
+    # a case inside the reach stays testable (P1 at the pack's 3.500 V)
+    assert cases["P01-cell-high-voltage-alarm-trip"].testable
+    assert cases["P01-cell-high-voltage-alarm-trip"].expected == 3.5

@@ -16,6 +16,7 @@ whose defaults are the configured values, and every bound, level and expectation
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from bmsspec import Spec
 from harness.plan.block import block_cases, out_of_range_value, readback_value
@@ -38,6 +39,9 @@ from harness.plan.functions import function_cases
 from harness.plan.switches import switch_cases
 from harness.plan.thresholds import threshold_cases
 
+if TYPE_CHECKING:
+    from harness.reach import Reach
+
 __all__ = [
     "CAPABILITIES",
     "DEFAULT_CAPABILITIES",
@@ -50,6 +54,7 @@ __all__ = [
     "WORKING_DAY_S",
     "Case",
     "CaseKind",
+    "beyond_reach",
     "build_plan",
     "covered_items",
     "kind_counts",
@@ -59,14 +64,37 @@ __all__ = [
 ]
 
 
+#: The setup keys whose values are stimulus values the bench must apply.
+STIMULUS_VALUE_KEYS = ("start", "stop", "level")
+
+
+def beyond_reach(case: Case, reach: Reach) -> str | None:
+    """Why the bench cannot apply what ``case`` needs (the first value beyond it), or None."""
+    stimulus = case.params.get("stimulus")
+    if not isinstance(stimulus, str):
+        return None
+    for key in STIMULUS_VALUE_KEYS:
+        value = case.params.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            why = reach.reason(stimulus, float(value))
+            if why is not None:
+                return why
+    return None
+
+
 def build_plan(
     spec: Spec,
     capabilities: Mapping[str, bool] | None = None,
     suite: str | None = None,
     *,
     relays: Collection[str] | None = None,
+    reach: Reach | None = None,
 ) -> list[Case]:
     """Every case for this spec on a bench with these capabilities; ``suite`` filters.
+
+    ``reach``: what the bench can apply (``harness.reach.reach_of``); a case whose stimulus
+    (its search window or its level) lies beyond it is untestable with the numbers. None:
+    not known (nothing is judged beyond reach).
 
     ``relays``: the hand-steps the bench wires to relays (``harness.benchfile.bench_relays``);
     a case with a hand-step outside it ``needs_operator``. None: not known (then
@@ -85,6 +113,10 @@ def build_plan(
         + switch_cases(spec, caps)
     )
     for case in cases:
+        if reach is not None and case.testable:
+            beyond = beyond_reach(case, reach)
+            if beyond is not None:
+                case.testable, case.reason, case.est_bench_s = False, beyond, 0.0
         if not case.testable and case.reason is None:
             case.reason = "not testable on this bench"
         operator_fields(case, relays)
