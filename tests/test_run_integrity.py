@@ -279,11 +279,15 @@ def test_a_lost_simulator_stops_the_run_in_seconds(tmp_path: Path) -> None:
     text, _ = proc.communicate(timeout=120)
     stopped_after = time.monotonic() - t_loss
     assert proc.returncode == 1, text
-    assert stopped_after < 10, f"the run went on {stopped_after:.1f} s after the loss"
+    # How fast is a benchmark's figure (benchmarks/faults.py prints it); here: the run stops
+    # at the case in flight instead of trying the rest of the regression against a dead
+    # bench (each such case would cost its own timeouts), with a generous hang guard.
+    assert stopped_after < 60, f"the run went on {stopped_after:.1f} s after the loss"
     assert "Traceback" not in text and "INCOMPLETE" in text and "bench lost" in text
     data = load_run(out)
     assert data.info["end"]["status"] == "bench_lost"
     outcomes = [r["outcome"] for r in records(out)]
+    assert outcomes.count("error") <= 2, outcomes  # the case in flight, not one per case
     assert outcomes.count("not_run") > 250  # the rest of the regression, said so
     assert "failed" not in outcomes  # a lost bench is never a product failure
     assert data.completion.verdict != "PASS"
