@@ -3,7 +3,8 @@ controller and of the workers (``harness.benches`` holds the sessions).
 
 Scheduler (:class:`BenchScheduling`): longest work first across benches. The plan's cases
 are grouped into units (a case with a ``sequence_group`` attribute joins every case of that
-group, in plan order, so they run in sequence on one bench; any other case is its own
+group, in plan order, so they run in sequence on one bench; without one, the cases driven
+by a hand-step relay form one group, :data:`HAND_STEP_GROUP`; any other case is its own
 unit); units are ordered by their estimated real-bench time (``est_bench_s``, summed over a
 group), longest first, and handed out one at a time to whichever bench is free (a worker
 holds at most the unit it runs and the next one, which it needs to start the current
@@ -201,14 +202,31 @@ def _case_id(nodeid: str) -> str:
     return nodeid.rsplit("::", 1)[-1]
 
 
+#: The implicit sequence group of the cases driven by a hand-step (relay) when the plan
+#: names none: they change latched device state (trip counts, lockouts, power cycles) that
+#: the next such case inherits, so they keep the plan order the one-bench run has.
+HAND_STEP_GROUP = "hand-steps"
+
+
+def sequence_group(case: Any) -> Any:
+    """The case's ``sequence_group`` (the plan's), else :data:`HAND_STEP_GROUP` for a case
+    with hand steps, else None (a unit of its own)."""
+    if case is None:
+        return None
+    group = getattr(case, "sequence_group", None)
+    if group is not None:
+        return group
+    params = getattr(case, "params", None) or {}
+    return HAND_STEP_GROUP if params.get("hand_steps") else None
+
+
 def plan_units(collection: list[str], cases: dict[str, Any]) -> list[list[int]]:
     """Indices of ``collection`` in units, longest estimated bench time first (ties in plan
     order); a sequence group is one unit in plan order."""
     groups: dict[Any, list[int]] = {}
     units: list[list[int]] = []
     for i, nodeid in enumerate(collection):
-        case = cases.get(_case_id(nodeid))
-        group = getattr(case, "sequence_group", None) if case is not None else None
+        group = sequence_group(cases.get(_case_id(nodeid)))
         if group is None:
             units.append([i])
         elif group in groups:
