@@ -177,7 +177,8 @@ class BenchScheduling:
         node.shutdown()
         if not self._healthy():
             for other in self.nodes:
-                other.shutdown()
+                if not other.shutting_down:
+                    other.shutdown()
 
     def _healthy(self) -> list[Any]:
         return [n for n in self.node2pending if n not in self.lost and not n.shutting_down]
@@ -194,8 +195,10 @@ class BenchScheduling:
             for i in unit:
                 self.session.dispatched[_case_id(self.collection[i])] = node.gateway.id
             node.send_runtest_some(unit)
-        if not self.units:
-            node.shutdown()
+        if not self.units:  # nothing left to hand out: each runs what it holds and stops
+            for other in self.nodes:
+                if not other.shutting_down:
+                    other.shutdown()
 
 
 def _case_id(nodeid: str) -> str:
