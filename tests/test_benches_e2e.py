@@ -166,7 +166,7 @@ def test_the_regression_on_two_benches_runs_every_case_once_in_one_results_direc
     assert gate.returncode == 0, gate.stdout + gate.stderr
     hist = bmshil("history", "P05", "--db", db, "--kind", "trip")
     assert hist.returncode == 0, hist.stdout + hist.stderr
-    assert hist.stdout.count(out.name) == 1, hist.stdout
+    assert hist.stdout.count("P05-cell-overvoltage-protection-trip") == 1, hist.stdout  # one row
 
 
 def test_a_bench_lost_on_one_worker_gives_an_incomplete_run_and_the_other_goes_on(
