@@ -1,5 +1,7 @@
 """``bmshil``: the command line of bms-hil."""
 
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(
@@ -77,7 +79,17 @@ def plan_command(
 
 @app.command("run")
 def run_command(
-    bench: str = typer.Option(None, "--bench", help="bench file (default: the simulated bench)"),
+    bench: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--bench",
+            help="bench file (default: the simulated bench); repeat it to spread the cases "
+            "over several benches, one worker each",
+        ),
+    ] = None,
+    sim_benches: int = typer.Option(
+        None, "--sim-benches", help="start N simulated benches and spread the cases over them"
+    ),
     suite: str = typer.Option(
         None, "--suite", help="smoke | regression | soak (default regression)"
     ),
@@ -121,7 +133,7 @@ def run_command(
     from harness.run import run
 
     code = run(
-        Path(bench) if bench else None,
+        Path(bench[0]) if bench else None,
         suite,
         keyword,
         Path(sim_faults) if sim_faults else None,
@@ -134,6 +146,8 @@ def run_command(
         operator=operator,
         unattended=unattended,
         parameters=Path(parameters) if parameters else None,
+        benches=[Path(b) for b in bench[1:]] if bench else None,
+        sim_benches=sim_benches,
     )
     raise typer.Exit(code)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from harness import benches as multi_bench
 from harness.session import SUITES, BenchSession, ConfigError, default_bench_file
 
 _SESSION = pytest.StashKey[BenchSession]()
@@ -65,6 +66,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="nobody at the bench: cases needing a person (no relay) are skipped",
     )
+    multi_bench.addoption(group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -77,7 +79,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     bench = config.getoption("bench") or str(default_bench_file())
     try:
-        session = BenchSession(
+        # Several benches (--worker-bench): the controller's or this worker's session.
+        session_cls, bench = multi_bench.session_factory(config, bench)
+        session = session_cls(
             Path(bench),
             config.getoption("suite"),
             config.getoption("results_dir"),
@@ -96,6 +100,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[_SESSION] = session
     _ACTIVE.append(session)
+    from harness import xdist_hooks
+
+    xdist_hooks.configure(config, session)
     capman = config.pluginmanager.getplugin("capturemanager")
     if capman is not None:
         # An operator prompt talks to the terminal: pytest's output capture steps aside.
@@ -182,10 +189,13 @@ def _session_of_interrupt() -> BenchSession | None:
     return _ACTIVE[-1] if _ACTIVE else None
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Open the bench before the first case, so a bench that cannot be opened (bad file, an
     instrument that does not answer or identifies wrongly, a refused faults file) is a usage
-    error of the run, not a failure of its first case."""
+    error of the run, not a failure of its first case. First of the hook (on several
+    benches, before the worker reports its collection: no case starts before every bench
+    is open)."""
     bms = session.config.stash.get(_SESSION, None)
     if bms is None or not any(isinstance(i, CaseItem) for i in session.items):
         return
@@ -220,9 +230,10 @@ class CaseItem(pytest.Item):
         recorder = AllureRecorder(self.case)
         result = session.run(self.case, recorder, on_finish=recorder.finish)
         self.stash[_OUTCOME] = result
-        if session.lost is not None:
+        if session.lost is not None and getattr(session, "stop_on_lost", True):
             # The bench stopped answering: stop the run now; the cases after this one are
-            # recorded as not run when the session closes.
+            # recorded as not run when the session closes (on several benches the others
+            # go on: ``harness.xdist_hooks``).
             self.session.shouldstop = str(session.lost)
         if result.outcome == "not_run":
             raise BenchError(result.message)

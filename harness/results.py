@@ -7,8 +7,11 @@ hash); it is written at the start and completed at the end.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,53 @@ class ResultsWriter:
 
     def close(self) -> None:
         self._fh.close()
+
+
+class SharedResultsWriter:
+    """Appends records to ``results.jsonl`` from one of several processes (the workers of a
+    run on several benches): each record is one ``write`` under an exclusive ``flock`` of
+    the file, fsync'ed before the lock is released, so records never interleave and each is
+    on disk as its case finishes. ``stamp`` is merged into every record (which bench).
+
+    A process that died mid-write leaves a line without its newline; the next writer starts
+    a new line first, so only the cut record is lost, never the next one."""
+
+    def __init__(self, directory: Path, stamp: dict[str, Any] | None = None) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / "results.jsonl"
+        self.stamp = dict(stamp or {})
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._fd is None:
+            raise ValueError(f"{self.path}: writer closed")
+        line = json.dumps({**record, **self.stamp}, default=_jsonable, ensure_ascii=False) + "\n"
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            size = os.fstat(self._fd).st_size
+            if size and os.pread(self._fd, 1, size - 1) != b"\n":
+                line = "\n" + line
+            os.write(self._fd, line.encode("utf-8"))
+            os.fsync(self._fd)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+@contextlib.contextmanager
+def run_info_lock(directory: Path) -> Iterator[None]:
+    """Exclusive lock for a read-modify-write of ``run.json`` by one of several processes
+    (``run.json`` itself is replaced on every write, so the lock is a separate file)."""
+    with (Path(directory) / ".run.lock").open("a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _cut_truncated_tail(path: Path) -> None:

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import harness
+from harness import multi_run
 from harness.results import final_records, read_results
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -47,10 +48,19 @@ class ProgressReporter:
         self.errors: list[str] = []
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._start(len(session.items))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: Any) -> None:
+        """Several benches: the controller collects nothing; the first worker's count."""
+        if self.task is None:
+            self._start(len(ids))
+
+    def _start(self, total: int) -> None:
         from harness.operator import add_prompt_guard
 
         self.progress.start()
-        self.task = self.progress.add_task("running", total=len(session.items), current="")
+        self.task = self.progress.add_task("running", total=total, current="")
         self._unguard = add_prompt_guard(self.paused)
 
     @contextlib.contextmanager
@@ -179,10 +189,11 @@ def _check_resumable(
     marker: str | None,
     sim_faults: Path | None,
     parameters: Path | None = None,
+    benches: list[Path] | None = None,
 ) -> None:
-    """``--resume DIR``: the same bench, spec, device configuration, selection and faults,
-    or a refusal naming what differs (the device firmware is compared once the bench is
-    open)."""
+    """``--resume DIR``: the same bench(es), spec, device configuration, selection and
+    faults, or a refusal naming what differs (the device firmware is compared once the
+    bench is open)."""
     from bmsspec import load_spec
     from bmsspec.config import configured_spec
     from harness.session import _file_sha256
@@ -192,8 +203,9 @@ def _check_resumable(
     if status == "complete":
         raise UsageProblem(f"--resume {out}: that run is complete; nothing to resume")
     differs = []
-    if info.get("bench_sha256") != _file_sha256(bench):
-        differs.append(f"bench file ({info.get('bench_file')} then, {bench} now, content differs)")
+    bench_differs = multi_run.resume_difference(info, benches or [bench])
+    if bench_differs:
+        differs.append(bench_differs)
     if info.get("spec_sha256") != load_spec().sha256:
         differs.append("spec tables (spec_sha256 differs)")
     then = info.get("configuration") or {}
@@ -241,12 +253,18 @@ def run(
     operator: str | None = None,
     unattended: bool = False,
     parameters: Path | None = None,
+    benches: list[Path] | None = None,
+    sim_benches: int | None = None,
 ) -> int:
     """Run ``suite`` on ``bench`` and write the results directory ``out``; with ``reports``,
     also the compliance report (HTML, and PDF when Chromium is there) and the Allure HTML.
 
     ``parameters``: the device configuration under test (``bmsspec.config``); None: the
     spec defaults (a resumed run: the configuration it recorded).
+
+    Several benches (``benches``: more ``--bench`` files after ``bench``, or ``sim_benches``
+    simulated ones) share the cases through pytest-xdist, one worker per bench
+    (``harness.multi_run``, ``harness.benches``, ``harness.xdist_hooks``).
 
     Everything the run writes lives in ``out`` or the results root (history, Allure
     history, ``latest``)."""
@@ -256,8 +274,9 @@ def run(
     # summary; the bench's log lines would only repeat them.
     logging.getLogger("harness").addHandler(logging.NullHandler())
     root = Path(results_root) if results_root else default_results_root()
-    bench_given = bench is not None
-    bench = Path(bench) if bench else harness.FIXTURES_DIR / "sim.yaml"
+    given = [Path(b) for b in ([bench] if bench else []) + list(benches or [])]
+    bench_list: list[Path] = []
+    bench = given[0] if given else harness.FIXTURES_DIR / "sim.yaml"
     sim_faults = Path(sim_faults) if sim_faults else None
     created = False
     try:
@@ -265,7 +284,7 @@ def run(
             # What the recorded run used, for every option not given again.
             recorded = _recorded_run(Path(resume))
             selection = recorded.get("selection") or {}
-            bench = bench if bench_given else Path(recorded.get("bench_file") or bench)
+            bench_list = multi_run.resolve(given, sim_benches, recorded)
             suite = suite or selection.get("suite") or "regression"
             keyword = keyword if keyword is not None else selection.get("keyword")
             marker = marker if marker is not None else selection.get("marker")
@@ -275,18 +294,22 @@ def run(
                 parameters = Path(recorded["configuration"]["file"])
         parameters = Path(parameters) if parameters else None
         suite = suite or "regression"
-        _validate_inputs(bench, suite, sim_faults, parameters)
+        bench_list = bench_list or multi_run.resolve(given, sim_benches, None)
+        bench = bench_list[0]
+        for one in dict.fromkeys(bench_list):
+            _validate_inputs(one, suite, sim_faults, parameters)
+        multi_run.validate(bench_list, suite)
         if resume is not None:
             if out is not None and Path(out) != Path(resume):
                 raise UsageProblem("--out and --resume name different directories")
             out = Path(resume)
-            _check_resumable(out, bench, suite, keyword, marker, sim_faults, parameters)
+            _check_resumable(out, bench, suite, keyword, marker, sim_faults, parameters, bench_list)
         else:
             out = Path(out) if out else default_out_dir(root)
             created = _prepare_new_out(out)
         if root.exists() and not root.is_dir():
             raise UsageProblem(f"--results-root {root}: exists and is not a directory")
-    except UsageProblem as exc:
+    except (UsageProblem, multi_run.BenchSetError) as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
         return EXIT_USAGE
     args = [
@@ -323,13 +346,17 @@ def run(
         args += ["--allow-overdue"]
     if operator:
         args += ["--operator", operator]
-    if unattended:
+    if unattended or len(bench_list) > 1:  # a worker has no terminal to prompt on
         args += ["--unattended"]
+    args += multi_run.pytest_args(bench_list)
     reporter = ProgressReporter(console)
     verb = "resuming" if resume is not None else "suite"
+    where = f"bench [bold]{bench}[/]"
+    if len(bench_list) > 1:
+        where = f"{len(bench_list)} benches [bold]{', '.join(map(str, bench_list))}[/]"
     configuration = f", configuration [bold]{parameters}[/]" if parameters else ""
     console.print(
-        f"bmshil run: {verb} [bold]{suite}[/] on bench [bold]{bench}[/]{configuration} -> {out}",
+        f"bmshil run: {verb} [bold]{suite}[/] on {where}{configuration} -> {out}",
         soft_wrap=True,
     )
     try:
@@ -440,6 +467,16 @@ def summarize(data: Any, out: Path, console: Console, elapsed_s: float | None = 
         )
     for problem in data.info.get("close_problems") or []:
         say([Text("on leaving the bench:", style="yellow"), *str(problem).split()])
+    per_bench = multi_run.bench_time_by_worker(records)
+    if len(per_bench) > 1:
+        say(
+            [
+                *"bench time per bench:".split(),
+                *[f"{w} {_duration(s)}," for w, s in per_bench.items()],
+                *"the run's bench time (busiest bench)".split(),
+                f"{_duration(max(per_bench.values()))};",
+            ]
+        )
     elapsed = ["elapsed", f"{elapsed_s:.1f} s,"] if elapsed_s is not None else []
     say(
         [

@@ -213,7 +213,7 @@ def completion(info: dict[str, Any], records: list[dict[str, Any]]) -> Completio
     else:
         verdict = "PASS"
     sessions = info.get("sessions")
-    n_sessions = len(sessions) if isinstance(sessions, list) and sessions else 1
+    n_sessions = _invocations(sessions) if isinstance(sessions, list) and sessions else 1
     resumed = isinstance(sessions, list) and any(
         isinstance(s, dict) and s.get("resumed") for s in sessions
     )
@@ -237,6 +237,15 @@ def completion(info: dict[str, Any], records: list[dict[str, Any]]) -> Completio
         sessions=n_sessions,
         resumed=resumed,
     )
+
+
+def _invocations(sessions: list[Any]) -> int:
+    """How many times the run was invoked: a run on several benches has one ``sessions``
+    entry per bench, sharing the invocation's ``invocation`` id."""
+    seen: set[Any] = set()
+    for k, s in enumerate(sessions):
+        seen.add(s.get("invocation") or ("entry", k) if isinstance(s, dict) else ("entry", k))
+    return len(seen)
 
 
 @dataclass
