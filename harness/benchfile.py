@@ -171,14 +171,14 @@ class Bms(_Strict):
         le=10,
         description="Extra attempts after a dropped, late, corrupt or ambiguous answer.",
     )
-    late_guard_s: float | None = Field(
-        default=None,
+    late_guard_s: float = Field(
+        default=1.0,
         ge=0,
         le=10,
         description="After a timeout, how long the line is drained (read and discarded) for "
-        "a late answer before the retry; null = timeout_s. A device that may answer later "
-        "than its timeout needs its worst lateness here, so a stale answer is never taken "
-        "for a later request's. A refused answer is retried at once (it was the answer owed).",
+        "a late answer before the retry; must exceed the line's worst lateness so a stale "
+        "answer is never taken for a later request's (0 only for a device never late beyond "
+        "timeout_s). A refused answer is retried at once: it was the answer owed.",
     )
     lost_after: int = Field(
         default=3,

@@ -99,6 +99,7 @@ def test_status_reads_reflect_the_stimulus_despite_late_replies(sim: dict[str, A
     link = SeplosLink(sim["bms"]["port"], baud=sim["bms"]["baud"], spec=SPEC)
     # late beyond the line-derived timeout, within the drain that follows it
     late_s = link.timeout_for(0x44, 20) + link.late_guard_s / 2
+    assert late_s > link.timeout_for(0x44, 20) + 0.4
     t0 = time.monotonic()
     try:
         assert call(op="faults", faults={"link": {"late_every": 3, "late_s": late_s}})["ok"]

@@ -13,7 +13,7 @@ import yaml
 from bmssim.seplos_server import LinePace
 from harness import FIXTURES_DIR
 from harness.benchfile import BenchFileError, load_bench_file
-from instruments.bms.line import REPLY_MARGIN_S
+from instruments.bms.line import LATE_GUARD_S, REPLY_MARGIN_S
 
 EXAMPLE = FIXTURES_DIR / "example-lab.yaml"
 
@@ -68,11 +68,11 @@ def test_bench_file_link_keys_are_validated_with_file_key_and_value(tmp_path, ke
     assert key in message and str(value) in message
 
 
-def test_bench_file_link_defaults_are_line_derived(tmp_path):
+def test_bench_file_link_defaults_are_the_links(tmp_path):
     data = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text(encoding="utf-8")))
     for key in ("timeout_s", "late_guard_s"):
         data["bms"].pop(key, None)
     path = tmp_path / "bench.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     bms = load_bench_file(path).bms
-    assert bms.timeout_s == REPLY_MARGIN_S and bms.late_guard_s is None
+    assert bms.timeout_s == REPLY_MARGIN_S and bms.late_guard_s == LATE_GUARD_S

@@ -12,7 +12,7 @@ import serial
 
 from bmsspec import load_spec
 from instruments.bms import seplos_codec as codec
-from instruments.bms.line import REPLY_MARGIN_S
+from instruments.bms.line import LATE_GUARD_S, REPLY_MARGIN_S
 from instruments.bms.seplos_link import SeplosLink
 from instruments.bmslink import ControlAction, ControlItem
 from instruments.errors import BenchLost, BmsLinkError, BmsRejected
@@ -719,15 +719,18 @@ class PortClock:
         self.port.now += seconds
 
 
-def test_a_lost_reply_costs_its_line_time_and_the_margins_not_a_fixed_second():
+def test_a_lost_reply_costs_its_line_time_the_margin_and_the_guard():
     answers: list[Reply] = [None, STATUS_ANSWER]
     link, port = link_to(lambda f: answers.pop(0), timeout_s=REPLY_MARGIN_S)
-    assert link.late_guard_s == REPLY_MARGIN_S  # the default guard: the margin again
+    assert link.late_guard_s == LATE_GUARD_S  # the default guard
+    link, port = link_to(
+        lambda f: answers.pop(0), timeout_s=REPLY_MARGIN_S, late_guard_s=REPLY_MARGIN_S
+    )
     link.status()
     timeout = link.timeout_for(codec.CID2_STATUS, 20)
     line = (20 + 18 + 2 * (33 + 16)) * 10 / 19200  # 0x44 request and 16-cell answer
     assert timeout == pytest.approx(line + REPLY_MARGIN_S)
-    # the retry went out after the timeout and its drain: line time + 2 margins, < 0.3 s
+    # the retry went out after the timeout and its drain: line time + 2 margins here
     assert port.sent_at[1] == pytest.approx(timeout + REPLY_MARGIN_S, abs=1e-6)
     assert port.sent_at[1] < 0.3
     assert link.stats["timeouts"] == 1 and link.stats["retries"] == 1

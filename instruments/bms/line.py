@@ -11,6 +11,10 @@ BITS_PER_CHARACTER = 10
 #: The device's turnaround margin beyond the line time (the bench file's ``bms.timeout_s``
 #: default): a reply not complete by then is lost.
 REPLY_MARGIN_S = 0.1
+#: How long the line is drained after a timeout for a late answer (the bench file's
+#: ``bms.late_guard_s`` default): it must exceed the worst lateness of the line, and the
+#: simulator's late-reply faults go to 0.6-0.8 s.
+LATE_GUARD_S = 1.0
 
 
 def line_time_s(characters: int, baud: int) -> float:

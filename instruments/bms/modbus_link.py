@@ -21,7 +21,7 @@ attempt is a new pymodbus transaction (a new transaction id on TCP).
 * **Stale answers**: on TCP the transaction id refuses an answer to an earlier attempt
   (pymodbus skips it). RTU has no id: after a timeout (pymodbus reports a corrupt CRC as a
   timeout too) the serial port is read and discarded until one complete answer (the
-  expected size, or a 5-byte exception) or ``late_guard_s`` (default ``timeout_s``); after
+  expected size, or a 5-byte exception) or ``late_guard_s`` (1.0 s by default); after
   a refused answer (complete, so it was the answer owed) only what is already arriving is
   discarded. Bytes waiting before a request or after a valid answer make the attempt
   ambiguous (discarded, counted). Every answer is checked against its request: function
@@ -40,7 +40,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from instruments.bms.line import BITS_PER_CHARACTER, REPLY_MARGIN_S, LinePace, check_settings
+from instruments.bms.line import (
+    BITS_PER_CHARACTER,
+    LATE_GUARD_S,
+    REPLY_MARGIN_S,
+    LinePace,
+    check_settings,
+)
 from instruments.bms.modbus_map import (
     EXCEPTIONS,
     FUNCTION_CODES,
@@ -83,7 +89,7 @@ class ModbusLink(BmsLink):
         address: int = 0,
         timeout_s: float = REPLY_MARGIN_S,
         retries: int = 3,
-        late_guard_s: float | None = None,
+        late_guard_s: float | None = LATE_GUARD_S,
         lost_after: int = 3,
         spec: Any = None,
         register_map: RegisterMap | None = None,
@@ -104,7 +110,7 @@ class ModbusLink(BmsLink):
         self.baud = baud
         self.timeout_s = timeout_s
         self.retries = retries
-        self.late_guard_s = timeout_s if late_guard_s is None else late_guard_s
+        self.late_guard_s = LATE_GUARD_S if late_guard_s is None else late_guard_s
         self.lost_after = lost_after
         self.pace = LinePace(pace_clock if transport == "rtu" else None)
         self.consecutive_failures = 0

@@ -16,13 +16,13 @@ from the answer to the current one by its content: the policy makes sure it is n
   temperatures for 0x42/0x44, the documented sizes otherwise); the request's characters
   are counted too because a USB adapter may report its write flushed before the last
   character is on the line. ``timeout_s`` is the device's turnaround margin beyond the line
-  time (``REPLY_MARGIN_S``, 0.1 s, by default), so a lost reply costs its line time plus
-  that margin: 0.17 s for a 0x44 status at 19200 baud, 0.29 s for the 0x47 block.
+  time (``REPLY_MARGIN_S``, 0.1 s, by default), so a reply is given up after its line time
+  plus that margin: 0.17 s for a 0x44 status at 19200 baud, 0.30 s for the 0x47 block.
 * **Drain after a timeout**: the lost answer may only be late. The line is read and
   discarded until one complete frame has been discarded or ``late_guard_s`` has passed
-  (default: ``timeout_s`` again, so a timeout and its drain cost line time plus twice the
-  margin); only then is the request sent again. A bench whose device may answer later
-  than that sets ``late_guard_s`` to its worst lateness.
+  (``LATE_GUARD_S``, 1.0 s, by default: it must exceed the line's worst lateness); only
+  then is the request sent again. A timeout therefore costs line time + margin + guard;
+  a bench whose device is never late beyond its margin may set the guard lower.
 * **No wait after a refused answer**: a complete frame that cannot be ours (corrupt, other
   address, INFO that does not fit the command) was the answer of the request just sent (or
   a leftover the drain before it would have discarded), so nothing more is owed: what is
@@ -65,7 +65,13 @@ from typing import Any, TypeVar
 import serial
 
 from instruments.bms import seplos_codec as codec
-from instruments.bms.line import BITS_PER_CHARACTER, REPLY_MARGIN_S, LinePace, check_settings
+from instruments.bms.line import (
+    BITS_PER_CHARACTER,
+    LATE_GUARD_S,
+    REPLY_MARGIN_S,
+    LinePace,
+    check_settings,
+)
 from instruments.bms.types import DeviceInfo, HistoryRecord, ParameterBlock, Status, Telemetry
 from instruments.bmslink import BmsLink, ControlAction, ControlItem
 from instruments.errors import BenchLost, BmsLinkError, BmsRejected
@@ -157,7 +163,7 @@ class SeplosLink(BmsLink):
     ``timeout_s``: the device's turnaround margin beyond the line time of request and
     answer; ``retries``: extra attempts after a missing, late or corrupt answer (default 3,
     so at most 4 requests); ``late_guard_s``: how long the drain after a timeout waits for a
-    late answer (None: ``timeout_s``); ``lost_after``: consecutive failed exchanges that
+    late answer (None: ``LATE_GUARD_S``); ``lost_after``: consecutive failed exchanges that
     mean the bench is lost. ``clock`` (seconds, monotonic) times the reads; tests drive a
     fake port with it in virtual time. ``pace_clock`` (``now()``/``sleep(s)``) keeps
     transactions at the line's pace (module docstring).
@@ -172,7 +178,7 @@ class SeplosLink(BmsLink):
         spec: Any = None,
         timeout_s: float = REPLY_MARGIN_S,
         retries: int = 3,
-        late_guard_s: float | None = None,
+        late_guard_s: float | None = LATE_GUARD_S,
         lost_after: int = 3,
         serial_port: Any = None,
         clock: Callable[[], float] = time.monotonic,
@@ -188,7 +194,7 @@ class SeplosLink(BmsLink):
         self.baud = baud
         self.timeout_s = timeout_s
         self.retries = retries
-        self.late_guard_s = timeout_s if late_guard_s is None else late_guard_s
+        self.late_guard_s = LATE_GUARD_S if late_guard_s is None else late_guard_s
         self.lost_after = lost_after
         self.port_name = port
         self.pace = LinePace(pace_clock)
