@@ -16,6 +16,11 @@ deprecated ``ModbusDeviceContext``/``SimDevice`` stores hold static register arr
 cannot). Modbus RTU runs on a pty: pymodbus's serial server opens a device path, but the
 simulator owns the pty's master side, which has no path; so the RTU endpoint reads the
 master fd itself and uses pymodbus's RTU framer and PDU classes for everything else.
+
+The RTU endpoint paces its line as the Seplos endpoint does (``seplos_server.LinePace``:
+request bytes, turnaround and answer bytes at ``baud``, 10 bits per byte, on the virtual
+clock or, in real-time mode, as a wall-time hold of the answer). Modbus TCP has no serial
+line and is not paced.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +43,7 @@ from pymodbus.framer import FramerRTU
 from pymodbus.pdu import DecodePDU, ExceptionResponse
 from pymodbus.server import ModbusTcpServer
 
-from bmssim.seplos_server import bms_answers, open_raw_pty
+from bmssim.seplos_server import DEFAULT_BAUD, LinePace, bms_answers, open_raw_pty
 from bmssim.twin.types import ParameterBlock
 
 _log = logging.getLogger(__name__)
@@ -337,8 +342,15 @@ class ModbusTcpEndpoint:
 class ModbusRtuEndpoint:
     """Modbus RTU on a pty: pymodbus framing and PDUs, the simulator's own fd handling."""
 
-    def __init__(self, context: TwinModbusContext):
+    def __init__(
+        self,
+        context: TwinModbusContext,
+        *,
+        baud: int = DEFAULT_BAUD,
+        realtime: Callable[[], bool] | None = None,
+    ):
         self.context = context
+        self.line = LinePace(baud, realtime=realtime)
         self.framer = FramerRTU(DecodePDU(True))
         self.pty_path = ""
         self._master: int | None = None
@@ -381,12 +393,15 @@ class ModbusRtuEndpoint:
                 if len(self._buffer) > 512:  # hunting through noise for too long
                     self._buffer = b""
                 return
-            task = asyncio.get_running_loop().create_task(self._serve(pdu))
+            task = asyncio.get_running_loop().create_task(self._serve(pdu, used))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _serve(self, pdu: Any) -> None:
-        if not bms_answers(self.context.world):
+    async def _serve(self, pdu: Any, request_bytes: int) -> None:
+        world = self.context.world
+        # the request's bytes are on the line before the device can act on them
+        held = self.line.spend(world, self.line.line_s(request_bytes))
+        if not bms_answers(world):
             return  # an unpowered or booting board hears nothing
         try:
             response = await pdu.datastore_update(self.context, pdu.dev_id)
@@ -397,10 +412,14 @@ class ModbusRtuEndpoint:
             response = ExceptionResponse(pdu.function_code, ExcCodes.DEVICE_FAILURE)
         response.dev_id = pdu.dev_id
         response.transaction_id = pdu.transaction_id
+        frame = self.framer.buildFrame(response)
+        held += self.line.spend(world, self.line.turnaround_s + self.line.line_s(len(frame)))
+        if held:
+            await asyncio.sleep(held)
         if self._master is None:
             return
         try:
-            os.write(self._master, self.framer.buildFrame(response))
+            os.write(self._master, frame)
         except OSError as exc:
             _log.warning("modbus rtu: pty write failed (%s)", exc)
 
@@ -412,11 +431,14 @@ async def start_modbus(
     map_path: Path | str = DEFAULT_MAP,
     host: str = "127.0.0.1",
     tcp_port: int = 0,
+    baud: int = DEFAULT_BAUD,
+    realtime: Callable[[], bool] | None = None,
 ) -> tuple[ModbusTcpEndpoint, ModbusRtuEndpoint]:
-    """Load the map, check it against the spec and start both endpoints."""
+    """Load the map, check it against the spec and start both endpoints (the RTU one paced
+    at ``baud``)."""
     regmap = RegisterMap.load(map_path, spec)
     ids = sorted({regmap.device_id, 0})
     context = TwinModbusContext(world, spec, regmap, ids)
     tcp = await ModbusTcpEndpoint(context, host, tcp_port).start()
-    rtu = await ModbusRtuEndpoint(context).start()
+    rtu = await ModbusRtuEndpoint(context, baud=baud, realtime=realtime).start()
     return tcp, rtu

@@ -2,9 +2,21 @@
 
 The pty stands in for the RS485 adapter: its slave side is a real tty device path
 (``/dev/pts/N``) that any serial client (pyserial, minicom, the vendor tool under Wine) opens
-like ``/dev/ttyUSB0``; baud rate settings are accepted and ignored, as on any pty. The TCP
-endpoint serves the same device for ``socket://`` clients and for several clients at once.
-Both feed one :class:`SeplosDevice`, so they see one BMS.
+like ``/dev/ttyUSB0``; the pty itself ignores baud rate settings. The TCP endpoint serves the
+same device for ``socket://`` clients and for several clients at once. Both feed one
+:class:`SeplosDevice`, so they see one BMS.
+
+Line timing (:class:`LinePace`): the device's line runs at ``baud`` (19200 by default, the
+bench file's ``bms.baud``), 10 bits per character (8N1). Every transaction costs the
+request's characters, the device's turnaround (``TURNAROUND_S``) and the reply's characters:
+on the virtual clock (the default, lockstep mode) the World is advanced by that time, the
+request's part before the device reads its state and the rest after, so the reply carries
+the values of the instant the request ended and a bench-time figure includes the link; in
+real-time mode (``realtime()`` true: the clock follows the wall clock) the reply is held back
+by that time instead. A 0x47 block answer (356 characters) costs 185 ms at 19200 baud, a
+0x42 telemetry answer of 16 cells about 90 ms. A request the device does not answer (another
+address, BMS unpowered) costs its own characters; a reply lost to a link fault costs what
+it cost on the line before it was lost.
 
 The protocol choices the real device leaves open follow the simulator checklist of the
 protocol document (§11): error answers for bad LCHKSUM/CHKSUM/VER/CID1/CID2, silence for
@@ -29,6 +41,66 @@ from bmssim.tcp import TcpServer
 from bmssim.twin.types import ParameterBlock
 
 _log = logging.getLogger(__name__)
+
+#: 8N1: start bit, 8 data bits, stop bit.
+BITS_PER_CHARACTER = 10
+#: The line rate of the simulated board unless told otherwise (the bench file's bms.baud).
+DEFAULT_BAUD = 19200
+#: The simulated device's turnaround: end of the request to the first reply character.
+TURNAROUND_S = 0.002
+
+
+class LinePace:
+    """The time a serial line at ``baud`` takes, put on the World's virtual clock (integer
+    ms, the sub-millisecond rest carried to the next transaction so that nothing is lost
+    to rounding) or, in real-time mode, returned as a wall-time delay.
+
+    >>> pace = LinePace(19200)
+    >>> round(pace.line_s(356), 4)  # a 0x47 parameter block answer
+    0.1854
+    """
+
+    def __init__(
+        self,
+        baud: int = DEFAULT_BAUD,
+        *,
+        turnaround_s: float = TURNAROUND_S,
+        realtime: Callable[[], bool] | None = None,
+    ) -> None:
+        if baud <= 0 or turnaround_s < 0:
+            raise ValueError(f"line pace: baud {baud} must be > 0, turnaround {turnaround_s} >= 0")
+        self.baud = baud
+        self.turnaround_s = turnaround_s
+        self._realtime = realtime or (lambda: False)
+        self._carry_ms = 0.0
+        #: Seconds of line time accounted so far (for tests and the benchmark).
+        self.total_s = 0.0
+
+    def line_s(self, characters: int) -> float:
+        """Seconds ``characters`` take on the line."""
+        return characters * BITS_PER_CHARACTER / self.baud
+
+    @property
+    def realtime(self) -> bool:
+        return bool(self._realtime())
+
+    def spend(self, world: Any, seconds: float) -> float:
+        """Account ``seconds`` of line time: advance ``world`` in virtual mode and return 0;
+        in real-time mode return ``seconds`` (the caller holds its reply back that long)."""
+        if seconds <= 0:
+            return 0.0
+        self.total_s += seconds
+        if self.realtime:
+            return seconds
+        advance = getattr(world, "advance", None)
+        if advance is None:
+            return 0.0
+        self._carry_ms += seconds * 1000.0
+        whole = int(self._carry_ms)
+        if whole:
+            self._carry_ms -= whole
+            advance(whole)
+        return 0.0
 
 
 @dataclass
@@ -88,8 +160,11 @@ class SeplosDevice:
         *,
         address: int = 0,
         link_faults: Callable[[], LinkFaults] | None = None,
+        baud: int = DEFAULT_BAUD,
+        realtime: Callable[[], bool] | None = None,
     ) -> None:
         self.world = world
+        self.line = LinePace(baud, realtime=realtime)
         self.spec = spec
         self.address = address
         self._link_faults = link_faults or (lambda: world_link_faults(world))
@@ -109,12 +184,18 @@ class SeplosDevice:
     def handle(self, item: sc.Frame | sc.FrameError) -> Reply | None:
         """Answer one received frame (or framing error); None = stay silent, as an
         unpowered or booting board does (``world.bms_answers()``)."""
+        # the request's characters are on the line before the device can act on them
+        held = self.line.spend(self.world, self.line.line_s(request_characters(item)))
         if not bms_answers(self.world):
             return None
         answer = self._answer(item)
         if answer is None:
             return None
-        return self._apply_link_faults(answer)
+        held += self.line.spend(self.world, self.line.turnaround_s + self.line.line_s(len(answer)))
+        reply = self._apply_link_faults(answer)
+        if reply is not None and held:
+            reply.delay_s += held
+        return reply
 
     def _apply_link_faults(self, answer: bytes) -> Reply | None:
         self._replies += 1
@@ -286,6 +367,13 @@ class SeplosDevice:
         sc.Cid2.PROTOCOL_VERSION: _protocol_version,
         sc.Cid2.DEVICE_INFO: _device_info,
     }
+
+
+def request_characters(item: sc.Frame | sc.FrameError) -> int:
+    """Characters of a received request on the line: SOI, VER, ADR, CID1, CID2, LENGTH,
+    CHKSUM, EOI (18) and two per INFO byte; a framing error counts as the bare frame."""
+    info = item.info if isinstance(item, sc.Frame) else b""
+    return 18 + 2 * len(info)
 
 
 class _FormatError(Exception):

@@ -157,11 +157,13 @@ class Bms(_Strict):
     baud: Literal[9600, 19200] = 19200
     address: int = Field(default=0, ge=0, le=0xFF)
     timeout_s: float = Field(
-        default=0.5,
+        default=0.1,
         gt=0,
-        description="The device's response margin beyond the line time: an exchange times out "
-        "after (request + expected answer characters) x 10 bits / baud + timeout_s "
-        "(Modbus TCP: timeout_s alone). 0.5 = the protocol's 500 ms.",
+        le=5,
+        description="The device's turnaround margin beyond the line time: an exchange times "
+        "out after (request + longest expected answer characters) x 10 bits / baud + "
+        "timeout_s (Modbus TCP: timeout_s alone), so a lost reply costs its line time plus "
+        "this margin (0.17 s for a 0x44 status at 19200 baud with 0.1).",
     )
     retries: int = Field(
         default=3,
@@ -172,9 +174,11 @@ class Bms(_Strict):
     late_guard_s: float = Field(
         default=1.0,
         ge=0,
-        description="After a timeout or a refused answer, how long the line is drained (read "
-        "and discarded) for a late answer before the retry; must exceed the line's worst "
-        "lateness so a stale answer is never taken for a later request's.",
+        le=10,
+        description="After a timeout, how long the line is drained (read and discarded) for "
+        "a late answer before the retry; must exceed the line's worst lateness so a stale "
+        "answer is never taken for a later request's (0 only for a device never late beyond "
+        "timeout_s). A refused answer is retried at once: it was the answer owed.",
     )
     lost_after: int = Field(
         default=3,

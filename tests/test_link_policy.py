@@ -1,7 +1,8 @@
 """The Seplos link's transaction policy over the real simulator (``python -m bmssim``): with
-every third reply delivered 0.8 s late (beyond the response timeout), every status read
-still reflects the stimulus applied just before it, never a stale answer to an earlier
-request. The policy's details are tested on a fake port in tests/test_seplos_link.py."""
+every third reply delivered late (beyond the response timeout, within its drain), every
+status read still reflects the stimulus applied just before it, never a stale answer to an
+earlier request. The policy's details are tested on a fake port in tests/test_seplos_link.py.
+Also: the simulated line takes its time on the virtual clock."""
 
 from __future__ import annotations
 
@@ -96,9 +97,12 @@ def test_status_reads_reflect_the_stimulus_despite_late_replies(sim: dict[str, A
         assert units[unit].ask("*OPC?") == "1"  # the command has been applied
 
     link = SeplosLink(sim["bms"]["port"], baud=sim["bms"]["baud"], spec=SPEC)
+    # late beyond the line-derived timeout, within the drain that follows it
+    late_s = link.timeout_for(0x44, 20) + link.late_guard_s / 2
+    assert late_s > link.timeout_for(0x44, 20) + 0.4
     t0 = time.monotonic()
     try:
-        assert call(op="faults", faults={"link": {"late_every": 3, "late_s": 0.8}})["ok"]
+        assert call(op="faults", faults={"link": {"late_every": 3, "late_s": late_s}})["ok"]
         seen = []
         for step, cell in enumerate([1, 5, 9, 16, 2, 12, 7, 3]):
             previous = [1, 5, 9, 16, 2, 12, 7, 3][step - 1] if step else None
@@ -123,3 +127,27 @@ def test_status_reads_reflect_the_stimulus_despite_late_replies(sim: dict[str, A
             unit.close()
         control.close()
     assert time.monotonic() - t0 < 30.0
+
+
+def test_the_simulated_line_takes_its_time_on_the_virtual_clock(sim: dict[str, Any]) -> None:
+    host, _, port = sim["clock"]["address"].rpartition(":")
+    control = LineClient(host, int(port))
+
+    def now() -> float:
+        return json.loads(control.ask(json.dumps({"op": "now"})))["now_s"]
+
+    link = SeplosLink(sim["bms"]["port"], baud=sim["bms"]["baud"], spec=SPEC)
+    assert sim["bms"]["baud"] == 19200
+    try:
+        for read, answer_chars in ((link.read_parameters, 356), (link.status, 116)):
+            before = now()
+            read()
+            took = now() - before
+            # request (20 characters) + 2 ms turnaround + answer, 10 bits each, in whole ms
+            want = (20 + answer_chars) * 10 / 19200 + 0.002
+            assert took == pytest.approx(want, abs=0.0015), read
+        # the 0x47 block alone: about 185 ms of line time at 19200 baud
+        assert 356 * 10 / 19200 == pytest.approx(0.185, abs=0.001)
+    finally:
+        link.close()
+        control.close()

@@ -12,6 +12,7 @@ import serial
 
 from bmsspec import load_spec
 from instruments.bms import seplos_codec as codec
+from instruments.bms.line import LATE_GUARD_S, REPLY_MARGIN_S
 from instruments.bms.seplos_link import SeplosLink
 from instruments.bmslink import ControlAction, ControlItem
 from instruments.errors import BenchLost, BmsLinkError, BmsRejected
@@ -568,9 +569,12 @@ def test_timeout_is_line_time_of_request_and_answer_plus_margin(cid2: int):
     )
     answer_chars = {codec.CID2_READ_PARAMETERS: 18 + 2 * 169, codec.CID2_PROTOCOL_VERSION: 18}
     chars = 20 + answer_chars[cid2]
-    assert slow.timeout_for(cid2, 20) == pytest.approx(chars * 10 / 9600 + 0.5)
-    assert fast.timeout_for(cid2, 20) == pytest.approx(chars * 10 / 19200 + 0.5)
-    assert slow.timeout_for(cid2, 20) - 0.5 == pytest.approx(2 * (fast.timeout_for(cid2, 20) - 0.5))
+    margin = REPLY_MARGIN_S  # the default turnaround margin
+    assert slow.timeout_for(cid2, 20) == pytest.approx(chars * 10 / 9600 + margin)
+    assert fast.timeout_for(cid2, 20) == pytest.approx(chars * 10 / 19200 + margin)
+    assert slow.timeout_for(cid2, 20) - margin == pytest.approx(
+        2 * (fast.timeout_for(cid2, 20) - margin)
+    )
 
 
 def test_timeouts_scale_with_baud_rate_and_answer_length_on_the_wire():
@@ -695,3 +699,97 @@ def test_history_record_must_have_the_record_layouts_length():
     link, _ = link_to(lambda f: STATUS_ANSWER, retries=0)
     with pytest.raises(BmsLinkError, match="0x4B answer INFO of 49 bytes, expected 77"):
         link.history_record(0)
+
+
+# -- the link at the line's pace ----------------------------------------------------------
+
+
+class PortClock:
+    """A bench clock on the fake port's virtual time: ``sleep`` moves it."""
+
+    def __init__(self, port: FakeSerial) -> None:
+        self.port = port
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        return self.port.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.port.now += seconds
+
+
+def test_a_lost_reply_costs_its_line_time_the_margin_and_the_guard():
+    answers: list[Reply] = [None, STATUS_ANSWER]
+    link, port = link_to(lambda f: answers.pop(0), timeout_s=REPLY_MARGIN_S)
+    assert link.late_guard_s == LATE_GUARD_S  # the default guard
+    link, port = link_to(
+        lambda f: answers.pop(0), timeout_s=REPLY_MARGIN_S, late_guard_s=REPLY_MARGIN_S
+    )
+    link.status()
+    timeout = link.timeout_for(codec.CID2_STATUS, 20)
+    line = (20 + 18 + 2 * (33 + 16)) * 10 / 19200  # 0x44 request and 16-cell answer
+    assert timeout == pytest.approx(line + REPLY_MARGIN_S)
+    # the retry went out after the timeout and its drain: line time + 2 margins here
+    assert port.sent_at[1] == pytest.approx(timeout + REPLY_MARGIN_S, abs=1e-6)
+    assert port.sent_at[1] < 0.3
+    assert link.stats["timeouts"] == 1 and link.stats["retries"] == 1
+
+
+def test_a_corrupt_reply_is_retried_at_once_without_waiting_the_guard():
+    good = TELEMETRY_1.encode() + b"\r"
+    replies: list[Reply] = [corrupt(good), good]
+    link, port = link_to(lambda f: replies.pop(0), timeout_s=0.5, late_guard_s=1.0)
+    assert link.telemetry().pack_v == pytest.approx(53.26)
+    assert port.sent_at[1] < 0.01  # no guard: the corrupt frame was the answer owed
+    assert link.stats["corrupt"] == 1 and link.stats["stale_discarded"] == 0
+
+
+def test_a_frame_arriving_behind_a_refused_one_is_read_to_its_end_and_discarded():
+    good = TELEMETRY_1.encode() + b"\r"
+    # a wrong-address answer, right behind it the start of another frame that ends later
+    tail = good[:40], good[40:]
+    replies: list[Reply] = [[(0.0, reply(adr=1) + tail[0]), (0.05, tail[1])], good]
+    link, port = link_to(lambda f: replies.pop(0))
+    assert link.telemetry().pack_v == pytest.approx(53.26)
+    assert port.sent_at[1] >= 0.05  # the drain waited for the end of the frame under way
+    assert link.stats["stale_discarded"] == 1 and len(port.requests) == 2
+    assert link.stats["retries"] == 1  # drained in the attempt, not found waiting later
+
+
+def test_transactions_keep_the_lines_pace_on_the_bench_clock():
+    port = FakeSerial(lambda f: STATUS_ANSWER)  # answers at once: faster than any line
+    pace = PortClock(port)
+    link = SeplosLink(
+        "fake://", spec=SPEC, serial_port=port, clock=port.clock, pace_clock=pace, baud=9600
+    )
+    for _ in range(3):
+        link.status()
+    line = (20 + len(STATUS_ANSWER)) * 10 / 9600  # request + the answer received
+    gaps = [b - a for a, b in zip(port.sent_at, port.sent_at[1:], strict=False)]
+    assert gaps == [pytest.approx(line)] * 2
+    assert link.pace.waited_s == pytest.approx(2 * line)
+    # a slower caller is not held back: the line was free long ago
+    port.now += 1.0
+    link.status()
+    assert pace.slept == [pytest.approx(line)] * 2
+
+
+def test_without_a_bench_clock_the_line_itself_is_the_pace():
+    link, port = link_to(lambda f: STATUS_ANSWER)
+    link.status()
+    link.status()
+    assert port.sent_at == [0.0, 0.0] and link.pace.waited_s == 0.0
+
+
+def test_after_a_timeout_the_next_transaction_waits_for_the_longest_answer():
+    answers: list[Reply] = [None, STATUS_ANSWER]
+    port = FakeSerial(lambda f: answers.pop(0))
+    pace = PortClock(port)
+    link = SeplosLink(
+        "fake://", spec=SPEC, serial_port=port, clock=port.clock, pace_clock=pace, retries=1
+    )
+    link.status()
+    # the timeout already covered the longest answer's line time: nothing more to wait
+    assert pace.slept == []
+    assert port.sent_at[1] > link.timeout_for(codec.CID2_STATUS, 20)

@@ -15,15 +15,19 @@ attempt is a new pymodbus transaction (a new transaction id on TCP).
 
 * **Timeout** per transaction: RTU ``(request bytes + answer bytes) * 10 / baud +
   timeout_s``, with the answer's exact RTU size (registers ``5 + 2n``, bits ``5 + ceil(n/8)``,
-  writes 8); TCP ``timeout_s`` alone (no line time to add). Set through
-  ``client.comm_params.timeout_connect`` before each call.
+  writes 8) and ``timeout_s`` the device's turnaround margin (0.1 s by default): a lost
+  answer costs its line time plus that margin. TCP ``timeout_s`` alone (no line time to
+  add). Set through ``client.comm_params.timeout_connect`` before each call.
 * **Stale answers**: on TCP the transaction id refuses an answer to an earlier attempt
   (pymodbus skips it). RTU has no id: after a timeout (pymodbus reports a corrupt CRC as a
-  timeout too) or a refused answer the serial port is read and discarded until one complete
-  answer (the expected size, or a 5-byte exception) or ``late_guard_s``; bytes waiting
-  before a request or after a valid answer make the attempt ambiguous (discarded, counted).
-  Every answer is checked against its request: function code, register or bit count, and
-  for writes the echoed address and count.
+  timeout too) the serial port is read and discarded until one complete answer (the
+  expected size, or a 5-byte exception) or ``late_guard_s`` (1.0 s by default); after
+  a refused answer (complete, so it was the answer owed) only what is already arriving is
+  discarded. Bytes waiting before a request or after a valid answer make the attempt
+  ambiguous (discarded, counted). Every answer is checked against its request: function
+  code, register or bit count, and for writes the echoed address and count.
+* **Line pace** (RTU) as on the Seplos link: with a ``pace_clock`` a transaction does not
+  start before the previous one's line time has elapsed on it.
 * **Bounded retries**, **silent link = bench lost** (``consecutive_failures``,
   ``lost_after``, ``BenchLost`` at once on a lost connection) and ``stats`` as on the
   Seplos link.
@@ -33,14 +37,31 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import yaml
-
-from bmsspec import TEST_PLANS_DIR
+from instruments.bms.line import (
+    BITS_PER_CHARACTER,
+    LATE_GUARD_S,
+    REPLY_MARGIN_S,
+    LinePace,
+    check_settings,
+)
+from instruments.bms.modbus_map import (
+    EXCEPTIONS,
+    FUNCTION_CODES,
+    MAX_BITS_PER_READ,
+    MAX_REGISTERS_PER_READ,
+    REGISTER_MAP,
+    Bit,
+    Register,
+    RegisterMap,
+    answer_problem,
+    bytes_of_bits,
+    load_register_map,
+    rtu_answer_complete,
+    runs,
+)
 from instruments.bms.types import DeviceInfo, HistoryRecord, ParameterBlock, Status, Telemetry
 from instruments.bmslink import BmsLink, ControlAction, ControlItem
 from instruments.errors import BenchLost, BmsLinkError, BmsRejected
@@ -51,157 +72,6 @@ try:
     _PORT_ERRORS: tuple[type[BaseException], ...] = (OSError, termios.error)
 except ImportError:  # pragma: no cover - not posix
     _PORT_ERRORS = (OSError,)
-
-REGISTER_MAP = TEST_PLANS_DIR / "modbus_registers.yaml"
-MAX_REGISTERS_PER_READ = 125
-MAX_BITS_PER_READ = 2000
-#: 8N1 on RTU: start bit, 8 data bits, stop bit.
-BITS_PER_CHARACTER = 10
-#: An RTU exception answer: address, function | 0x80, code, CRC (2).
-RTU_EXCEPTION_BYTES = 5
-
-EXCEPTIONS = {
-    0x01: "illegal function",
-    0x02: "illegal data address",
-    0x03: "illegal data value",
-    0x04: "server device failure",
-    0x05: "acknowledge",
-    0x06: "server device busy",
-    0x08: "memory parity error",
-    0x0A: "gateway path unavailable",
-    0x0B: "gateway target failed to respond",
-}
-
-
-@dataclass(frozen=True)
-class Register:
-    """One 16-bit register: value = (raw - offset) * scale, raw two's complement if signed."""
-
-    address: int
-    name: str
-    source: str
-    scale: float = 1.0
-    offset: int = 0
-    signed: bool = False
-
-    def decode(self, raw: int) -> float:
-        if self.signed and raw >= 0x8000:
-            raw -= 0x10000
-        return (raw - self.offset) * self.scale
-
-
-@dataclass(frozen=True)
-class Bit:
-    """One coil or discrete input."""
-
-    address: int
-    name: str
-    source: str
-
-
-@dataclass(frozen=True)
-class RegisterMap:
-    """The four tables of a register map file."""
-
-    input_registers: list[Register]
-    discrete_inputs: list[Bit]
-    holding_registers: list[Register]
-    coils: list[Bit]
-    device_id: int = 1
-
-    def by_source(self, table: Iterable[Any]) -> dict[str, Any]:
-        return {entry.source: entry for entry in table}
-
-
-def load_register_map(path: Path | str = REGISTER_MAP) -> RegisterMap:
-    """Read a register map file; raise ``ValueError`` naming file, table, row and key."""
-    path = Path(path)
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-
-    def rows(table: str, kind: type) -> list[Any]:
-        out = []
-        for i, row in enumerate(data.get(table) or []):
-            fields = {k: row[k] for k in ("address", "name", "source") if k in row}
-            if kind is Register:
-                fields |= {k: row[k] for k in ("scale", "offset", "signed") if k in row}
-            try:
-                out.append(kind(**fields))
-            except TypeError as exc:
-                raise ValueError(f"{path}: {table}[{i}] {row!r}: {exc}") from None
-        return out
-
-    return RegisterMap(
-        input_registers=rows("input_registers", Register),
-        discrete_inputs=rows("discrete_inputs", Bit),
-        holding_registers=rows("holding_registers", Register),
-        coils=rows("coils", Bit),
-        device_id=int(data.get("device_id", 1)),
-    )
-
-
-def runs(addresses: Sequence[int], limit: int) -> list[tuple[int, int]]:
-    """Contiguous (start, count) runs covering ``addresses``, each at most ``limit`` long."""
-    out: list[tuple[int, int]] = []
-    for address in sorted(set(addresses)):
-        if out and address == out[-1][0] + out[-1][1] and out[-1][1] < limit:
-            out[-1] = (out[-1][0], out[-1][1] + 1)
-        else:
-            out.append((address, 1))
-    return out
-
-
-#: Function code of each pymodbus client method the link calls.
-FUNCTION_CODES = {
-    "read_coils": 0x01,
-    "read_discrete_inputs": 0x02,
-    "read_holding_registers": 0x03,
-    "read_input_registers": 0x04,
-    "write_register": 0x06,
-    "write_coils": 0x0F,
-    "write_registers": 0x10,
-}
-
-
-def _bytes_of_bits(count: int) -> int:
-    return (count + 7) // 8
-
-
-def _answer_problem(
-    response: Any,
-    function_code: int,
-    *,
-    registers: int | list[int] | None = None,
-    bits: int | None = None,
-    address: int | None = None,
-    count: int | None = None,
-) -> str | None:
-    """Why ``response`` is not the answer to the request described (None when it fits):
-    another function's answer, another register or bit count, another echoed address or
-    count (``registers`` as a list: the echoed values of a single-register write)."""
-    got = getattr(response, "function_code", None)
-    if got != function_code:
-        return f"function code {got}, expected {function_code}"
-    if isinstance(registers, list):
-        if list(getattr(response, "registers", [])) != registers:
-            return f"echoed {getattr(response, 'registers', None)}, expected {registers}"
-    elif registers is not None and len(getattr(response, "registers", [])) != registers:
-        return f"{len(getattr(response, 'registers', []))} registers, expected {registers}"
-    # bits come back padded to whole bytes
-    if bits is not None and not bits <= len(getattr(response, "bits", [])) < bits + 8:
-        return f"{len(getattr(response, 'bits', []))} bits, expected {bits}"
-    if address is not None and getattr(response, "address", None) != address:
-        return f"echoed address {getattr(response, 'address', None)}, expected {address}"
-    if count is not None and getattr(response, "count", None) != count:
-        return f"echoed count {getattr(response, 'count', None)}, expected {count}"
-    return None
-
-
-def _rtu_answer_complete(data: bytes | bytearray, answer_bytes: int) -> bool:
-    """A whole RTU answer is in ``data``: the expected size, or an exception answer."""
-    if len(data) >= answer_bytes:
-        return True
-    return len(data) >= RTU_EXCEPTION_BYTES and bool(data[1] & 0x80)
-
 
 _INDEXED = re.compile(r"^(?P<base>[\w.]+)\[(?P<index>\d+)\]$")
 
@@ -217,24 +87,21 @@ class ModbusLink(BmsLink):
         transport: str = "rtu",
         baud: int = 19200,
         address: int = 0,
-        timeout_s: float = 0.5,
+        timeout_s: float = REPLY_MARGIN_S,
         retries: int = 3,
-        late_guard_s: float = 1.0,
+        late_guard_s: float | None = LATE_GUARD_S,
         lost_after: int = 3,
         spec: Any = None,
         register_map: RegisterMap | None = None,
         client: Any = None,
         clock: Callable[[], float] = time.monotonic,
+        pace_clock: Any = None,
     ) -> None:
         if spec is None:
             from bmsspec import load_spec
 
             spec = load_spec()
-        if baud <= 0 or timeout_s <= 0 or retries < 0 or late_guard_s < 0 or lost_after < 1:
-            raise ValueError(
-                f"bad link settings: baud={baud} timeout_s={timeout_s} retries={retries} "
-                f"late_guard_s={late_guard_s} lost_after={lost_after}"
-            )
+        check_settings(baud, timeout_s, retries, late_guard_s, lost_after)
         self.spec = spec
         self.map = register_map or load_register_map()
         self.address = address
@@ -243,8 +110,9 @@ class ModbusLink(BmsLink):
         self.baud = baud
         self.timeout_s = timeout_s
         self.retries = retries
-        self.late_guard_s = late_guard_s
+        self.late_guard_s = LATE_GUARD_S if late_guard_s is None else late_guard_s
         self.lost_after = lost_after
+        self.pace = LinePace(pace_clock if transport == "rtu" else None)
         self.consecutive_failures = 0
         self.stats: dict[str, int] = dict.fromkeys(
             ("exchanges", "retries", "timeouts", "corrupt", "stale_discarded"), 0
@@ -314,26 +182,34 @@ class ModbusLink(BmsLink):
         port = self._serial()
         return int(port.in_waiting) if port is not None else 0
 
-    def _drain(self, answer_bytes: int) -> int:
+    def _drain(self, answer_bytes: int, guard_s: float | None = None) -> int:
         """RTU: read and discard until one complete answer (``answer_bytes``, or an
-        exception answer) has been discarded or ``late_guard_s`` has passed."""
+        exception answer) has been discarded or ``guard_s`` (default ``late_guard_s``) has
+        passed; an answer under way is read to its end (its line time plus the margin)."""
         port = self._serial()
         if port is None:
             return 0
-        deadline = self._clock() + self.late_guard_s
+        guard = self.late_guard_s if guard_s is None else guard_s
+        deadline = self._clock() + guard
         data = bytearray()
-        while not _rtu_answer_complete(data, answer_bytes):
+        while not rtu_answer_complete(data, answer_bytes):
+            if data:  # an answer under way: allow for the rest of it
+                rest = max(0, answer_bytes - len(data)) * BITS_PER_CHARACTER / self.baud
+                deadline = max(deadline, self._clock() + rest + self.timeout_s)
             remaining = deadline - self._clock()
+            waiting = int(port.in_waiting)
             if remaining <= 0:
-                break
+                if not waiting or len(data) > 2 * answer_bytes:
+                    break
+                remaining = 0.0  # past the guard: still take what is already here
             port.timeout = remaining
-            data += port.read(max(1, int(port.in_waiting)))
+            data += port.read(max(1, waiting))
         if data:
             self.stats["stale_discarded"] += 1
         return len(data)
 
-    def _drained(self, problem: str, answer_bytes: int) -> str:
-        n = self._drain(answer_bytes)
+    def _drained(self, problem: str, answer_bytes: int, guard_s: float | None = None) -> str:
+        n = self._drain(answer_bytes, guard_s)
         return f"{problem}; discarded {n} late bytes" if n else problem
 
     def _call(
@@ -351,6 +227,7 @@ class ModbusLink(BmsLink):
         from pymodbus.exceptions import ConnectionException, ModbusException
 
         timeout = self.timeout_for(request_bytes, answer_bytes)
+        line_s = (request_bytes + answer_bytes) * BITS_PER_CHARACTER / self.baud
         params = getattr(self.client, "comm_params", None)
         if params is not None:
             params.timeout_connect = timeout
@@ -365,11 +242,13 @@ class ModbusLink(BmsLink):
                     self._drain(answer_bytes)
                     problems.append(f"{waiting} bytes waiting before the request (discarded)")
                     continue
+                self.pace.wait()
                 try:
                     response = getattr(self.client, method)(*args, device_id=self.address, **kwargs)
                 except ConnectionException:
                     raise
                 except ModbusException as exc:
+                    self.pace.used(line_s)
                     self.stats["timeouts"] += 1
                     problems.append(
                         self._drained(
@@ -377,6 +256,7 @@ class ModbusLink(BmsLink):
                         )
                     )
                     continue
+                self.pace.used(line_s)
                 if waiting := self._waiting():
                     self._drain(answer_bytes)
                     problems.append(
@@ -389,7 +269,7 @@ class ModbusLink(BmsLink):
                     raise BmsRejected(name, code, EXCEPTIONS.get(code, "unknown exception"))
                 if problem := check(response):
                     self.stats["corrupt"] += 1
-                    problems.append(self._drained(f"answer refused: {problem}", answer_bytes))
+                    problems.append(self._drained(f"answer refused: {problem}", answer_bytes, 0.0))
                     continue
                 self.consecutive_failures = 0
                 return response
@@ -422,7 +302,7 @@ class ModbusLink(BmsLink):
                 count=count,
                 request_bytes=8,
                 answer_bytes=5 + 2 * count,
-                check=lambda r, count=count: _answer_problem(r, code, registers=count),
+                check=lambda r, count=count: answer_problem(r, code, registers=count),
             )
             values.update(zip(range(start, start + count), response.registers, strict=True))
         return values
@@ -437,8 +317,8 @@ class ModbusLink(BmsLink):
                 start,
                 count=count,
                 request_bytes=8,
-                answer_bytes=5 + _bytes_of_bits(count),
-                check=lambda r, count=count: _answer_problem(r, code, bits=count),
+                answer_bytes=5 + bytes_of_bits(count),
+                check=lambda r, count=count: answer_problem(r, code, bits=count),
             )
             values.update(zip(range(start, start + count), response.bits[:count], strict=True))
         return values
@@ -446,7 +326,7 @@ class ModbusLink(BmsLink):
     def _write(self, name: str, method: str, start: int, values: list[Any]) -> None:
         """One write transaction; the answer must echo the address and the count."""
         code = FUNCTION_CODES[method]
-        data = 2 * len(values) if method == "write_registers" else _bytes_of_bits(len(values))
+        data = 2 * len(values) if method == "write_registers" else bytes_of_bits(len(values))
         self._call(
             name,
             method,
@@ -454,7 +334,7 @@ class ModbusLink(BmsLink):
             values,
             request_bytes=9 + data,
             answer_bytes=8,
-            check=lambda r: _answer_problem(r, code, address=start, count=len(values)),
+            check=lambda r: answer_problem(r, code, address=start, count=len(values)),
         )
 
     # -- BmsLink -----------------------------------------------------------------------
@@ -560,7 +440,7 @@ class ModbusLink(BmsLink):
             raw,
             request_bytes=8,
             answer_bytes=8,
-            check=lambda r: _answer_problem(
+            check=lambda r: answer_problem(
                 r, FUNCTION_CODES["write_register"], address=reg.address, registers=[raw]
             ),
         )

@@ -15,12 +15,26 @@ from the answer to the current one by its content: the policy makes sure it is n
   are ``18 + 2 * INFO bytes`` (§2.1) with the INFO bound of ``ANSWERS`` (16 cells, 6
   temperatures for 0x42/0x44, the documented sizes otherwise); the request's characters
   are counted too because a USB adapter may report its write flushed before the last
-  character is on the line. ``timeout_s`` is the device's response margin beyond the line
-  time (0.5 s by default, the protocol's 500 ms).
-* **Drain before a retry**: after a timeout or an answer that cannot be ours (corrupt, other
-  address, INFO that does not fit the command) a late answer may still be in flight. The
-  line is read and discarded until one complete frame has been discarded or
-  ``late_guard_s`` has passed; only then is the request sent again.
+  character is on the line. ``timeout_s`` is the device's turnaround margin beyond the line
+  time (``REPLY_MARGIN_S``, 0.1 s, by default), so a reply is given up after its line time
+  plus that margin: 0.17 s for a 0x44 status at 19200 baud, 0.30 s for the 0x47 block.
+* **Drain after a timeout**: the lost answer may only be late. The line is read and
+  discarded until one complete frame has been discarded or ``late_guard_s`` has passed
+  (``LATE_GUARD_S``, 1.0 s, by default: it must exceed the line's worst lateness); only
+  then is the request sent again. A timeout therefore costs line time + margin + guard;
+  a bench whose device is never late beyond its margin may set the guard lower.
+* **No wait after a refused answer**: a complete frame that cannot be ours (corrupt, other
+  address, INFO that does not fit the command) was the answer of the request just sent (or
+  a leftover the drain before it would have discarded), so nothing more is owed: what is
+  arriving is read to its end and discarded, and the request is sent again at once. Every
+  attempt of one exchange is the same request, so an answer to an earlier attempt of it is
+  still an answer to the question asked; what must never happen, an answer taken for a
+  later exchange, the drain after a timeout and the ambiguity rule prevent.
+* **Line pace**: a transaction does not start before the previous one's line time (its
+  request and the answer received, or the longest answer when none came) has elapsed on
+  ``pace_clock`` (anything with ``now()`` and ``sleep(s)``: the bench clock). On a real
+  line the answer's arrival already implies it; the rule binds where answers come faster
+  than the line could carry them. Without a ``pace_clock`` the line itself is the pace.
 * **Ambiguity is an attempt**: characters waiting before a request is sent, or after a
   valid answer was read, mean two answers are on the line; they are discarded (drained) and
   the attempt counts as failed.
@@ -37,7 +51,8 @@ discarded characters, and ambiguous exchanges), for the harness to record.
 
 Residual risk, stated: an answer later than its timeout plus ``late_guard_s`` that arrives
 just before the next answer is still indistinguishable from it; the guard must exceed the
-worst lateness of the line.
+worst lateness of the line (a device that answers within its turnaround margin is never
+late).
 """
 
 from __future__ import annotations
@@ -50,6 +65,13 @@ from typing import Any, TypeVar
 import serial
 
 from instruments.bms import seplos_codec as codec
+from instruments.bms.line import (
+    BITS_PER_CHARACTER,
+    LATE_GUARD_S,
+    REPLY_MARGIN_S,
+    LinePace,
+    check_settings,
+)
 from instruments.bms.types import DeviceInfo, HistoryRecord, ParameterBlock, Status, Telemetry
 from instruments.bmslink import BmsLink, ControlAction, ControlItem
 from instruments.errors import BenchLost, BmsLinkError, BmsRejected
@@ -67,8 +89,6 @@ T = TypeVar("T")
 RETRY_RTN = {0x02, 0x03}
 RTN_NO_DATA = 0x07
 
-#: 8N1: start bit, 8 data bits, stop bit.
-BITS_PER_CHARACTER = 10
 #: SOI, VER, ADR, CID1, RTN, LENGTH, CHKSUM, EOI: the characters of a frame besides INFO.
 FRAME_OVERHEAD_CHARACTERS = 18
 #: 0x4B: 15 status bytes and 31 two-byte values (Battery Monitor's record layout, §10).
@@ -140,11 +160,13 @@ class LinkTimeout(Exception):
 class SeplosLink(BmsLink):
     """One BMS at ``address`` on a serial line (or a socket standing in for one).
 
-    ``timeout_s``: the device's response margin beyond the line time of request and answer;
-    ``retries``: extra attempts after a missing, late or corrupt answer (default 3, so at
-    most 4 requests); ``late_guard_s``: how long a drain waits for a late answer;
-    ``lost_after``: consecutive failed exchanges that mean the bench is lost. ``clock``
-    (seconds, monotonic) is for tests that drive a fake port in virtual time.
+    ``timeout_s``: the device's turnaround margin beyond the line time of request and
+    answer; ``retries``: extra attempts after a missing, late or corrupt answer (default 3,
+    so at most 4 requests); ``late_guard_s``: how long the drain after a timeout waits for a
+    late answer (None: ``LATE_GUARD_S``); ``lost_after``: consecutive failed exchanges that
+    mean the bench is lost. ``clock`` (seconds, monotonic) times the reads; tests drive a
+    fake port with it in virtual time. ``pace_clock`` (``now()``/``sleep(s)``) keeps
+    transactions at the line's pace (module docstring).
     """
 
     def __init__(
@@ -154,30 +176,28 @@ class SeplosLink(BmsLink):
         baud: int = 19200,
         address: int = 0,
         spec: Any = None,
-        timeout_s: float = 0.5,
+        timeout_s: float = REPLY_MARGIN_S,
         retries: int = 3,
-        late_guard_s: float = 1.0,
+        late_guard_s: float | None = LATE_GUARD_S,
         lost_after: int = 3,
         serial_port: Any = None,
         clock: Callable[[], float] = time.monotonic,
+        pace_clock: Any = None,
     ) -> None:
         if spec is None:
             from bmsspec import load_spec
 
             spec = load_spec()
-        if baud <= 0 or timeout_s <= 0 or retries < 0 or late_guard_s < 0 or lost_after < 1:
-            raise ValueError(
-                f"bad link settings: baud={baud} timeout_s={timeout_s} retries={retries} "
-                f"late_guard_s={late_guard_s} lost_after={lost_after}"
-            )
+        check_settings(baud, timeout_s, retries, late_guard_s, lost_after)
         self.spec = spec
         self.address = address
         self.baud = baud
         self.timeout_s = timeout_s
         self.retries = retries
-        self.late_guard_s = late_guard_s
+        self.late_guard_s = LATE_GUARD_S if late_guard_s is None else late_guard_s
         self.lost_after = lost_after
         self.port_name = port
+        self.pace = LinePace(pace_clock)
         self.consecutive_failures = 0
         self.stats: dict[str, int] = dict.fromkeys(
             ("exchanges", "retries", "timeouts", "corrupt", "stale_discarded"), 0
@@ -232,24 +252,39 @@ class SeplosLink(BmsLink):
     def _waiting(self) -> int:
         return int(self.serial.in_waiting)
 
-    def _drain(self) -> int:
-        """Read and discard until one complete frame has been discarded or ``late_guard_s``
-        has passed; return the number of characters discarded."""
-        deadline = self._clock() + self.late_guard_s
+    def _drain(self, guard_s: float | None = None) -> int:
+        """Read and discard until one complete frame has been discarded or ``guard_s``
+        (default ``late_guard_s``) has passed; a frame that has begun to arrive is read to
+        its end (its line time plus the margin) even past the guard. Returns the number of
+        characters discarded."""
+        guard = self.late_guard_s if guard_s is None else guard_s
+        deadline = self._clock() + guard
         data = bytearray()
         while _frame_end(data) is None:
+            if codec.SOI in data:  # a frame under way: allow for the rest of it
+                deadline = max(deadline, self._clock() + self._rest_s(data))
             remaining = deadline - self._clock()
+            waiting = self._waiting()
             if remaining <= 0:
-                break
+                if not waiting or len(data) > FRAME_OVERHEAD_CHARACTERS + 2 * ANY_ANSWER_BYTES:
+                    break
+                remaining = 0.0  # past the guard: still take what is already here
             self.serial.timeout = remaining
-            data += self.serial.read(max(1, self._waiting()))
+            data += self.serial.read(max(1, waiting))
         if data:
             self.stats["stale_discarded"] += 1
         return len(data)
 
-    def _drained(self, problem: str) -> str:
+    def _rest_s(self, data: bytes | bytearray) -> float:
+        """Time the rest of the frame begun in ``data`` may still take: the line time of the
+        longest frame LENID allows past what has arrived, plus the margin."""
+        got = len(data) - data.find(codec.SOI)
+        longest = FRAME_OVERHEAD_CHARACTERS + 2 * ANY_ANSWER_BYTES
+        return self.line_time_s(max(0, longest - got)) + self.timeout_s
+
+    def _drained(self, problem: str, guard_s: float | None = None) -> str:
         """``problem`` with what the drain before the retry discarded."""
-        n = self._drain()
+        n = self._drain(guard_s)
         return f"{problem}; discarded {n} late characters" if n else problem
 
     # -- exchange ----------------------------------------------------------------------
@@ -308,24 +343,29 @@ class SeplosLink(BmsLink):
         if waiting := self._waiting():
             self._drain()
             return _Problem(f"{waiting} characters waiting before the request (discarded)")
+        self.pace.wait()
         self.serial.write(request)
         self.serial.flush()
+        longest = answer.characters if answer is not None else 2 * ANY_ANSWER_BYTES + 18
         try:
             raw = self._read_frame(self._clock() + timeout)
         except LinkTimeout as exc:
             self.stats["timeouts"] += 1
+            self.pace.used(self.line_time_s(len(request) + longest))
             return _Problem(self._drained(f"no complete answer within {timeout:.3g} s ({exc})"))
+        self.pace.used(self.line_time_s(len(request) + len(raw)))
         try:
             frame = codec.decode_frame(raw)
         except codec.FrameError as exc:
             self.stats["corrupt"] += 1
-            return _Problem(self._drained(f"corrupt answer: {exc}"))
+            return _Problem(self._drained(f"corrupt answer: {exc}", 0.0))
         if frame.adr != self.address or frame.cid1 != codec.CID1_LIFEPO4:
             self.stats["corrupt"] += 1
             return _Problem(
                 self._drained(
                     f"answer from address {frame.adr} CID1 0x{frame.cid1:02X}, expected "
-                    f"address {self.address} CID1 0x{codec.CID1_LIFEPO4:02X}"
+                    f"address {self.address} CID1 0x{codec.CID1_LIFEPO4:02X}",
+                    0.0,
                 )
             )
         if waiting := self._waiting():
@@ -344,7 +384,7 @@ class SeplosLink(BmsLink):
             return parse(frame)
         except ValueError as exc:  # FrameError is a ValueError
             self.stats["corrupt"] += 1
-            return _Problem(self._drained(f"malformed INFO: {exc}"))
+            return _Problem(self._drained(f"malformed INFO: {exc}", 0.0))
 
     def _group(self) -> bytes:
         return bytes([self.address])
