@@ -309,6 +309,10 @@ class SimBench:
             instruments["relays"] = Keysight34972A(w)
         return instruments
 
+    def _real(self) -> bool:
+        """The clock runs in real time (``--realtime`` or the control channel's mode op)."""
+        return self.control is not None and self.control.mode == "real"
+
     async def start(self) -> None:
         """Start every endpoint; on any failure close what was opened and re-raise."""
         try:
@@ -317,10 +321,19 @@ class SimBench:
             host = self.options.host
             for name, instrument in self.instruments.items():
                 self.scpi_servers[name] = await ScpiServer(instrument, host=host).start()
-            device = SeplosDevice(self.world, self.spec, address=BMS_ADDRESS)
+            # The serial lines take their time at the baud rate the bench file states: on
+            # the virtual clock in virtual mode, in wall time in real-time mode.
+            device = SeplosDevice(
+                self.world, self.spec, address=BMS_ADDRESS, baud=SEPLOS_BAUD, realtime=self._real
+            )
             self.seplos = await SeplosServer(device, host=host).start()
             self.modbus_tcp, self.modbus_rtu = await start_modbus(
-                self.world, self.spec, map_path=self.options.modbus_map, host=host
+                self.world,
+                self.spec,
+                map_path=self.options.modbus_map,
+                host=host,
+                baud=SEPLOS_BAUD,
+                realtime=self._real,
             )
             self.control = await ControlServer(
                 self.world,
