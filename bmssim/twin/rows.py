@@ -103,8 +103,7 @@ class OvercurrentRow:
     """A delayed overcurrent protection with P70 recovery and P71 lockout."""
 
     trip: int
-    delay: int  # parameter holding the delay
-    delay_unit_ms: int  # ms per unit of the delay parameter
+    delay: int  # parameter holding the delay (its spec unit gives the time scale)
     switch: int
     flag: str
     action: str
@@ -116,11 +115,11 @@ class OvercurrentRow:
 
 # fmt: off
 OVERCURRENT_ROWS: tuple[OvercurrentRow, ...] = (
-    OvercurrentRow(55, 67, 1000, 34, "charge_overcurrent_protection", CHARGE, "high", CUR,
+    OvercurrentRow(55, 67, 34, "charge_overcurrent_protection", CHARGE, "high", CUR,
                    None, None),
-    OvercurrentRow(56, 68, 1000, 36, "discharge_overcurrent_protection", DISCHARGE, "low", CUR,
+    OvercurrentRow(56, 68, 36, "discharge_overcurrent_protection", DISCHARGE, "low", CUR,
                    None, None),
-    OvercurrentRow(57, 69, 1, 37, "transient_overcurrent_protection", DISCHARGE, "low", "cmp",
+    OvercurrentRow(57, 69, 37, "transient_overcurrent_protection", DISCHARGE, "low", "cmp",
                    39, "transient_overcurrent_lockout"),
 )
 # fmt: on

@@ -1,0 +1,155 @@
+"""Threshold rows (``rows.ROWS``: voltage, temperature, current alarm, cell difference and
+SOC rows with hysteresis and confirmation) and the P81 gap compensation that follows the
+overvoltage rows' recovery."""
+
+from __future__ import annotations
+
+from bmssim.twin.board import CHARGING, DISCHARGING, EPS, Board, grid_after
+from bmssim.twin.feature import BaseFeature
+from bmssim.twin.rows import BOTH, CHARGE, CUR, CURRENT, DISCHARGE, ROWS, VT, Row
+
+#: Rows the S53 activation pulse overrides (their discharge hold is lifted for 60 s).
+PULSE_ROWS = (7, 17, 80)
+#: Rows S54 makes wait for the button instead of recovering by voltage.
+MANUAL_ROWS = (7, 17)
+
+VT_ROWS = tuple(r for r in ROWS if r.period == VT)
+CUR_ROWS = tuple(r for r in ROWS if r.period == CUR)
+
+
+class ThresholdRows(BaseFeature):
+    """Every row of ``ROWS``: trip when the watched quantity passes the trip value for the
+    confirmation time (in the row's operating condition), recover at the recovery value as
+    long. A disabled switch clears the row at once (BEHAVIOUR.md)."""
+
+    def next_event_ms(self, now: int) -> int | None:
+        b = self.board
+        confirm = b.confirm_ms
+        best: int | None = None
+        for row in ROWS:
+            d = b.rows[row.trip].deadline(confirm)
+            if d is not None:
+                e = grid_after(d, now, b.vt_ms if row.period == VT else b.cur_ms)
+                if best is None or e < best:
+                    best = e
+        return best
+
+    def current(self, t: int) -> None:
+        qc: dict[str, float | None] = {CURRENT: self.board.i_ca / 100.0}
+        for row in CUR_ROWS:
+            self._eval(row, t, qc)
+
+    def vt(self, t: int) -> None:
+        q = self.board.q
+        for row in VT_ROWS:
+            self._eval(row, t, q)
+
+    def _condition(self, row: Row) -> str:
+        cond = self.board.table.params[row.trip].condition
+        return cond if cond in ("any", CHARGING, DISCHARGING) else row.condition
+
+    def _thresholds(self, row: Row) -> tuple[float, float, bool]:
+        """(trip, recovery, strict_recovery) as the firmware acts on them."""
+        b = self.board
+        trip = b.eff(row.trip)
+        if row.recovery is not None:
+            return trip, b.eff(row.recovery), False
+        if row.trip == 10:
+            return trip, trip + b.config.charge_prohibition_hysteresis_v, False
+        # P79/P80: the flag clears as soon as SOC is back above the threshold.
+        return trip, trip, True
+
+    def _eval(self, row: Row, t: int, q: dict[str, float | None]) -> None:
+        b = self.board
+        h = b.rows[row.trip]
+        if not b.sw(row.switch):
+            # BEHAVIOUR.md: switch off, the function neither flags nor acts; a set flag clears.
+            h.force(False, t)
+            return
+        v = q[row.source]
+        trip, rec, strict = self._thresholds(row)
+        if v is None:
+            h.pending_since = None
+            return
+        if row.direction == "high":
+            trip_c = v >= trip - EPS
+            clear_c = v < rec - EPS if strict else v <= rec + EPS
+        else:
+            trip_c = v <= trip + EPS
+            clear_c = v > rec + EPS if strict else v >= rec - EPS
+        if not h.active:
+            cond = self._condition(row)
+            trip_c = trip_c and (cond == "any" or cond == b.state)
+        else:
+            if b.fault("latch", row.params, row.switch):
+                clear_c = False
+            if row.trip in MANUAL_ROWS and b.waiting_manual:
+                # S54: the undervoltage protection is released by the button, not by voltage.
+                clear_c = False
+        if h.step(t, trip_c, clear_c, b.confirm_ms):
+            b.row_changed(row, h.active, t)
+
+    def flags(self) -> set[str]:
+        b = self.board
+        return {
+            row.flag
+            for row in ROWS
+            if b.rows[row.trip].active and not b.fault("no_flag", row.params, row.switch)
+        }
+
+    def holds(self) -> tuple[bool, bool]:
+        return self._holds(CHARGE), self._holds(DISCHARGE)
+
+    def _holds(self, side: str) -> bool:
+        b = self.board
+        for row in ROWS:
+            if row.action is None or not b.rows[row.trip].active:
+                continue
+            if row.action != side and row.action != BOTH:
+                continue
+            if b.fault("no_action", row.params, row.switch):
+                continue
+            if side == DISCHARGE and b.activation_pulse and row.trip in PULSE_ROWS:
+                continue  # S53: the activation pulse forces the output on for 60 s
+            return True
+        return False
+
+    def signature(self) -> tuple:
+        return tuple(h.active for h in self.board.rows.values())
+
+
+class GapCompensation(BaseFeature):
+    """P81/S42: after the overvoltage protection's voltage recovery (P5/P15), charging stays
+    off while SOC is at or above the gap compensation capacity."""
+
+    def __init__(self, board: Board) -> None:
+        super().__init__(board)
+        board.row_listeners.append(self._row_changed)
+
+    def restart(self, t: int) -> None:
+        self.waiting = False
+
+    def _threshold_permille(self) -> float:
+        return self.board.eff(81) * 10 - EPS
+
+    def _row_changed(self, row: Row, active: bool, t: int) -> None:
+        b = self.board
+        if row.trip in (5, 15) and not active and b.sw(42):
+            if b.soc_permille() >= self._threshold_permille():
+                self.waiting = True
+
+    def vt(self, t: int) -> None:
+        b = self.board
+        if self.waiting and (not b.sw(42) or b.soc_permille() < self._threshold_permille()):
+            self.waiting = False
+
+    def flags(self) -> set[str]:
+        if self.waiting and not self.board.fault("no_flag", (81,), 42):
+            return {"gap_compensation_waiting"}
+        return set()
+
+    def holds(self) -> tuple[bool, bool]:
+        return self.waiting, False
+
+    def signature(self) -> tuple:
+        return (self.waiting,)
