@@ -4,6 +4,7 @@ timeout and the over-temperature stop."""
 from __future__ import annotations
 
 from bmssim.twin.board import CHARGING, EPS, STANDBY, Board, earliest, grid_after
+from bmssim.twin.deviations import BALANCING_PARAMS
 from bmssim.twin.feature import BaseFeature
 from bmssim.twin.rows import AMBIENT, CELL_DIFF, CELL_MAX, CELL_MIN, Hysteresis
 from bmssim.twin.types import CELLS
@@ -63,6 +64,14 @@ class Balancing(BaseFeature):
         if b.sw(52) and amb is not None and amb >= b.eff(39) - EPS:
             allowed = False
         vmax, vmin, diff = q[CELL_MAX], q[CELL_MIN], q[CELL_DIFF]
+        ignore = b.ignored_channels(BALANCING_PARAMS)
+        if ignore:  # channel_ignored: the function does not see those cells
+            vmax = b.quantity_without(CELL_MAX, ignore)
+            vmin = b.quantity_without(CELL_MIN, ignore)
+            diff = b.quantity_without(CELL_DIFF, ignore)
+            if vmax is None:
+                allowed = False
+                vmax = vmin = diff = 0.0
         assert vmax is not None and vmin is not None and diff is not None
         if not allowed:
             self.balance.force(False, t)

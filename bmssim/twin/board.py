@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from bmssim.faults import Faults
+from bmssim.faults import Faults, FirmwareFault
 from bmssim.twin import ntc
 from bmssim.twin.params import ParamTable
 from bmssim.twin.rows import (
@@ -52,6 +52,7 @@ UNITS_PER_CAH = UNITS_PER_AH // 100  # per 0.01 Ah
 MS_PER_UNIT = {unit: s * 1000.0 for unit, s in SECONDS_PER_UNIT.items()}
 
 EPS = 1e-9
+_NONE: frozenset[int] = frozenset()
 
 #: Listener of a threshold row's change: (row, now active, t).
 RowListener = Callable[[Row, bool, int], None]
@@ -134,8 +135,21 @@ class Board:
         unit = self.table.params[n].unit
         return max(0, int(round(self.eff(n) * MS_PER_UNIT.get(unit, 1000.0))))
 
+    @property
+    def healthy(self) -> bool:
+        """No firmware deviation in force (the fast path of every decision)."""
+        return self._healthy
+
     def fault(self, kind: str, params: tuple[int, ...], switch: int | None) -> bool:
         return not self._healthy and self._faults.has(kind, params, switch)
+
+    def deviation(self, kind: str, params: tuple[int, ...]) -> FirmwareFault | None:
+        """The ``kind`` deviation on any of ``params`` (a function's parameters), or None."""
+        return None if self._healthy else self._faults.deviation(kind, params)
+
+    def ignored_channels(self, params: tuple[int, ...]) -> frozenset[int]:
+        """Channels (1-based) the function on ``params`` does not see (``channel_ignored``)."""
+        return _NONE if self._healthy else self._faults.ignored_channels(params)
 
     # ------------------------------------------------------------------ charge store
 
@@ -229,6 +243,29 @@ class Board:
             CURRENT: self.i_ca / 100.0,
             SOC: self.soc_permille() / 10.0,
         }
+
+    def quantity_without(self, source: str, ignore: frozenset[int]) -> float | None:
+        """A per-channel quantity as a function that does not see the channels ``ignore``
+        (1-based cells or cell NTCs) computes it; None when it sees none."""
+        if source in (TCELL_MAX, TCELL_MIN):
+            temps = [
+                self.temps[k]
+                for k in range(4)
+                if k + 1 not in ignore and not (self.sw(2) and self.ntc_faulty[k])
+            ]
+            if not temps:
+                return None
+            return max(temps) if source == TCELL_MAX else min(temps)
+        cells = [self.cells[i] for i in range(self.n_cells()) if i + 1 not in ignore]
+        if not cells:
+            return None
+        if source == CELL_MAX:
+            return max(cells)
+        if source == CELL_MIN:
+            return min(cells)
+        if source == CELL_DIFF:
+            return round(max(cells) - min(cells), 3)
+        raise ValueError(f"{source}: not a per-channel quantity")
 
 
 def ceil_grid(t: int, period: int) -> int:

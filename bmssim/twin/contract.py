@@ -145,11 +145,23 @@ class TwinContract:
         b = self.board
         n = b.n_cells()
         full_ah = b.values[59]
+        cells, temps = list(b.cells[:n]), list(b.temps)
+        current, pack = b.i_ca / 100.0, round(sum(b.cells[:n]), 2)
+        f = self.faults
+        if f.telemetry:
+            # telemetry deviations: what is reported, not what the board acts on
+            cells = [round(f.reported("cell_voltage", v, i + 1), 3) for i, v in enumerate(cells)]
+            temps = [
+                round(f.reported("cell_temperature", v, k + 1), 1) if k < 4 else v
+                for k, v in enumerate(temps)
+            ]
+            current = round(f.reported("current", current), 2)
+            pack = round(f.reported("pack_voltage", pack), 2)
         return Measurements(
-            cell_v=list(b.cells[:n]),
-            temps_c=list(b.temps),
-            current_a=b.i_ca / 100.0,
-            pack_v=round(sum(b.cells[:n]), 2),
+            cell_v=cells,
+            temps_c=temps,
+            current_a=current,
+            pack_v=pack,
             port_v=b.port_v,
             remaining_ah=round(b.remaining_u / UNITS_PER_AH, 2),
             full_ah=full_ah,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bmssim.twin.board import EPS, earliest, grid_after
+from bmssim.twin.deviations import HEATING_PARAMS
 from bmssim.twin.feature import BaseFeature
 from bmssim.twin.rows import TCELL_MIN, Hysteresis
 
@@ -18,6 +19,9 @@ class Heating(BaseFeature):
     def vt(self, t: int) -> None:
         b = self.board
         tmin = b.q[TCELL_MIN]
+        ignore = b.ignored_channels(HEATING_PARAMS)
+        if ignore:  # channel_ignored: the heater control does not see that NTC
+            tmin = b.quantity_without(TCELL_MIN, ignore)
         if not b.sw(31) or not b.inputs.charger_present or tmin is None:
             self.heater.force(False, t)
             return

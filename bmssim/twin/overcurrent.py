@@ -7,11 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bmssim.twin.board import EPS, Board, earliest, grid_after
+from bmssim.twin.deviations import sides
 from bmssim.twin.feature import BaseFeature
 from bmssim.twin.rows import CHARGE, CUR, DISCHARGE, OVERCURRENT_ROWS, OvercurrentRow
+from bmssim.twin.thresholds import acting_sides
 
 CMP_ROWS = tuple(r for r in OVERCURRENT_ROWS if r.period == "cmp")
 CUR_ROWS = tuple(r for r in OVERCURRENT_ROWS if r.period == CUR)
+OC_SIDES = {r.trip: sides(r.action) for r in OVERCURRENT_ROWS}
 
 
 @dataclass
@@ -59,6 +62,8 @@ class Overcurrent(BaseFeature):
             st = self.states[row.trip]
             if st.pending_since is not None:
                 d = st.pending_since + self._delay_ms(row)
+                if d <= now and b.deviation("timer_not_reset", (row.trip, row.delay)):
+                    continue  # a kept timer that ran out waits for the overcurrent, not time
                 c.append(grid_after(d, now, 1 if row.period == "cmp" else b.cur_ms))
             if st.active and not st.locked and st.tripped_at is not None:
                 if not b.fault("latch", (row.trip, row.delay, 70, 71), row.switch):
@@ -98,7 +103,8 @@ class Overcurrent(BaseFeature):
         trip = b.eff(row.trip)
         beyond = current_a >= trip - EPS if row.direction == "high" else current_a <= trip + EPS
         if not beyond:
-            st.pending_since = None
+            if b.deviation("timer_not_reset", (row.trip, row.delay)) is None:
+                st.pending_since = None
             return
         if st.pending_since is None:
             st.pending_since = t
@@ -135,12 +141,15 @@ class Overcurrent(BaseFeature):
 
     def holds(self) -> tuple[bool, bool]:
         b = self.board
-        held = {CHARGE: False, DISCHARGE: False}
+        chg = dsg = False
         for row in OVERCURRENT_ROWS:
             st = self.states[row.trip]
-            if st.active and not b.fault("no_action", (row.trip, row.delay), row.switch):
-                held[row.action] = True
-        return held[CHARGE], held[DISCHARGE]
+            params = (row.trip, row.delay)
+            if st.active and not b.fault("no_action", params, row.switch):
+                acts = acting_sides(b, OC_SIDES[row.trip], params)
+                chg = chg or CHARGE in acts
+                dsg = dsg or DISCHARGE in acts
+        return chg, dsg
 
     def signature(self) -> tuple:
         return tuple((s.active, s.locked) for s in self.states.values())

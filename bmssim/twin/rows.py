@@ -134,11 +134,15 @@ class Hysteresis:
     pending_since: int | None = None
     changed_at: int | None = None
 
-    def step(self, t: int, trip: bool, clear: bool, confirm_ms: int) -> bool:
-        """Advance to ``t``; return True when ``active`` flipped."""
+    def step(
+        self, t: int, trip: bool, clear: bool, confirm_ms: int, keep_pending: bool = False
+    ) -> bool:
+        """Advance to ``t``; return True when ``active`` flipped. ``keep_pending``: a
+        condition that falls back does not restart the confirmation (``timer_not_reset``)."""
         want = clear if self.active else trip
         if not want:
-            self.pending_since = None
+            if not keep_pending:
+                self.pending_since = None
             return False
         if self.pending_since is None:
             self.pending_since = t

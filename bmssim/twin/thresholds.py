@@ -5,8 +5,9 @@ overvoltage rows' recovery."""
 from __future__ import annotations
 
 from bmssim.twin.board import CHARGING, DISCHARGING, EPS, Board, grid_after
+from bmssim.twin.deviations import sides
 from bmssim.twin.feature import BaseFeature
-from bmssim.twin.rows import BOTH, CHARGE, CUR, CURRENT, DISCHARGE, ROWS, VT, Row
+from bmssim.twin.rows import CHARGE, CUR, CURRENT, DISCHARGE, ROWS, VT, Row
 
 #: Rows the S53 activation pulse overrides (their discharge hold is lifted for 60 s).
 PULSE_ROWS = (7, 17, 80)
@@ -15,6 +16,21 @@ MANUAL_ROWS = (7, 17)
 
 VT_ROWS = tuple(r for r in ROWS if r.period == VT)
 CUR_ROWS = tuple(r for r in ROWS if r.period == CUR)
+#: The FETs each row opens (as configured; ``wrong_fet`` / ``extra_action`` change them).
+ROW_SIDES = {r.trip: sides(r.action) for r in ROWS}
+
+
+def acting_sides(board: Board, own: frozenset[str], params: tuple[int, ...]) -> frozenset[str]:
+    """The FETs a function opens: its own, or the ``wrong_fet`` one, plus ``extra_action``."""
+    if board.healthy:
+        return own
+    wrong = board.deviation("wrong_fet", params)
+    if wrong is not None:
+        own = sides(str(wrong.value))
+    extra = board.deviation("extra_action", params)
+    if extra is not None:
+        own = own | sides(str(extra.value))
+    return own
 
 
 class ThresholdRows(BaseFeature):
@@ -29,6 +45,8 @@ class ThresholdRows(BaseFeature):
         for row in ROWS:
             d = b.rows[row.trip].deadline(confirm)
             if d is not None:
+                if d <= now and b.deviation("timer_not_reset", row.params) is not None:
+                    continue  # a kept timer that ran out waits for its condition, not time
                 e = grid_after(d, now, b.vt_ms if row.period == VT else b.cur_ms)
                 if best is None or e < best:
                     best = e
@@ -52,6 +70,8 @@ class ThresholdRows(BaseFeature):
         """(trip, recovery, strict_recovery) as the firmware acts on them."""
         b = self.board
         trip = b.eff(row.trip)
+        if b.deviation("no_hysteresis", row.params) is not None:
+            return trip, trip, True  # recovers as soon as the quantity is back over the trip
         if row.recovery is not None:
             return trip, b.eff(row.recovery), False
         if row.trip == 10:
@@ -67,6 +87,10 @@ class ThresholdRows(BaseFeature):
             h.force(False, t)
             return
         v = q[row.source]
+        if not b.healthy:
+            ignore = b.ignored_channels(row.params)
+            if ignore:
+                v = b.quantity_without(row.source, ignore)
         trip, rec, strict = self._thresholds(row)
         if v is None:
             h.pending_since = None
@@ -79,14 +103,16 @@ class ThresholdRows(BaseFeature):
             clear_c = v > rec + EPS if strict else v >= rec - EPS
         if not h.active:
             cond = self._condition(row)
-            trip_c = trip_c and (cond == "any" or cond == b.state)
+            if cond != "any" and b.deviation("condition_ignored", row.params) is None:
+                trip_c = trip_c and cond == b.state
         else:
             if b.fault("latch", row.params, row.switch):
                 clear_c = False
             if row.trip in MANUAL_ROWS and b.waiting_manual:
                 # S54: the undervoltage protection is released by the button, not by voltage.
                 clear_c = False
-        if h.step(t, trip_c, clear_c, b.confirm_ms):
+        keep = not b.healthy and b.deviation("timer_not_reset", row.params) is not None
+        if h.step(t, trip_c, clear_c, b.confirm_ms, keep):
             b.row_changed(row, h.active, t)
 
     def flags(self) -> set[str]:
@@ -98,21 +124,19 @@ class ThresholdRows(BaseFeature):
         }
 
     def holds(self) -> tuple[bool, bool]:
-        return self._holds(CHARGE), self._holds(DISCHARGE)
-
-    def _holds(self, side: str) -> bool:
         b = self.board
+        chg = dsg = False
         for row in ROWS:
-            if row.action is None or not b.rows[row.trip].active:
+            if not b.rows[row.trip].active:
                 continue
-            if row.action != side and row.action != BOTH:
+            acts = acting_sides(b, ROW_SIDES[row.trip], row.params)
+            if not acts or b.fault("no_action", row.params, row.switch):
                 continue
-            if b.fault("no_action", row.params, row.switch):
-                continue
-            if side == DISCHARGE and b.activation_pulse and row.trip in PULSE_ROWS:
-                continue  # S53: the activation pulse forces the output on for 60 s
-            return True
-        return False
+            if CHARGE in acts:
+                chg = True
+            if DISCHARGE in acts and not (b.activation_pulse and row.trip in PULSE_ROWS):
+                dsg = True  # (S53: the activation pulse forces the output on for 60 s)
+        return chg, dsg
 
     def signature(self) -> tuple:
         return tuple(h.active for h in self.board.rows.values())
