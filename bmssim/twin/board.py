@@ -114,19 +114,20 @@ class Board:
     @faults.setter
     def faults(self, faults: Faults) -> None:
         self._faults = faults
-        #: no firmware deviation in force: values and switches act as configured
-        self._healthy = not faults.firmware
+        #: no firmware deviation in force: values and switches act as configured (the fast
+        #: path of every decision)
+        self.healthy = not faults.firmware
 
     def sw(self, n: int) -> bool:
         """Switch ``n`` as the firmware honours it; an ``ignored`` fault pins the factory
         setting (the firmware does not look at the bit)."""
-        if not self._healthy and self._faults.ignored(n):
+        if not self.healthy and self._faults.ignored(n):
             return self.table.switches[n].default
         return self.switches[n]
 
     def eff(self, n: int) -> float:
         """Parameter ``n`` as the firmware acts on it: configured x scale + offset (faults)."""
-        if self._healthy:
+        if self.healthy:
             return self.values[n]
         return self.values[n] * self._faults.scale(n) + self._faults.offset(n)
 
@@ -135,21 +136,16 @@ class Board:
         unit = self.table.params[n].unit
         return max(0, int(round(self.eff(n) * MS_PER_UNIT.get(unit, 1000.0))))
 
-    @property
-    def healthy(self) -> bool:
-        """No firmware deviation in force (the fast path of every decision)."""
-        return self._healthy
-
     def fault(self, kind: str, params: tuple[int, ...], switch: int | None) -> bool:
-        return not self._healthy and self._faults.has(kind, params, switch)
+        return not self.healthy and self._faults.has(kind, params, switch)
 
     def deviation(self, kind: str, params: tuple[int, ...]) -> FirmwareFault | None:
         """The ``kind`` deviation on any of ``params`` (a function's parameters), or None."""
-        return None if self._healthy else self._faults.deviation(kind, params)
+        return None if self.healthy else self._faults.deviation(kind, params)
 
     def ignored_channels(self, params: tuple[int, ...]) -> frozenset[int]:
         """Channels (1-based) the function on ``params`` does not see (``channel_ignored``)."""
-        return _NONE if self._healthy else self._faults.ignored_channels(params)
+        return _NONE if self.healthy else self._faults.ignored_channels(params)
 
     # ------------------------------------------------------------------ charge store
 
@@ -284,5 +280,10 @@ def grid_after(d: int, now: int, period: int) -> int:
 
 def earliest(now: int, *candidates: int | None) -> int | None:
     """The earliest candidate after ``now`` (each raised to at least ``now + 1``)."""
-    out = [max(c, now + 1) for c in candidates if c is not None]
-    return min(out) if out else None
+    best: int | None = None
+    for c in candidates:
+        if c is not None and (best is None or c < best):
+            best = c
+    if best is None:
+        return None
+    return best if best > now else now + 1

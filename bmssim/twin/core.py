@@ -195,7 +195,7 @@ class BmsTwin(TwinContract):
             b.chg_fet,
             b.dsg_fet,
             b.sensor_fault,
-            tuple(signature() for signature in self._signatures),
+            tuple([signature() for signature in self._signatures]),
         )
 
     def _process(self, t: int) -> None:

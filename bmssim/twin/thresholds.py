@@ -38,6 +38,16 @@ class ThresholdRows(BaseFeature):
     confirmation time (in the row's operating condition), recover at the recovery value as
     long. A disabled switch clears the row at once (BEHAVIOUR.md)."""
 
+    def __init__(self, board: Board) -> None:
+        super().__init__(board)
+        #: each row's operating condition: the spec's when it carries one, else the table's
+        self.conditions: dict[int, str] = {}
+        for row in ROWS:
+            cond = board.table.params[row.trip].condition
+            self.conditions[row.trip] = (
+                cond if cond in ("any", CHARGING, DISCHARGING) else row.condition
+            )
+
     def next_event_ms(self, now: int) -> int | None:
         b = self.board
         confirm = b.confirm_ms
@@ -45,7 +55,7 @@ class ThresholdRows(BaseFeature):
         for row in ROWS:
             d = b.rows[row.trip].deadline(confirm)
             if d is not None:
-                if d <= now and b.deviation("timer_not_reset", row.params) is not None:
+                if d <= now and not b.healthy and b.deviation("timer_not_reset", row.params):
                     continue  # a kept timer that ran out waits for its condition, not time
                 e = grid_after(d, now, b.vt_ms if row.period == VT else b.cur_ms)
                 if best is None or e < best:
@@ -62,15 +72,11 @@ class ThresholdRows(BaseFeature):
         for row in VT_ROWS:
             self._eval(row, t, q)
 
-    def _condition(self, row: Row) -> str:
-        cond = self.board.table.params[row.trip].condition
-        return cond if cond in ("any", CHARGING, DISCHARGING) else row.condition
-
     def _thresholds(self, row: Row) -> tuple[float, float, bool]:
         """(trip, recovery, strict_recovery) as the firmware acts on them."""
         b = self.board
         trip = b.eff(row.trip)
-        if b.deviation("no_hysteresis", row.params) is not None:
+        if not b.healthy and b.deviation("no_hysteresis", row.params) is not None:
             return trip, trip, True  # recovers as soon as the quantity is back over the trip
         if row.recovery is not None:
             return trip, b.eff(row.recovery), False
@@ -102,8 +108,8 @@ class ThresholdRows(BaseFeature):
             trip_c = v <= trip + EPS
             clear_c = v > rec + EPS if strict else v >= rec - EPS
         if not h.active:
-            cond = self._condition(row)
-            if cond != "any" and b.deviation("condition_ignored", row.params) is None:
+            cond = self.conditions[row.trip]
+            if cond != "any" and (b.healthy or not b.deviation("condition_ignored", row.params)):
                 trip_c = trip_c and cond == b.state
         else:
             if b.fault("latch", row.params, row.switch):
