@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 import time
 
-from benchmarks.sim_speed import SCENARIOS
+from sim_speed import SCENARIOS  # beside this script (sys.path[0] when run as one)
+
 from bmssim.world import World
 from bmsspec import load_spec
 
