@@ -14,13 +14,26 @@ File format (``--sim-faults FILE`` or the control channel's ``faults`` request):
       - {item: P1, kind: no_flag}                # acts, never reports
       - {item: P5, kind: no_action}              # reports, the FET stays closed
       - {item: P5, kind: latch}                  # never recovers
+      - {item: P5, kind: channel_ignored, channel: 16}  # that cell / NTC is never seen
+      - {item: P25, kind: condition_ignored}     # acts in any operating condition
+      - {item: P47, kind: extra_action, value: both}    # also opens charge|discharge|both
+      - {item: P43, kind: wrong_fet, value: discharge}  # opens only this FET instead
+      - {item: P24, kind: no_hysteresis}         # recovers at the trip value
+      - {item: P67, kind: timer_not_reset}       # the delay keeps counting on a fall-back
+    telemetry:                                   # what the device reports, not what it acts on
+      - {quantity: cell_voltage, channel: 7, kind: offset, value: 0.030}
+      - {quantity: current, kind: scale, value: -1.0}
     link: {drop_every: 0, corrupt_every: 0, late_every: 0, late_s: 0.0}
 
-Items are ``P1``..``P87``, ``S1``..``S64`` or a slug id of the spec tables.
+Items are ``P1``..``P87``, ``S1``..``S64`` or a slug id of the spec tables. Which of the
+function kinds (``channel_ignored`` .. ``timer_not_reset``) apply to which parameter is
+decided by the twin's tables (``bmssim/twin/deviations.py``); any other pairing is refused
+with the file, the entry, the item and the kind.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +42,7 @@ from typing import Any
 
 import yaml
 
-#: kind -> what it needs: "value" (a number), or None (no value).
+#: kind -> what it needs: "value" (a number), "fet" (a FET name), "channel", or None.
 FIRMWARE_KINDS: dict[str, str | None] = {
     "offset": "value",
     "scale": "value",
@@ -37,11 +50,26 @@ FIRMWARE_KINDS: dict[str, str | None] = {
     "no_flag": None,
     "no_action": None,
     "latch": None,
+    "channel_ignored": "channel",
+    "condition_ignored": None,
+    "extra_action": "fet",
+    "wrong_fet": "fet",
+    "no_hysteresis": None,
+    "timer_not_reset": None,
 }
 #: Kinds that make sense for a switch item; the others need a parameter. A switch with
 #: no_flag / no_action / latch applies to the functions the switch governs.
 SWITCH_KINDS = {"ignored", "no_flag", "no_action", "latch"}
-PARAM_KINDS = {"offset", "scale", "no_flag", "no_action", "latch"}
+PARAM_KINDS = set(FIRMWARE_KINDS) - {"ignored"}
+
+#: Telemetry deviations: quantity -> its channels (None: it has none).
+TELEMETRY_QUANTITIES: dict[str, int | None] = {
+    "cell_voltage": 16,
+    "cell_temperature": 4,
+    "current": None,
+    "pack_voltage": None,
+}
+TELEMETRY_KINDS = ("offset", "scale")
 
 LINK_KEYS = ("drop_every", "corrupt_every", "late_every", "late_s")
 
@@ -54,11 +82,34 @@ class FirmwareFault:
 
     kind: str
     item: tuple[str, int]
-    value: float | None = None
+    value: float | str | None = None
+    channel: int | None = None
 
     @property
     def label(self) -> str:
         return f"{self.item[0]}{self.item[1]}"
+
+
+@dataclass(frozen=True)
+class TelemetryFault:
+    """A deviation of what the device reports: ``quantity`` (channel 1-based, None for
+    current and pack voltage) reported as value + ``value`` (offset) or x ``value`` (scale)."""
+
+    quantity: str
+    kind: str
+    value: float
+    channel: int | None = None
+
+    def apply(self, reading: float) -> float:
+        return reading + self.value if self.kind == "offset" else reading * self.value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "quantity": self.quantity,
+            **({"channel": self.channel} if self.channel is not None else {}),
+            "kind": self.kind,
+            "value": self.value,
+        }
 
 
 @dataclass(frozen=True)
@@ -77,6 +128,7 @@ class Faults:
 
     firmware: list[FirmwareFault] = field(default_factory=list)
     link: LinkFaults = field(default_factory=LinkFaults)
+    telemetry: list[TelemetryFault] = field(default_factory=list)
     source: str = "<none>"
     #: Firmware version the device reports (0x51) instead of its factory one: a deviating
     #: build identifies itself, so runs of different builds can be told apart in history.
@@ -116,7 +168,7 @@ class Faults:
             return cls(source=source)
         if not isinstance(data, Mapping):
             raise ValueError(f"{source}: top level must be a mapping, got {data!r}")
-        unknown = set(data) - {"firmware", "link", "version"}
+        unknown = set(data) - {"firmware", "link", "version", "telemetry"}
         if unknown:
             raise ValueError(f"{source}: unknown section(s) {sorted(unknown)}")
         version = _parse_version(data.get("version"), source)
@@ -125,7 +177,13 @@ class Faults:
             for i, entry in enumerate(_as_list(data.get("firmware"), source))
         ]
         link = _parse_link(data.get("link"), source)
-        return cls(firmware=firmware, link=link, source=source, version=version)
+        telemetry = [
+            _parse_telemetry(entry, i, source)
+            for i, entry in enumerate(_as_list(data.get("telemetry"), source, "telemetry"))
+        ]
+        return cls(
+            firmware=firmware, link=link, telemetry=telemetry, source=source, version=version
+        )
 
     # ------------------------------------------------------------------ queries
 
@@ -142,6 +200,30 @@ class Faults:
         f = self._index.get(("scale", "P", param))
         return float(f.value) if f is not None and f.value is not None else 1.0
 
+    def deviation(self, kind: str, params: Iterable[int]) -> FirmwareFault | None:
+        """The ``kind`` deviation injected on any of ``params`` (the first), or None."""
+        for p in params:
+            f = self._index.get((kind, "P", p))
+            if f is not None:
+                return f
+        return None
+
+    def ignored_channels(self, params: Iterable[int]) -> frozenset[int]:
+        """Channels (1-based) a function on ``params`` does not see (``channel_ignored``)."""
+        return frozenset(
+            int(f.channel)
+            for f in self.firmware
+            if f.kind == "channel_ignored" and f.item[0] == "P" and f.item[1] in params
+            if f.channel is not None
+        )
+
+    def reported(self, quantity: str, value: float, channel: int | None = None) -> float:
+        """``value`` of ``quantity`` as the device reports it (telemetry deviations)."""
+        for f in self.telemetry:
+            if f.quantity == quantity and f.channel == channel:
+                value = f.apply(value)
+        return value
+
     def ignored(self, switch: int) -> bool:
         return ("ignored", "S", switch) in self._index
 
@@ -153,7 +235,7 @@ class Faults:
         return switch is not None and (kind, "S", switch) in self._index
 
     def __bool__(self) -> bool:
-        return bool(self.firmware) or self.link != LinkFaults()
+        return bool(self.firmware) or bool(self.telemetry) or self.link != LinkFaults()
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML structure back (for the snapshot and the control channel)."""
@@ -162,10 +244,12 @@ class Faults:
                 {
                     "item": f.label,
                     "kind": f.kind,
+                    **({"channel": f.channel} if f.channel is not None else {}),
                     **({"value": f.value} if f.value is not None else {}),
                 }
                 for f in self.firmware
             ],
+            **({"telemetry": [t.to_dict() for t in self.telemetry]} if self.telemetry else {}),
             "link": {k: getattr(self.link, k) for k in LINK_KEYS},
             **({"version": f"{self.version[0]}.{self.version[1]}"} if self.version else {}),
         }
@@ -174,11 +258,11 @@ class Faults:
 # ---------------------------------------------------------------------- parsing helpers
 
 
-def _as_list(value: Any, source: str) -> list[Any]:
+def _as_list(value: Any, source: str, section: str = "firmware") -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ValueError(f"{source}: 'firmware' must be a list of entries, got {value!r}")
+        raise ValueError(f"{source}: '{section}' must be a list of entries, got {value!r}")
     return value
 
 
@@ -186,7 +270,7 @@ def _parse_entry(entry: Any, i: int, spec: Any, source: str) -> FirmwareFault:
     where = f"{source}: firmware[{i}]"
     if not isinstance(entry, Mapping):
         raise ValueError(f"{where}: must be a mapping with item and kind, got {entry!r}")
-    extra = set(entry) - {"item", "kind", "value"}
+    extra = set(entry) - {"item", "kind", "value", "channel"}
     if extra:
         raise ValueError(f"{where}: unknown key(s) {sorted(extra)} in {dict(entry)!r}")
     if "item" not in entry or "kind" not in entry:
@@ -201,8 +285,13 @@ def _parse_entry(entry: Any, i: int, spec: Any, source: str) -> FirmwareFault:
             f"{where}: kind {kind!r} does not apply to {item[0]}{item[1]} "
             f"(a {'switch' if item[0] == 'S' else 'parameter'})"
         )
+    needs = FIRMWARE_KINDS[kind]
+    if needs != "channel" and "channel" in entry:
+        raise ValueError(f"{where}: kind {kind!r} takes no 'channel', got {entry['channel']!r}")
+    if kind in _function_kinds():
+        return _function_entry(entry, kind, item, where)
     value: float | None = None
-    if FIRMWARE_KINDS[kind] == "value":
+    if needs == "value":
         raw = entry.get("value")
         if isinstance(raw, bool) or not isinstance(raw, int | float):
             raise ValueError(f"{where}: kind {kind!r} needs a numeric 'value', got {raw!r}")
@@ -212,6 +301,66 @@ def _parse_entry(entry: Any, i: int, spec: Any, source: str) -> FirmwareFault:
     elif "value" in entry:
         raise ValueError(f"{where}: kind {kind!r} takes no 'value', got {entry['value']!r}")
     return FirmwareFault(kind=kind, item=item, value=value)
+
+
+def _function_kinds() -> tuple[str, ...]:
+    from bmssim.twin.deviations import FUNCTION_KINDS  # the twin imports this module
+
+    return FUNCTION_KINDS
+
+
+def _function_entry(
+    entry: Mapping[str, Any], kind: str, item: tuple[str, int], where: str
+) -> FirmwareFault:
+    """One of the kinds that act on a function of the parameter, checked against the twin's
+    tables (``bmssim/twin/deviations.py``): the refusal names the item and the kind."""
+    from bmssim.twin.deviations import refusal
+
+    needs = FIRMWARE_KINDS[kind]
+    if needs is None and "value" in entry:
+        raise ValueError(f"{where}: kind {kind!r} takes no 'value', got {entry['value']!r}")
+    if needs == "channel" and "value" in entry:
+        raise ValueError(f"{where}: kind {kind!r} takes no 'value', got {entry['value']!r}")
+    value = entry.get("value") if needs == "fet" else None
+    channel = entry.get("channel") if needs == "channel" else None
+    reason = refusal(kind, item[1], value, channel)
+    if reason is not None:
+        raise ValueError(f"{where}: kind {kind!r} does not apply to P{item[1]}: {reason}")
+    return FirmwareFault(kind=kind, item=item, value=value, channel=channel)
+
+
+def _parse_telemetry(entry: Any, i: int, source: str) -> TelemetryFault:
+    where = f"{source}: telemetry[{i}]"
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{where}: must be a mapping with quantity, kind and value, got {entry!r}")
+    extra = set(entry) - {"quantity", "channel", "kind", "value"}
+    if extra:
+        raise ValueError(f"{where}: unknown key(s) {sorted(extra)} in {dict(entry)!r}")
+    missing = [k for k in ("quantity", "kind", "value") if k not in entry]
+    if missing:
+        raise ValueError(f"{where}: needs {missing} in {dict(entry)!r}")
+    quantity = entry["quantity"]
+    if quantity not in TELEMETRY_QUANTITIES:
+        raise ValueError(
+            f"{where}: unknown quantity {quantity!r} (one of {list(TELEMETRY_QUANTITIES)})"
+        )
+    kind = entry["kind"]
+    if kind not in TELEMETRY_KINDS:
+        raise ValueError(
+            f"{where}: kind {kind!r} does not apply to {quantity} (one of {list(TELEMETRY_KINDS)})"
+        )
+    count = TELEMETRY_QUANTITIES[quantity]
+    channel = entry.get("channel")
+    if count is None and channel is not None:
+        raise ValueError(f"{where}: {quantity} has no channels, got channel {channel!r}")
+    if count is not None and (
+        isinstance(channel, bool) or not isinstance(channel, int) or not 1 <= channel <= count
+    ):
+        raise ValueError(f"{where}: {quantity} needs 'channel' 1..{count}, got {channel!r}")
+    raw = entry["value"]
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+        raise ValueError(f"{where}: kind {kind!r} needs a finite numeric 'value', got {raw!r}")
+    return TelemetryFault(quantity=quantity, kind=kind, value=float(raw), channel=channel)
 
 
 def _resolve_item(raw: Any, spec: Any, where: str) -> tuple[str, int]:

@@ -103,8 +103,7 @@ class OvercurrentRow:
     """A delayed overcurrent protection with P70 recovery and P71 lockout."""
 
     trip: int
-    delay: int  # parameter holding the delay
-    delay_unit_ms: int  # ms per unit of the delay parameter
+    delay: int  # parameter holding the delay (its spec unit gives the time scale)
     switch: int
     flag: str
     action: str
@@ -116,11 +115,11 @@ class OvercurrentRow:
 
 # fmt: off
 OVERCURRENT_ROWS: tuple[OvercurrentRow, ...] = (
-    OvercurrentRow(55, 67, 1000, 34, "charge_overcurrent_protection", CHARGE, "high", CUR,
+    OvercurrentRow(55, 67, 34, "charge_overcurrent_protection", CHARGE, "high", CUR,
                    None, None),
-    OvercurrentRow(56, 68, 1000, 36, "discharge_overcurrent_protection", DISCHARGE, "low", CUR,
+    OvercurrentRow(56, 68, 36, "discharge_overcurrent_protection", DISCHARGE, "low", CUR,
                    None, None),
-    OvercurrentRow(57, 69, 1, 37, "transient_overcurrent_protection", DISCHARGE, "low", "cmp",
+    OvercurrentRow(57, 69, 37, "transient_overcurrent_protection", DISCHARGE, "low", "cmp",
                    39, "transient_overcurrent_lockout"),
 )
 # fmt: on
@@ -135,11 +134,15 @@ class Hysteresis:
     pending_since: int | None = None
     changed_at: int | None = None
 
-    def step(self, t: int, trip: bool, clear: bool, confirm_ms: int) -> bool:
-        """Advance to ``t``; return True when ``active`` flipped."""
+    def step(
+        self, t: int, trip: bool, clear: bool, confirm_ms: int, keep_pending: bool = False
+    ) -> bool:
+        """Advance to ``t``; return True when ``active`` flipped. ``keep_pending``: a
+        condition that falls back does not restart the confirmation (``timer_not_reset``)."""
         want = clear if self.active else trip
         if not want:
-            self.pending_since = None
+            if not keep_pending:
+                self.pending_since = None
             return False
         if self.pending_since is None:
             self.pending_since = t
