@@ -41,6 +41,8 @@ class AllureRecorder(Recorder):
         self._label()
 
     def _label(self) -> None:
+        from harness.benches import bench_label as _bench_label
+
         c = self.case
         with contextlib.suppress(Exception):
             category = getattr(c, "category", None) or c.kind
@@ -48,6 +50,10 @@ class AllureRecorder(Recorder):
             allure.dynamic.feature(str(category))
             allure.dynamic.story(c.kind)
             allure.dynamic.label("item", c.item)
+            bench = _bench_label()
+            if bench is not None:  # several benches in one run: which one ran the case
+                allure.dynamic.label("bench", bench)
+                allure.dynamic.tag(f"bench {bench.split()[0]}")
             if getattr(c, "quantity", None):
                 allure.dynamic.label("quantity", str(c.quantity))
                 allure.dynamic.tag(str(c.quantity))

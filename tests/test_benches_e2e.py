@@ -155,6 +155,16 @@ def test_the_regression_on_two_benches_runs_every_case_once_in_one_results_direc
     assert all(s["end"]["status"] == "complete" for s in sessions)
     assert [b["worker"] for b in data.info["benches"]] == ["gw0", "gw1"]
     assert data.completion.sessions == 1  # one invocation, two benches
+    # one Allure result for the run, each case labelled with the bench that ran it
+    hosts = {}
+    for result in (out / "allure-results").glob("*-result.json"):
+        doc = json.loads(result.read_text())
+        host = [lb["value"] for lb in doc.get("labels", []) if lb["name"] == "bench"]
+        if doc.get("status") != "skipped":
+            hosts[doc["fullName"]] = host
+    assert len(hosts) == len([r for r in finals if r["outcome"] != "skipped"])
+    assert {h[0].split()[0] for h in hosts.values() if h} == {"gw0", "gw1"}
+    assert all(len(h) == 1 for h in hosts.values()), hosts
     # one report for the run
     report = bmshil("report", str(out))
     assert report.returncode == 0, report.stdout + report.stderr
