@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.procedures.record import BenchFault, Recorder
+from harness.procedures.setup import Setup
 
 NOMINAL_CELL_V = 3.300
 NOMINAL_TEMP_C = 25.0
@@ -97,6 +98,12 @@ class Rig:
         self.hands: Any = None
         #: The plan case's ``params`` (procedures read their bounded waits from here).
         self.params: dict[str, Any] = {}
+        #: The same, read with a type (``harness/procedures/setup.py``).
+        self.setup = Setup("(no case)", {})
+        #: Rated capacity in force (Ah), from the case's nominal setup: the SOC stimulus.
+        self.rated_ah: float | None = None
+        #: Voltage of the highest cell in a balancing stimulus (the case's ``top_v``).
+        self.balance_top_v: float | None = None
 
     # -- time ---------------------------------------------------------------------------
     def now(self) -> float:
@@ -193,8 +200,9 @@ class Rig:
         self.bench.resistors.set_temperature_c(channel, celsius)
 
     def set_soc_pct(self, pct: float) -> None:
-        rated = self.parameter(59)
-        self.bench.bms.set_remaining_capacity(round(rated * pct / 100.0, 2))
+        if self.rated_ah is None:
+            raise BenchFault("a SOC stimulus needs the rated capacity in force (params.nominal)")
+        self.bench.bms.set_remaining_capacity(round(self.rated_ah * pct / 100.0, 2))
 
     def pack_v(self) -> float:
         return sum(self.cells_v)
@@ -241,7 +249,9 @@ class Rig:
             self.set_cells(volts)
         elif stimulus == "balance_difference":
             # The highest cell sits above the balancing voltage; the others ``value`` lower.
-            top = self.parameter(9) + 0.050
+            if self.balance_top_v is None:
+                raise BenchFault("a balancing stimulus needs the top cell voltage (params top_v)")
+            top = self.balance_top_v
             volts = [top - value] * CELLS
             volts[cell - 1] = top
             self.set_cells(volts)
