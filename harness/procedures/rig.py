@@ -129,17 +129,24 @@ class Rig:
         """Bring the device's block to ``values``/``switches``: one whole-block write, and only
         when something differs. Returns True when a write happened."""
         block = self.bench.bms.read_parameters()
-        # Remaining capacity (P60) is live on the device: it is only written when asked for
-        # explicitly (``explicit``), or when it would exceed a new rated capacity (P59).
+        # A live row (its recipe says the device moves it: the remaining capacity) is only
+        # written when asked for explicitly (``explicit``), or when it would exceed the row
+        # that bounds it (its range's ``max_param``: a new rated capacity); then to half of it.
+        live = [p for p in self.spec.parameters if p.recipe is not None and p.recipe.live]
+        skipped = {p.number for p in live} - set(explicit)
         differs = {
             n: v
             for n, v in values.items()
-            if (n != 60 or n in explicit)
+            if n not in skipped
             and not _same(block.values.get(n), v, self.spec.param(n).encoding.scale)
         }
-        rated = differs.get(59, block.values.get(59))
-        if 60 not in differs and rated is not None and block.values.get(60, 0.0) > rated:
-            differs[60] = round(rated / 2, 2)
+        for p in live:
+            bound = p.range_spec.max_param if p.range_spec is not None else None
+            if p.number in differs or bound is None:
+                continue
+            cap = differs.get(bound, block.values.get(bound))
+            if cap is not None and block.values.get(p.number, 0.0) > cap:
+                differs[p.number] = round(cap / 2, 2)
         sw_differs = {n: v for n, v in switches.items() if bool(block.switches.get(n)) != bool(v)}
         self._params_cache = dict(block.values)
         if not differs and not sw_differs:
