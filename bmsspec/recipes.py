@@ -12,6 +12,7 @@ that moves that row moves them too (:class:`Ref`)::
     stop: {below: P5, by: 0.03}          # 0.03 below P5's configured value
     level: {of: P56, times: 1.1, round: 2}
     tolerance: {band_of: P79, at: 0.0}   # P79's tolerance band at 0
+    expected: {of: 30.0, times: 100, per: P59, round: 1}   # 30 Ah as % of P59
 
 Validated on load (``bmsspec.tables.load_spec``); every error names the file, the row, the
 key and the value.
@@ -49,19 +50,20 @@ class _Model(BaseModel):
 class Ref(_Model):
     """A value computed from the configured value of another row.
 
-    ``base`` is ``of`` (its value), or ``below``/``above`` it ``by`` an amount, or the
-    tolerance band of ``band_of`` at ``at`` (default: at its value); then ``times`` (a number
-    or an item), ``plus``, clamped to ``at_least``/``at_most`` and rounded to ``round``
-    decimals.
+    ``base`` is ``of`` (its value, or a number given as is), or ``below``/``above`` it
+    ``by`` an amount, or the tolerance band of ``band_of`` at ``at`` (default: at its value);
+    then ``times`` (a number or an item), divided by ``per`` (an item), ``plus``, clamped to
+    ``at_least``/``at_most`` and rounded to ``round`` decimals.
     """
 
-    of: str | None = Field(default=None, pattern=ITEM_PATTERN)
+    of: str | float | None = None
     below: str | None = Field(default=None, pattern=ITEM_PATTERN)
     above: str | None = Field(default=None, pattern=ITEM_PATTERN)
     by: float = 0.0
     band_of: str | None = Field(default=None, pattern=ITEM_PATTERN)
     at: float | None = None
     times: float | str = 1.0
+    per: str | None = Field(default=None, pattern=ITEM_PATTERN)
     plus: float = 0.0
     at_least: float | None = None
     at_most: float | None = None
@@ -74,14 +76,18 @@ class Ref(_Model):
             raise ValueError(f"give exactly one of of/below/above/band_of, not {bases or 'none'}")
         if isinstance(self.times, str) and not _is_item(self.times):
             raise ValueError(f"times must be a number or an item like P66, not {self.times!r}")
+        if isinstance(self.of, str) and not _is_item(self.of):
+            raise ValueError(f"of must be a number or an item like P59, not {self.of!r}")
+        if not isinstance(self.of, str) and self.of is not None and self.per is None:
+            raise ValueError("a number as base (of) needs per: an item it is relative to")
         return self
 
     def items(self) -> list[str]:
         """The rows this value depends on."""
-        out = [getattr(self, k) for k in ("of", "below", "above", "band_of")]
+        out = [getattr(self, k) for k in ("of", "below", "above", "band_of", "per")]
         if isinstance(self.times, str):
             out.append(self.times)
-        return [i for i in out if i is not None]
+        return [i for i in out if isinstance(i, str)]
 
     def evaluate(self, value_of: Callable[[str], float], band: Callable[[str, float], float]):
         """The number, given the configured value of an item and a row's tolerance band."""
@@ -92,10 +98,18 @@ class Ref(_Model):
             base = value_of(self.below) - self.by
         elif self.above is not None:
             base = value_of(self.above) + self.by
+        elif isinstance(self.of, str):
+            base = value_of(self.of)
         else:
-            base = value_of(str(self.of))
+            base = float(self.of or 0.0)
         times = value_of(self.times) if isinstance(self.times, str) else self.times
-        out = base * times + self.plus
+        out = base * times
+        if self.per is not None:
+            divisor = value_of(self.per)
+            if divisor == 0:
+                raise ValueError(f"per {self.per}: its configured value is 0")
+            out = out / divisor
+        out = out + self.plus
         if self.at_least is not None:
             out = max(out, self.at_least)
         if self.at_most is not None:
@@ -220,6 +234,11 @@ class ParameterRecipe(_Model):
     live: bool = False
     #: Why the row's read-back case is all that can be done (the function is not exercised).
     readback_only: str | None = None
+    #: Values every case's nominal state uses, by name (``harness/procedures/runner.py``
+    #: ``Nominal``), computed with the case's overrides in force: the remaining capacity a
+    #: live row is brought to, the waits for a latched state to clear. A live row's values
+    #: are left out of a case that overrides the row (its override is written instead).
+    nominal: dict[str, Value] = Field(default_factory=dict)
     #: Suites of this row's cases by case kind (trip, recovery, readback), beyond the default.
     suites: dict[Literal["trip", "recovery", "readback"], list[Suite]] = Field(default_factory=dict)
 

@@ -216,6 +216,66 @@ def test_the_row_branch_check_catches(source):
     assert _row_branches(ast.parse(source))
 
 
+#: Reads of a device value by row: ``rig.parameter(70)``, ``spec.param(83)``, ``switch(54)``.
+ROW_READS = {"parameter", "param", "switch"}
+
+
+def _row_reads(tree: ast.AST) -> list[str]:
+    """Calls of ``x.parameter`` / ``x.param`` / ``x.switch`` (or the bare names) with a row
+    given as a literal: an integer, or an item name like ``"P83"``. A procedure reads such a
+    value from its case's setup, which the plan computed from the recipe."""
+    import re
+
+    def literal_row(node: ast.AST) -> bool:
+        if not isinstance(node, ast.Constant):
+            return False
+        if isinstance(node.value, bool):
+            return False
+        if isinstance(node.value, int):
+            return True
+        return isinstance(node.value, str) and re.match(r"^[PS][0-9]+$", node.value) is not None
+
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        f = node.func
+        name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+        if name in ROW_READS and literal_row(node.args[0]):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_device_value_read_by_row_number_in_the_plan_or_the_procedures():
+    found = {
+        str(p.relative_to(ROOT)): hits
+        for p in _files(*NO_ROW_BRANCHES)
+        if (hits := _row_reads(ast.parse(p.read_text(encoding="utf-8"))))
+    }
+    assert found == {}
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "x = rig.parameter(51) + 5.0",
+        "top = rig.spec.param(83).range",
+        "on = spec.switch(54).default",
+        "v = self.parameter(59)",
+        "p = spec.param('P83')",
+    ],
+)
+def test_the_row_read_check_catches(source):
+    assert _row_reads(ast.parse(source))
+
+
+@pytest.mark.parametrize(
+    "source", ["x = rig.parameter(number)", "p = spec.param(case.number)", "s = spec.switch(n)"]
+)
+def test_the_row_read_check_lets_a_row_given_by_the_case_pass(source):
+    assert _row_reads(ast.parse(source)) == []
+
+
 def test_modules_of_the_plan_and_the_procedures_are_small():
     big = {
         str(p.relative_to(ROOT)): n

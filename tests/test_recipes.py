@@ -138,8 +138,8 @@ def test_a_bad_switch_recipe_names_file_row_key_and_value(tmp_path):
     tables = _copy(tmp_path)
     _edit(
         tables / "switches.yaml",
-        "      overrides: {P70: 5.0}\n      'on':",
-        "      overrides: {P99: 5.0}\n      'on':",
+        "      overrides: {P70: 5.0}\n      params: {count: {of: P71}",
+        "      overrides: {P99: 5.0}\n      params: {count: {of: P71}",
     )
     with pytest.raises(SpecError) as err:
         load_spec(tables)

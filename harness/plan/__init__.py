@@ -32,6 +32,7 @@ from harness.plan.common import (
     WORKING_DAY_S,
     Case,
     CaseKind,
+    nominal,
     operator_fields,
 )
 from harness.plan.delays import delay_cases
@@ -69,16 +70,21 @@ STIMULUS_VALUE_KEYS = ("start", "stop", "level")
 
 
 def beyond_reach(case: Case, reach: Reach) -> str | None:
-    """Why the bench cannot apply what ``case`` needs (the first value beyond it), or None."""
-    stimulus = case.params.get("stimulus")
-    if not isinstance(stimulus, str):
-        return None
-    for key in STIMULUS_VALUE_KEYS:
-        value = case.params.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            why = reach.reason(stimulus, float(value))
-            if why is not None:
-                return why
+    """Why the bench cannot apply what ``case`` needs (the first value beyond it), or None.
+
+    A case's stimulus is ``params.stimulus`` with ``start``/``stop``/``level``; a case that
+    applies more than one lists the others in ``params.stimuli`` (``[{stimulus, level}]``)."""
+    setups = [case.params, *(case.params.get("stimuli") or [])]
+    for setup in setups:
+        stimulus = setup.get("stimulus")
+        if not isinstance(stimulus, str):
+            continue
+        for key in STIMULUS_VALUE_KEYS:
+            value = setup.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                why = reach.reason(stimulus, float(value))
+                if why is not None:
+                    return why
     return None
 
 
@@ -113,6 +119,7 @@ def build_plan(
         + switch_cases(spec, caps)
     )
     for case in cases:
+        case.params["nominal"] = nominal(spec, case.overrides)
         if reach is not None and case.testable:
             beyond = beyond_reach(case, reach)
             if beyond is not None:

@@ -142,8 +142,33 @@ def value(spec: Spec, raw: Any, overrides: Mapping[int, float] | None = None) ->
 
 
 def params(spec: Spec, raw: Mapping[str, Any], overrides: Mapping[int, float]) -> dict[str, Any]:
-    """A recipe's ``params`` with every relative value computed."""
-    return {k: value(spec, v, overrides) for k, v in raw.items()}
+    """A recipe's ``params`` with every relative value computed (also inside a list of
+    mappings, e.g. ``stimuli: [{stimulus, level}]``)."""
+
+    def computed(v: Any) -> Any:
+        if isinstance(v, list):
+            return [computed(e) for e in v]
+        if isinstance(v, Mapping) and not is_ref(v):
+            return {k: computed(e) for k, e in v.items()}
+        return value(spec, v, overrides)
+
+    return {k: computed(v) for k, v in raw.items()}
+
+
+def nominal(spec: Spec, overrides: Mapping[int, float]) -> dict[str, float]:
+    """What a case's nominal state uses (every row's ``recipe.nominal``), computed with the
+    case's overrides in force; a live row the case overrides gives none (its override is
+    written instead)."""
+    out: dict[str, float] = {}
+    for p in spec.parameters:
+        r = p.recipe
+        if r is None or not r.nominal or (r.live and p.number in overrides):
+            continue
+        for name, raw in r.nominal.items():
+            if name in out:
+                raise ValueError(f"nominal value {name!r} given by two rows (second: {p.item})")
+            out[name] = float(value(spec, raw, overrides))
+    return out
 
 
 def isolation(spec: Spec, recipe: Isolation) -> tuple[dict[int, float], dict[int, bool]]:

@@ -14,10 +14,11 @@ from harness.procedures.rig import (
 
 
 def _undervoltage_then_nominal(rig: Rig, m: Measurement) -> Observation | None:
-    """Cell 1 below P7 while discharging (the protection trips), then back to nominal; the
-    observation 2 s later, or None (with a failed check) when the protection did not trip."""
+    """Cell 1 at the case's ``level`` (below the cell undervoltage protection) while
+    discharging (the protection trips), then back to nominal; the observation 2 s later, or
+    None (with a failed check) when the protection did not trip."""
     rig.condition("discharging")
-    low = rig.parameter(7) - 0.050
+    low = rig.setup.level("cell")
     with rig.rec.step(f"cell 1 to {low:.3f} V: cell undervoltage protection"):
         obs = rig.probe("cell", low, "cell_undervoltage_protection", 1.5)
     if not obs.flag:
@@ -57,11 +58,13 @@ def manual_activation(rig: Rig, m: Measurement) -> None:
         else "waiting flag not reported",
     )
     rig.hands.pulse("button", _press_s(rig), "manual activation")
-    timed_until(rig, m, rig.parameter(73) * 60, lambda o: o.discharge_fet, None, "output released")
+    timed_until(
+        rig, m, rig.setup.num("release_s"), lambda o: o.discharge_fet, None, "output released"
+    )
     if m.measured is None:
         return
-    # The full discharge current once the soft start (P58) is over.
-    soft_s = rig.parameter(58) / 1000.0 + 3.0
+    # The full discharge current once the soft start is over.
+    soft_s = rig.setup.num("flowing_within_s")
     full = rig.wait_until(rig.condition_flowing, soft_s, 0.2, "waiting_manual_activation")
     after = full or rig.observe("waiting_manual_activation")
     m.check(
@@ -106,7 +109,8 @@ def manual_activation_switch(rig: Rig, m: Measurement, expect_wait: bool) -> Non
     if not held:
         return
     rig.hands.pulse("button", _press_s(rig), "manual activation")
-    bound = rig.parameter(73) * 60 * 1.5 + 10.0
+    release_s = rig.setup.num("release_s")
+    bound = release_s * 1.5 + 10.0
     pressed = rig.now()
     back = rig.wait_until(
         lambda o: o.discharge_fet, bound, poll_interval(rig, bound), "waiting_manual_activation"
@@ -116,7 +120,8 @@ def manual_activation_switch(rig: Rig, m: Measurement, expect_wait: bool) -> Non
         "released after the press",
         back is not None,
         (
-            f"released {back.t_s - pressed:.1f} s after the press (P73 {rig.parameter(73):g} min): "
+            f"released {back.t_s - pressed:.1f} s after the press (configured "
+            f"{release_s / 60:g} min): "
             if back
             else f"not released within {bound:g} s of the press: "
         )
@@ -126,10 +131,10 @@ def manual_activation_switch(rig: Rig, m: Measurement, expect_wait: bool) -> Non
 
 
 def auto_activation(rig: Rig, m: Measurement, expect: bool) -> None:
-    """S53 / P74: after undervoltage protection the output is forced on after P74 hours for
-    60 s to wake a charger."""
+    """S53 / P74: after undervoltage protection (cell 1 at the case's ``level``) the output is
+    forced on after the configured interval (``interval_s``) for 60 s to wake a charger."""
     rig.condition("discharging")
-    low = rig.parameter(7) - 0.050
+    low = rig.setup.level("cell")
     obs = rig.probe("cell", low, "cell_undervoltage_protection", 1.5)
     if not obs.flag:
         m.check(
@@ -140,7 +145,7 @@ def auto_activation(rig: Rig, m: Measurement, expect: bool) -> None:
         )
         return
     rig.condition("standby")
-    expected_s = rig.parameter(74) * 3600
+    expected_s = rig.setup.num("interval_s")
     if expect:
         timed_until(
             rig,
@@ -158,6 +163,6 @@ def auto_activation(rig: Rig, m: Measurement, expect: bool) -> None:
             "output stays off",
             not o.discharge_fet,
             f"discharge FET {fet_state(o.discharge_fet)} {expected_s * 1.5 / 3600:g} h after "
-            f"the protection (P74 {rig.parameter(74):g} h)",
+            f"the protection (configured {expected_s / 3600:g} h)",
             "output forced on with S53 off",
         )

@@ -14,10 +14,6 @@ from bmsspec import SECONDS_PER_UNIT
 from harness.procedures.record import CaseNotTestable, Measurement
 from harness.procedures.rig import STOPPED_A, Observation, Rig, fet_state
 
-#: How far beyond a current threshold the step goes, in tolerances (a clear overcurrent that
-#: stays inside the bench envelope).
-BEYOND_TOL = 3.0
-
 
 def to_unit(seconds: float, unit: str) -> float:
     return seconds / SECONDS_PER_UNIT[unit]
@@ -27,11 +23,6 @@ def poll_interval(rig: Rig, expected_s: float) -> float:
     """Resolution of a polled delay: 1/200 of the delay, not finer than the bench allows."""
     floor = float(getattr(rig.bench, "poll_interval_s", 0.05))
     return max(floor, expected_s / 200.0)
-
-
-def _overcurrent_level(rig: Rig, number: int, tolerance_a: float) -> float:
-    limit = rig.parameter(number)
-    return abs(limit) + BEYOND_TOL * tolerance_a
 
 
 def _edges_seen(scope) -> str:
@@ -50,15 +41,14 @@ def _opened(obs: Observation, side: str) -> bool:
     return not obs.discharge_fet and obs.load_a < STOPPED_A
 
 
-def overcurrent_delay(rig: Rig, m: Measurement, side: str, flag: str, current_tol_a: float) -> None:
-    """P67 / P68: hold a current just beyond P55 / P56 and time until the FET opens."""
-    threshold_item = 55 if side == "charge" else 56
-    delay_item = 67 if side == "charge" else 68
-    expected_s = rig.parameter(delay_item)
-    amps = _overcurrent_level(rig, threshold_item, current_tol_a)
+def overcurrent_delay(rig: Rig, m: Measurement, side: str, flag: str) -> None:
+    """P67 / P68: hold a current just beyond the overcurrent protection (the case's
+    ``level``) and time until the FET opens (the case's ``delay_s``)."""
+    expected_s = rig.setup.num("delay_s")
+    amps = abs(rig.setup.level())
     timeout = expected_s * 2 + 5
     scope = rig.bench.scope
-    with rig.rec.step(f"{side} {amps:g} A, beyond P{threshold_item}"):
+    with rig.rec.step(f"{side} {amps:g} A, beyond the {side} overcurrent protection"):
         if side == "charge":
             rig.apply("charge_current", amps)
         else:
@@ -105,14 +95,15 @@ def overcurrent_delay(rig: Rig, m: Measurement, side: str, flag: str, current_to
     )
 
 
-def transient_delay(rig: Rig, m: Measurement, flag: str, current_tol_a: float) -> None:
-    """P69: a load step beyond P57 (transient overcurrent), timed on the scope."""
+def transient_delay(rig: Rig, m: Measurement, flag: str) -> None:
+    """P69: a load step beyond the transient overcurrent protection (the case's ``level``),
+    timed on the scope."""
     scope = rig.bench.scope
     if scope is None:
         raise CaseNotTestable(
             "the 30 ms transient trip needs a scope: RS485 polling cannot resolve it"
         )
-    amps = _overcurrent_level(rig, 57, current_tol_a)
+    amps = abs(rig.setup.level())
     base = 5.0
     rig.condition("discharging", current_a=base)
     rig.settle()
@@ -153,11 +144,14 @@ def transient_delay(rig: Rig, m: Measurement, flag: str, current_tol_a: float) -
     )
 
 
-def overcurrent_recovery(rig: Rig, m: Measurement, current_tol_a: float) -> None:
-    """P70: after a discharge overcurrent trip, the output comes back after P70 seconds."""
-    amps = _overcurrent_level(rig, 56, current_tol_a)
-    trip_timeout = rig.parameter(68) * 2 + 5
-    expected_s = rig.parameter(70)
+def overcurrent_recovery(rig: Rig, m: Measurement) -> None:
+    """P70: after a discharge overcurrent trip (the case's ``level``, tripping within
+    ``trip_within_s``), the output comes back after ``recovery_s`` with the load back at
+    ``return_a``."""
+    amps = abs(rig.setup.level())
+    trip_timeout = rig.setup.num("trip_within_s")
+    expected_s = rig.setup.num("recovery_s")
+    back_a = rig.setup.num("return_a")
     rig.apply("discharge_current", amps)
     rig.condition("discharging", current_a=amps)
     step = poll_interval(rig, expected_s)
@@ -175,7 +169,7 @@ def overcurrent_recovery(rig: Rig, m: Measurement, current_tol_a: float) -> None
         )
         return
     with rig.rec.step("load back to a normal current; wait for the output to return"):
-        rig.apply("discharge_current", 10.0)
+        rig.apply("discharge_current", back_a)
         back = rig.wait_until(
             lambda o: o.discharge_fet and o.load_a >= STOPPED_A, expected_s * 2 + 5, step
         )
@@ -184,7 +178,8 @@ def overcurrent_recovery(rig: Rig, m: Measurement, current_tol_a: float) -> None
         m.check(
             "output returns",
             False,
-            f"{expected_s * 2 + 5:g} s after the trip, load back at 10 A: {last.describe()}",
+            f"{expected_s * 2 + 5:g} s after the trip, load back at {back_a:g} A: "
+            + last.describe(),
             f"output still off {expected_s * 2 + 5:g} s after the trip",
         )
         return
@@ -193,18 +188,21 @@ def overcurrent_recovery(rig: Rig, m: Measurement, current_tol_a: float) -> None
     m.note = f"timed by polling every {step:g} s (trip and return both polled)"
 
 
-def lockout(rig: Rig, m: Measurement, current_tol_a: float, kind: str = "discharge") -> None:
+def lockout(rig: Rig, m: Measurement, kind: str = "discharge") -> None:
     """P71: keep the overcurrent; count trips until the output stays off.
 
     ``kind`` is ``discharge`` (overcurrent held by the load) or ``transient`` (a pulse after
     every return; the lock-out needs S39). The measured value is the number of trips after
-    which the output no longer returns within twice the recovery delay.
+    which the output no longer returns within twice the recovery delay. The case gives the
+    level, the lock-out ``count``, the ``recovery_s`` and how soon a trip comes
+    (``trip_within_s``).
     """
-    limit = int(rig.parameter(71))
-    recovery_s = rig.parameter(70)
+    limit = rig.setup.count("count")
+    recovery_s = rig.setup.num("recovery_s")
+    trip_timeout = rig.setup.num("trip_within_s")
     step = poll_interval(rig, recovery_s)
     trips = 0
-    amps = _overcurrent_level(rig, 56 if kind == "discharge" else 57, current_tol_a)
+    amps = abs(rig.setup.level())
     flag = (
         "discharge_overcurrent_protection"
         if kind == "discharge"
@@ -214,9 +212,10 @@ def lockout(rig: Rig, m: Measurement, current_tol_a: float, kind: str = "dischar
         rig.apply("discharge_current", amps)
         rig.condition("discharging", current_a=amps)
     else:
-        rig.condition("discharging", current_a=5.0)
+        base_a = rig.setup.num("base_a")
+        rig.condition("discharging", current_a=base_a)
         rig.bench.load.configure_transient(
-            a_a=5.0, b_a=amps, a_width_s=0.5, b_width_s=0.2, mode="pulse"
+            a_a=base_a, b_a=amps, a_width_s=0.5, b_width_s=0.2, mode="pulse"
         )
         rig.bench.load.transient(True)
     locked = False
@@ -225,7 +224,6 @@ def lockout(rig: Rig, m: Measurement, current_tol_a: float, kind: str = "dischar
             rig.settle(timeout_s=recovery_s + 10)  # past the soft start after a return
             rig.bench.load.trigger()
             rig.wait(0.3)
-        trip_timeout = (rig.parameter(68) * 2 + 5) if kind == "discharge" else 1.0
         tripped = rig.wait_until(
             lambda o: _opened(o, "discharge") or (o.flag and not o.discharge_fet),
             trip_timeout,
@@ -257,7 +255,7 @@ def lockout(rig: Rig, m: Measurement, current_tol_a: float, kind: str = "dischar
             "locks out",
             False,
             f"output returned within {recovery_s * 2 + 5:g} s after each of {trips} trips "
-            f"(lock-out count P71 {limit})",
+            f"(lock-out count {limit})",
             f"output still returned after {trips} trips (lock-out count {limit})",
         )
     else:
@@ -276,16 +274,16 @@ def lockout(rig: Rig, m: Measurement, current_tol_a: float, kind: str = "dischar
 
 
 def soft_start(rig: Rig, m: Measurement) -> None:
-    """P58: with the load on, switch the discharge FET on and time until the full current
-    flows (the pre-charge phase holds it back)."""
-    amps = 10.0
-    expected_s = rig.parameter(58) / 1000.0
+    """P58: with the load on (the case's ``level``), switch the discharge FET on and time
+    until the full current flows (the pre-charge phase holds it back ``soft_start_ms``)."""
+    amps = abs(rig.setup.level())
+    expected_s = rig.setup.num("soft_start_ms") / 1000.0
     rig.bench.bms.control(0, 0x1F)  # discharge FET off
     rig.apply("discharge_current", amps)
     rig.condition("discharging", current_a=amps)
     rig.wait(0.2)
     step = max(0.001, expected_s / 200.0)
-    with rig.rec.step("discharge FET on with the load at 10 A"):
+    with rig.rec.step(f"discharge FET on with the load at {amps:g} A"):
         rig.bench.bms.control(0, 0x10)
         t0 = rig.now()
         full = rig.wait_until(lambda o: o.load_a >= 0.9 * amps, expected_s * 2 + 2, step)

@@ -27,18 +27,19 @@ def soc_reported(rig: Rig, m: Measurement, write_ah: float | None = None) -> Non
     coulomb counting moves the remaining capacity with the current.
 
     ``write_ah`` sets the remaining capacity first through the single write (0x49); the
-    measured value is the SOC the BMS reports."""
+    measured value is the SOC the BMS reports; the case gives the rated capacity in force
+    (``rated_ah``)."""
     if write_ah is not None:
         with rig.rec.step(f"write remaining capacity {write_ah:g} Ah (0x49)"):
             rig.bench.bms.set_remaining_capacity(write_ah)
-    rated = rig.parameter(59)
+    rated = rig.setup.num("rated_ah")
     tele = rig.bench.bms.telemetry()
     m.measured = float(tele.soc_pct)
     m.check(
         "rated capacity reported",
         abs(tele.rated_ah - rated) <= 0.01,
-        f"rated {tele.rated_ah:g} Ah reported, P59 configured {rated:g} Ah",
-        f"reported rated capacity {tele.rated_ah:g} Ah differs from P59 {rated:g} Ah",
+        f"rated {tele.rated_ah:g} Ah reported, {rated:g} Ah configured",
+        f"reported rated capacity {tele.rated_ah:g} Ah differs from the configured {rated:g} Ah",
     )
     amps, hours = 10.0, 0.25
     with rig.rec.step(f"discharge {amps:g} A for {hours * 60:g} min: coulomb counting"):
@@ -68,11 +69,12 @@ def gap_compensation(rig: Rig, m: Measurement, switch_on: bool = True) -> None:
     """P81 / S42: after a cell overvoltage protection, charging resumes only below P81 SOC.
 
     The SOC is stepped down in 0.5 %-point steps from 98 %; the measured value is the first
-    SOC at which charging resumed."""
-    rated = rig.parameter(59)
+    SOC at which charging resumed. The case gives the cell ``level`` beyond the cell
+    overvoltage protection and the rated capacity (``rated_ah``)."""
+    rated = rig.setup.num("rated_ah")
     rig.set_soc_pct(98.0)
     rig.condition("charging")
-    trip_v = rig.parameter(5) + 0.030
+    trip_v = rig.setup.level("cell")
     with rig.rec.step(f"cell 1 to {trip_v:.3f} V: cell overvoltage protection"):
         obs = rig.probe("cell", trip_v, "cell_overvoltage_protection", 1.5)
     if not obs.flag:
@@ -121,8 +123,9 @@ def cycle_count(rig: Rig, m: Measurement, amps: float = 50.0) -> None:
 
     The device's running total of discharged charge is not visible, so the measured share is
     the charge discharged between two consecutive cycle increments (the pack is refilled
-    through the remaining-capacity write in between, which moves no charge)."""
-    rated = rig.parameter(59)
+    through the remaining-capacity write in between, which moves no charge). The case gives
+    the rated capacity in force (``rated_ah``)."""
+    rated = rig.setup.num("rated_ah")
     share_step = 0.25  # %-points of capacity per poll: the resolution
     step_s = rated * share_step / 100.0 / amps * 3600
     rig.bench.bms.set_remaining_capacity(rated)
@@ -163,13 +166,13 @@ def cycle_count(rig: Rig, m: Measurement, amps: float = 50.0) -> None:
 
 
 def impedance_compensation(
-    rig: Rig, m: Measurement, position_item: int, impedance_item: int, measure: str, amps: float
+    rig: Rig, m: Measurement, position: int, measure: str, amps: float
 ) -> None:
-    """P84-P87: the cell at the compensation position reads |I| x R higher while discharging.
+    """P84-P87: the cell at the compensation ``position`` (configured) reads |I| x R higher
+    while discharging.
 
     ``measure`` is ``impedance`` (the shift divided by the current, in mOhm, against the
     configured impedance) or ``position`` (the number of the cell whose reading moves)."""
-    position = int(rig.parameter(position_item))
     # The board measures periodically: let a sample at rest be taken before the idle reading,
     # or a reading compensated for an earlier current can still be reported.
     rig.condition("standby")
@@ -204,10 +207,16 @@ def impedance_compensation(
         m.note = f"cell {position} moved {shifts[position - 1] * 1000:.1f} mV at {current:.1f} A"
 
 
+def _balance_stimulus(rig: Rig) -> tuple[float, float]:
+    """(top cell voltage, difference) of the case's balancing stimulus."""
+    rig.balance_top_v = rig.setup.num("top_v")
+    return rig.balance_top_v, rig.setup.level("balance_difference")
+
+
 def balancing(rig: Rig, m: Measurement, condition: str, expect_on: bool) -> None:
-    """S49 / S50: with an imbalance above the start difference, balancing runs (or not)."""
-    top = rig.parameter(9) + 0.050
-    diff = rig.parameter(63) + 0.020
+    """S49 / S50: with an imbalance above the start difference (the case's ``level``, the
+    top cell at ``top_v`` above the balancing voltage), balancing runs (or not)."""
+    top, diff = _balance_stimulus(rig)
     rig.condition(condition)
     obs = rig.probe("balance_difference", diff, "balancing", 2.0)
     m.measured = 1.0 if obs.flag else 0.0
@@ -222,28 +231,31 @@ def balancing(rig: Rig, m: Measurement, condition: str, expect_on: bool) -> None
 
 
 def balancing_overtemperature(rig: Rig, m: Measurement, expect_inhibit: bool) -> None:
-    """S52: balancing stops when the ambient is above its high-temperature alarm (P39)."""
+    """S52: balancing stops when the ambient is above its high-temperature alarm (the case's
+    ``ntc:ambient`` level lies beyond it)."""
+    _, diff = _balance_stimulus(rig)
+    ambient = rig.setup.level("ntc:ambient")
     rig.condition("standby")
-    rig.apply("balance_difference", rig.parameter(63) + 0.020)
-    rig.set_temperature("ambient", rig.parameter(39) + 5.0)
+    rig.apply("balance_difference", diff)
+    rig.apply("ntc:ambient", ambient)
     rig.wait(2.0)
     obs = rig.observe("balancing")
     m.measured = 0.0 if obs.flag else 1.0
-    ambient = rig.parameter(39) + 5
     m.check(
         "balancing " + ("inhibited" if expect_inhibit else "continues"),
         (not obs.flag) == expect_inhibit,
         f"balancing {_on(obs.flag)} with ambient {ambient:g} C",
         f"balancing {'ran' if expect_inhibit else 'stopped'} with ambient {ambient:g} C "
-        f"(P39 {rig.parameter(39):g} C)",
+        "(beyond the ambient high-temperature alarm)",
     )
 
 
 def static_balancing_time(rig: Rig, m: Measurement, expect_stop: bool) -> None:
-    """P65 / S51: static balancing stops after P65 hours (S51 on), or keeps going (off)."""
-    expected_s = rig.parameter(65) * 3600
+    """P65 / S51: static balancing stops after the configured time (the case's
+    ``duration_s``; S51 on), or keeps going (off)."""
+    expected_s = rig.setup.num("duration_s")
     rig.restart_idle()
-    diff = rig.parameter(63) + 0.020
+    _, diff = _balance_stimulus(rig)
     obs = rig.probe("balance_difference", diff, "balancing", 2.0)
     if not obs.flag:
         m.check(
@@ -263,15 +275,16 @@ def static_balancing_time(rig: Rig, m: Measurement, expect_stop: bool) -> None:
             "balancing continues past P65",
             still.flag,
             f"balancing {_on(still.flag)} {expected_s * 1.5 / 3600:g} h into standby "
-            f"(P65 {rig.parameter(65):g} h)",
+            f"(configured {expected_s / 3600:g} h)",
             "balancing stopped with S51 off",
         )
 
 
 def heating(rig: Rig, m: Measurement, expect_on: bool) -> None:
-    """S31: with the charger present and a cold cell, the heater runs (or not)."""
+    """S31: with the charger present and a cold cell (the case's ``level``), the heater runs
+    (or not)."""
     rig.condition("charger")
-    cold = rig.parameter(37) - 3.0
+    cold = rig.setup.level("ntc:cell1")
     obs = rig.probe("ntc:cell1", cold, "heater", 2.0)
     m.measured = 1.0 if obs.flag else 0.0
     m.check(
@@ -303,9 +316,9 @@ def current_limit_active(rig: Rig, m: Measurement, expect_limit: bool) -> None:
 
 
 def current_limit_passive(rig: Rig, m: Measurement, expect_limit: bool) -> None:
-    """S56 / P72: above the charge overcurrent alarm the BMS limits the current, and re-checks
-    after P72 minutes."""
-    offered = rig.parameter(51) + 5.0
+    """S56 / P72: above the charge overcurrent alarm (the case's ``level``) the BMS limits
+    the current, and re-checks after ``recheck_s``."""
+    offered = rig.setup.level("charge_current")
     rig.apply("charge_current", offered)
     rig.condition("charging", current_a=offered)
     rig.wait(3.0)
@@ -313,7 +326,12 @@ def current_limit_passive(rig: Rig, m: Measurement, expect_limit: bool) -> None:
     limited = obs.supply_a <= 10.5
     if m.expected is not None and expect_limit and m.unit == "minute":
         timed_until(
-            rig, m, rig.parameter(72) * 60, lambda o: o.supply_a > 10.5, None, "limit re-checked"
+            rig,
+            m,
+            rig.setup.num("recheck_s"),
+            lambda o: o.supply_a > 10.5,
+            None,
+            "limit re-checked",
         )
         return
     m.measured = 1.0 if limited else 0.0
@@ -327,9 +345,9 @@ def current_limit_passive(rig: Rig, m: Measurement, expect_limit: bool) -> None:
 
 
 def history_interval(rig: Rig, m: Measurement, working: bool, expect_records: bool = True) -> None:
-    """P76 / P77 / S59: history records every P76 minutes working, P77 in standby."""
-    item = 76 if working else 77
-    interval_s = rig.parameter(item) * 60
+    """P76 / P77 / S59: history records every configured interval (the case's
+    ``interval_s``), working or in standby."""
+    interval_s = rig.setup.num("interval_s")
     if working:
         rig.condition("charging")
     else:
@@ -352,7 +370,7 @@ def history_interval(rig: Rig, m: Measurement, working: bool, expect_records: bo
     rig.condition("standby")
     seen = (
         f"history records {initial} -> {n} in {(rig.now() - t0) / 60:g} min "
-        f"({'working' if working else 'standby'}, P{item} {interval_s / 60:g} min)"
+        f"({'working' if working else 'standby'}, interval {interval_s / 60:g} min)"
     )
     if expect_records:
         m.check(
@@ -367,8 +385,9 @@ def history_interval(rig: Rig, m: Measurement, working: bool, expect_records: bo
 
 
 def standby_shutdown(rig: Rig, m: Measurement, expect: bool) -> None:
-    """P78 / S58: with no current for P78 hours the BMS shuts down (system state 'shutdown')."""
-    expected_s = rig.parameter(78) * 3600
+    """P78 / S58: with no current for the configured time (the case's ``idle_s``) the BMS
+    shuts down (system state 'shutdown')."""
+    expected_s = rig.setup.num("idle_s")
     rig.restart_idle()
 
     def asleep(o) -> bool:
@@ -387,6 +406,6 @@ def standby_shutdown(rig: Rig, m: Measurement, expect: bool) -> None:
             "stays awake (S58 off)",
             not o.flag,
             f"system state {'shutdown' if o.flag else 'awake'} after "
-            f"{expected_s * 1.5 / 3600:g} h idle (P78 {rig.parameter(78):g} h)",
+            f"{expected_s * 1.5 / 3600:g} h idle (configured {expected_s / 3600:g} h)",
             "shut down with S58 off",
         )

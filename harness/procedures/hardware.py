@@ -190,7 +190,7 @@ def short_circuit(rig: Rig, m: Measurement, expect_trip: bool) -> None:
     obs = rig.observe(_SHORT_FLAG)
     m.measured = 1.0 if obs.flag else 0.0
     at = f"just after a {hold:g} s short: {obs.describe(_SHORT_FLAG)}"
-    recovery_s = rig.parameter(70)
+    recovery_s = rig.setup.num("recovery_s")
     bound = recovery_s * 2 + 10.0
     if expect_trip:
         m.check("flag reported", obs.flag, at, f"{_SHORT_FLAG} not reported")
@@ -207,10 +207,10 @@ def short_circuit(rig: Rig, m: Measurement, expect_trip: bool) -> None:
         m.check(
             "recovers by itself",
             back is not None,
-            f"output back {back.t_s - obs.t_s:.1f} s after the short (P70 {recovery_s:g} s)"
+            f"output back {back.t_s - obs.t_s:.1f} s after the short (recovery {recovery_s:g} s)"
             if back
             else f"{bound:g} s after the short: {last.describe(_SHORT_FLAG)}",
-            f"the output did not come back within {bound:g} s (P70 {recovery_s:g} s)",
+            f"the output did not come back within {bound:g} s (recovery {recovery_s:g} s)",
         )
         return
     others = _other_protections(obs)
@@ -231,8 +231,8 @@ def short_circuit_lockout(rig: Rig, m: Measurement, expect_lock: bool) -> None:
     on, the P71-th trip in a row locks the output (output_short_circuit_lockout, no more
     recovery) until the BMS is power-cycled, which the case then does; off, it keeps
     recovering. ``measured`` is 1 when the output locked."""
-    count = int(rig.parameter(71))
-    recovery_s = rig.parameter(70)
+    count = rig.setup.count("count")
+    recovery_s = rig.setup.num("recovery_s")
     step = poll_interval(rig, recovery_s)
     bound = recovery_s * 2 + 10.0
     rig.condition("discharging")
@@ -269,9 +269,9 @@ def short_circuit_lockout(rig: Rig, m: Measurement, expect_lock: bool) -> None:
             "locks out",
             locked and trips == count,
             f"{'locked' if locked else 'still recovering'} after {trips} trips "
-            f"(P71 {count}); {lock_seen}",
+            f"(count {count}); {lock_seen}",
             f"{'locked after ' + str(trips) if locked else 'no lock-out after ' + str(trips)} "
-            f"trips, P71 is {count}",
+            f"trips, the count is {count}",
         )
         m.check("lock-out flag", after.flag, lock_seen, f"{_LOCK_FLAG} not reported")
         if locked:
@@ -304,21 +304,22 @@ def short_circuit_lockout(rig: Rig, m: Measurement, expect_lock: bool) -> None:
         )
         m.check("no lock-out flag", not after.flag, lock_seen, f"{_LOCK_FLAG} reported")
         rig.wait_until(_flowing, bound, step)
-    m.note = f"{trips} short trips; recovery delay P70 {recovery_s:g} s, count P71 {count}"
+    m.note = f"{trips} short trips; recovery delay {recovery_s:g} s, count {count}"
 
 
-def connection_fault(rig: Rig, m: Measurement) -> None:
+def connection_fault(rig: Rig, m: Measurement, case_row: int) -> None:
     """P83 / S47: a known series resistance (the connection_fault relay's ``ohm`` in cell
     ``cell``'s sense lead) above P83 raises output_connection_fault at the next current step
     (a notice: the current keeps flowing); with P83 configured above that resistance it does
     not; without the resistor it does not. The impedance is estimated at current steps, so
-    each observation follows a step from standby to the discharge current.
+    each observation follows a step from standby to the discharge current. ``case_row`` is
+    the row the case tests (its threshold, ``acts_above_mohm``, raised up to ``max_mohm``).
 
     ``measured`` is 1 when the fault followed P83 (above: reported, below: not)."""
     flag = "output_connection_fault"
     mohm, cell = rig.hands.values["mohm"], rig.hands.values["cell"]
     amps = abs(float(rig.params.get("current_a", 20.0)))
-    p83 = rig.parameter(83)
+    p83 = rig.setup.num("acts_above_mohm")
     if mohm <= p83:
         raise CaseNotTestable(
             f"the connection-fault resistor ({mohm:g} mΩ in cell {cell}'s lead) does not "
@@ -356,12 +357,12 @@ def connection_fault(rig: Rig, m: Measurement) -> None:
         f"with the fault judged: {_discharge(above)}",
         f"the discharge current stopped ({_discharge(above)}); a connection fault is a notice",
     )
-    top = rig.spec.param(83).range[1] if rig.spec.param(83).range else p83
+    top = rig.setup.num("max_mohm")
     higher = round(min(top, mohm * 1.25), 1)
     below = None
     if higher > mohm:
         rig.condition("standby")
-        rig.configure({83: higher}, {})
+        rig.configure({case_row: higher}, {})
         below = stepped(f"P83 raised to {higher:g} mΩ, above the {mohm:g} mΩ resistor")
         m.check(
             "no fault below P83",
@@ -370,7 +371,7 @@ def connection_fault(rig: Rig, m: Measurement) -> None:
             f"{flag} reported with P83 {higher:g} mΩ above the {mohm:g} mΩ in the lead",
         )
         rig.condition("standby")
-        rig.configure({83: p83}, {})
+        rig.configure({case_row: p83}, {})
     rig.condition("standby")
     rig.hands.release("connection_fault", "resistor out")
     m.measured = 1.0 if above.flag and (below is None or not below.flag) else 0.0

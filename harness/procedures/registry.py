@@ -18,11 +18,6 @@ from harness.procedures.rig import Rig
 Procedure = Callable[[Rig, Any, Measurement], None]
 
 
-def _tol_a(case: Any) -> float:
-    """The current tolerance at the overcurrent levels the plan computed (its one band)."""
-    return float(case.params["current_tol_a"])
-
-
 def _amps(case: Any) -> float:
     p = case.params
     return abs(float(p.get("current_a", p.get("discharge_a", 20.0))))
@@ -45,14 +40,8 @@ def _soc(rig: Rig, case: Any, m: Measurement) -> None:
 
 
 def _impedance(rig: Rig, case: Any, m: Measurement) -> None:
-    p = case.params
     function.impedance_compensation(
-        rig,
-        m,
-        int(p["position_param"]),
-        int(p["impedance_param"]),
-        str(p["observe"]),
-        _amps(case),
+        rig, m, rig.setup.count("position"), rig.setup.text("observe"), _amps(case)
     )
 
 
@@ -70,14 +59,12 @@ PROCEDURES: dict[str, Procedure] = {
     "readback.bit": switch.bit,
     "delay.soft_start": lambda rig, c, m: delay.soft_start(rig, m),
     "delay.overcurrent": lambda rig, c, m: delay.overcurrent_delay(
-        rig, m, str(c.params["side"]), str(c.params["flag"]), _tol_a(c)
+        rig, m, str(c.params["side"]), str(c.params["flag"])
     ),
-    "delay.transient": lambda rig, c, m: delay.transient_delay(
-        rig, m, str(c.params["flag"]), _tol_a(c)
-    ),
-    "delay.overcurrent_recovery": lambda rig, c, m: delay.overcurrent_recovery(rig, m, _tol_a(c)),
+    "delay.transient": lambda rig, c, m: delay.transient_delay(rig, m, str(c.params["flag"])),
+    "delay.overcurrent_recovery": lambda rig, c, m: delay.overcurrent_recovery(rig, m),
     "delay.lockout": lambda rig, c, m: delay.lockout(
-        rig, m, _tol_a(c), kind=str(c.params.get("lockout", "discharge"))
+        rig, m, kind=str(c.params.get("lockout", "discharge"))
     ),
     "delay.current_limit": lambda rig, c, m: function.current_limit_passive(
         rig, m, expect_limit=True
@@ -96,7 +83,7 @@ PROCEDURES: dict[str, Procedure] = {
     "function.gap_compensation": lambda rig, c, m: function.gap_compensation(rig, m),
     "function.cycle_count": lambda rig, c, m: function.cycle_count(rig, m, amps=_amps(c)),
     "function.impedance_compensation": _impedance,
-    "function.connection_fault": lambda rig, c, m: hardware.connection_fault(rig, m),
+    "function.connection_fault": lambda rig, c, m: hardware.connection_fault(rig, m, c.number),
     **switch.PROCEDURES,
 }
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.procedures.record import BenchFault, Recorder
+from harness.procedures.setup import Setup
 
 NOMINAL_CELL_V = 3.300
 NOMINAL_TEMP_C = 25.0
@@ -97,6 +98,12 @@ class Rig:
         self.hands: Any = None
         #: The plan case's ``params`` (procedures read their bounded waits from here).
         self.params: dict[str, Any] = {}
+        #: The same, read with a type (``harness/procedures/setup.py``).
+        self.setup = Setup("(no case)", {})
+        #: Rated capacity in force (Ah), from the case's nominal setup: the SOC stimulus.
+        self.rated_ah: float | None = None
+        #: Voltage of the highest cell in a balancing stimulus (the case's ``top_v``).
+        self.balance_top_v: float | None = None
 
     # -- time ---------------------------------------------------------------------------
     def now(self) -> float:
@@ -122,17 +129,24 @@ class Rig:
         """Bring the device's block to ``values``/``switches``: one whole-block write, and only
         when something differs. Returns True when a write happened."""
         block = self.bench.bms.read_parameters()
-        # Remaining capacity (P60) is live on the device: it is only written when asked for
-        # explicitly (``explicit``), or when it would exceed a new rated capacity (P59).
+        # A live row (its recipe says the device moves it: the remaining capacity) is only
+        # written when asked for explicitly (``explicit``), or when it would exceed the row
+        # that bounds it (its range's ``max_param``: a new rated capacity); then to half of it.
+        live = [p for p in self.spec.parameters if p.recipe is not None and p.recipe.live]
+        skipped = {p.number for p in live} - set(explicit)
         differs = {
             n: v
             for n, v in values.items()
-            if (n != 60 or n in explicit)
+            if n not in skipped
             and not _same(block.values.get(n), v, self.spec.param(n).encoding.scale)
         }
-        rated = differs.get(59, block.values.get(59))
-        if 60 not in differs and rated is not None and block.values.get(60, 0.0) > rated:
-            differs[60] = round(rated / 2, 2)
+        for p in live:
+            bound = p.range_spec.max_param if p.range_spec is not None else None
+            if p.number in differs or bound is None:
+                continue
+            cap = differs.get(bound, block.values.get(bound))
+            if cap is not None and block.values.get(p.number, 0.0) > cap:
+                differs[p.number] = round(cap / 2, 2)
         sw_differs = {n: v for n, v in switches.items() if bool(block.switches.get(n)) != bool(v)}
         self._params_cache = dict(block.values)
         if not differs and not sw_differs:
@@ -193,8 +207,9 @@ class Rig:
         self.bench.resistors.set_temperature_c(channel, celsius)
 
     def set_soc_pct(self, pct: float) -> None:
-        rated = self.parameter(59)
-        self.bench.bms.set_remaining_capacity(round(rated * pct / 100.0, 2))
+        if self.rated_ah is None:
+            raise BenchFault("a SOC stimulus needs the rated capacity in force (params.nominal)")
+        self.bench.bms.set_remaining_capacity(round(self.rated_ah * pct / 100.0, 2))
 
     def pack_v(self) -> float:
         return sum(self.cells_v)
@@ -241,7 +256,9 @@ class Rig:
             self.set_cells(volts)
         elif stimulus == "balance_difference":
             # The highest cell sits above the balancing voltage; the others ``value`` lower.
-            top = self.parameter(9) + 0.050
+            if self.balance_top_v is None:
+                raise BenchFault("a balancing stimulus needs the top cell voltage (params top_v)")
+            top = self.balance_top_v
             volts = [top - value] * CELLS
             volts[cell - 1] = top
             self.set_cells(volts)

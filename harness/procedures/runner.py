@@ -12,10 +12,12 @@ from typing import Any
 from harness.procedures import hands, power, registry, threshold
 from harness.procedures.record import BenchFault, CaseNotTestable, Measurement, Recorder
 from harness.procedures.rig import Rig
+from harness.procedures.setup import Nominal, Setup
 
 
-def _configure_nominal(rig: Rig, case: Any) -> bool:
-    """The case's block (spec values plus its overrides) and SOC 50 %; True if written."""
+def _configure_nominal(rig: Rig, case: Any, nominal: Nominal) -> bool:
+    """The case's block (spec values plus its overrides) and the nominal remaining capacity
+    the plan gives (SOC 50 %); True if written."""
     spec = rig.spec
     values = {p.number: p.default for p in spec.parameters}
     values.update({int(k): float(v) for k, v in (case.overrides or {}).items()})
@@ -23,12 +25,11 @@ def _configure_nominal(rig: Rig, case: Any) -> bool:
     switches.update({int(k): bool(v) for k, v in (case.switch_overrides or {}).items()})
     explicit = frozenset(int(k) for k in (case.overrides or {}))
     wrote = rig.configure(values, switches, explicit)
-    if 60 not in explicit:
-        # SOC 50 % (DOMAIN.md's nominal bench), through the single remaining-capacity write.
-        rated = rig.parameter(59)
+    if nominal.remaining_ah is not None:
+        # Through the single remaining-capacity write, only when it differs.
         tele = rig.bench.bms.telemetry()
-        if abs(tele.remaining_ah - rated / 2) > 0.05:
-            rig.bench.bms.set_remaining_capacity(round(rated / 2, 2))
+        if abs(tele.remaining_ah - nominal.remaining_ah) > 0.05:
+            rig.bench.bms.set_remaining_capacity(nominal.remaining_ah)
     return wrote
 
 
@@ -51,10 +52,12 @@ def prepare(rig: Rig, case: Any) -> None:
     A latched state that neither the recovery delay nor a block write clears is cleared by
     power-cycling the BMS when the bench has a ``bms_power`` relay (then the block and SOC
     are set again); without one the case is a bench error, "nominal state unreachable"."""
+    nominal = Nominal.from_case(case)
+    rig.rated_ah = nominal.rated_ah
     with rig.rec.step("nominal state"):
         rig.nominal_stimuli()
         rig.wake_if_shut_down()
-        wrote = _configure_nominal(rig, case)
+        wrote = _configure_nominal(rig, case, nominal)
         _nominal_steps(rig, case)
         settled = _wait_clean(rig, 3.0)
         if not settled and rig.wake_if_shut_down():
@@ -64,14 +67,13 @@ def prepare(rig: Rig, case: Any) -> None:
             # Lock-outs and latched protections clear with a block write (BEHAVIOUR.md P71).
             if not wrote:
                 rig.rewrite_block()
-            timeout = max(5.0, rig.parameter(70) * 1.5 + 5.0)
-            settled = _wait_clean(rig, timeout)
+            settled = _wait_clean(rig, nominal.clear_after_write_s)
         if not settled and power.can_power_cycle(rig.bench):
             latched = _still_active(rig)
             power.power_cycle(rig, f"nominal state unreachable: {latched}")
             rig.nominal_stimuli()
-            _configure_nominal(rig, case)
-            settled = _wait_clean(rig, max(5.0, rig.parameter(58) / 1000.0 + 5.0))
+            _configure_nominal(rig, case, nominal)
+            settled = _wait_clean(rig, nominal.clear_after_power_cycle_s)
             if not settled:
                 raise BenchFault(
                     f"nominal state unreachable after a power-cycle: {_still_active(rig)} "
@@ -124,6 +126,7 @@ def run_case(
         raise CaseNotTestable(case.reason or "not testable on this bench")
     rig = Rig(bench, spec, recorder)
     rig.params = dict(case.params or {})
+    rig.setup = Setup(case.id, rig.params)
     # Before anything moves: who does each hand-step (or why nobody can).
     rig.hands = hands.for_case(rig, case, operator, operator_absent)
     if rig.hands.modes:

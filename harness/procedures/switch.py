@@ -130,7 +130,7 @@ def temperature_sensor(rig: Rig, case: Any, m: Measurement) -> None:
 
 def transient_lockout(rig: Rig, case: Any, m: Measurement) -> None:
     inner = Measurement(name=m.name, unit="count")
-    delay.lockout(rig, inner, 1.0, kind="transient")
+    delay.lockout(rig, inner, kind="transient")
     locked = inner.measured is not None
     m.measured = 1.0 if locked else 0.0
     m.note = inner.note
@@ -151,7 +151,7 @@ def gap_compensation(rig: Rig, case: Any, m: Measurement) -> None:
 def soft_start(rig: Rig, case: Any, m: Measurement) -> None:
     inner = Measurement(name=m.name, unit="mS")
     delay.soft_start(rig, inner)
-    expected_ms = rig.parameter(58)
+    expected_ms = rig.setup.num("soft_start_ms")
     m.measured = 1.0 if (inner.measured or 0.0) >= expected_ms * 0.5 else 0.0
     m.note = f"full current after {inner.measured} ms"
 
