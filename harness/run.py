@@ -34,6 +34,7 @@ from harness.run_inputs import (
     _validate_inputs,
 )
 from harness.run_junit import write_junit
+from harness.run_summary import _duration as _duration
 from harness.run_summary import _fmt as _fmt
 from harness.run_summary import summarize
 
