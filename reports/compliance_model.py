@@ -17,7 +17,6 @@ from reports.runs import OUTCOMES, RunData, plan_cases
 #: Order of the kinds of one item inside a category table.
 KIND_ORDER = ("trip", "recovery", "delay", "function", "readback", "switch-on", "switch-off")
 
-
 VERDICT_TEXT = {
     "passed": "PASS",
     "failed": "FAIL",

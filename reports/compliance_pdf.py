@@ -12,7 +12,6 @@ from pathlib import Path
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
-
 #: Flags from the brief: no network, no first-run work, no GPU; a private profile per call.
 CHROMIUM_FLAGS = (
     "--headless",

@@ -20,9 +20,7 @@ from reports.runs import RunData, plan_cases
 #: Status of a spec row in the traceability matrix, worst first.
 TRACE_FAIL, TRACE_ERROR, TRACE_PASS, TRACE_GAP = "FAIL", "BENCH ERROR", "PASS", "GAP"
 
-
 NO_CASE = "no case in the plan"
-
 
 #: Outcomes that executed a case on the bench (a skipped or not-run case did not).
 EXECUTED = ("passed", "failed", "error")

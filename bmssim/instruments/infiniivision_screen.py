@@ -11,7 +11,6 @@ from bmssim.scpi import Args, definite_block
 
 SCREEN_W, SCREEN_H = 800, 480
 
-
 # Palette of the screen picture: background, grid, centre lines, channel 1..4 (the
 # InfiniiVision colours: yellow, green, blue, red).
 _PALETTE = [
@@ -23,7 +22,6 @@ _PALETTE = [
     (64, 128, 255),
     (255, 64, 64),
 ]
-
 
 _GRID, _AXIS, _TRACE0 = 1, 2, 3
 

@@ -13,81 +13,56 @@ from bmssim.scpi import Args, ScpiError, data_type_error, illegal_parameter
 
 SIGNALS = {1: "current", 2: "discharge_fet", 3: "charge_fet"}
 
-
 ANALOG_CHANNELS = 4
-
 
 NO_MEASUREMENT = 9.9e37
 
-
 TIMEBASE_MIN_S = 50e-9
-
 
 TIMEBASE_MAX_S = 500.0
 
-
 POINTS_MIN = 100
-
 
 POINTS_MAX = 8_000_000
 
-
 POINTS_RETURNED_MAX = 1_000_000
-
 
 DEFAULT_POINTS = 1000
 
-
 _FORMAT_CODES = {"BYTE": 0, "WORD": 1, "ASC": 4}
-
 
 _SOURCE_RE = re.compile(r"^CHAN(?:NEL)?(\d+)$", re.IGNORECASE)
 
-
 _EDGE_RE = re.compile(r"^([+-]?)(\d+)$")
-
 
 DIVISIONS_X = 10
 
-
 DIVISIONS_Y = 8
-
 
 SCALE_MIN_V = 1e-3  # per division, 1:1 probe
 
-
 SCALE_MAX_V = 5.0
-
 
 OFFSET_SMALL_V = 2.0  # offset range below 200 mV/div (1:1)
 
-
 OFFSET_LARGE_V = 40.0
-
 
 PROBE_MIN = 0.1
 
-
 PROBE_MAX = 10000.0
-
 
 LABEL_MAX = 10
 
-
 REFERENCE_FRACTION = {"LEFT": 0.0, "CENT": 0.5, "RIGH": 1.0}
 
-
 ACQUIRE_TYPE_CODES = {"NORM": 0, "PEAK": 1, "AVER": 2, "HRES": 3}
-
 
 TRIGGER_MODES = (
     "EDGE", "GLITch", "PATTern", "TV", "DELay", "EBURst", "OR", "RUNT", "SHOLd",
     "TRANsition", "SBUS1", "SBUS2", "SBUS3", "SBUS4",
 )  # fmt: skip
 
-
 TRIGGER_OTHER_SOURCES = ("EXTernal", "LINE", "WGEN")
-
 
 SETUP_VERSION = "bms-hil DSOX3024T setup 1"
 
