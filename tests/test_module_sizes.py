@@ -23,9 +23,7 @@ def _line_counts() -> dict[str, int]:
 
 def test_no_product_module_is_over_the_limit():
     counts = _line_counts()
-    offenders = {
-        path: n for path, n in counts.items() if n > MAX_LINES and path not in KNOWN_LARGE
-    }
+    offenders = {path: n for path, n in counts.items() if n > MAX_LINES and path not in KNOWN_LARGE}
     listing = ", ".join(f"{path} ({n} lines)" for path, n in sorted(offenders.items()))
     assert not offenders, f"modules over {MAX_LINES} lines: {listing}"
 
