@@ -65,12 +65,6 @@ from bmsspec.validation import _fail as _fail
 from bmsspec.validation import _resolve_range as _resolve_range
 from bmsspec.validation import _row_label as _row_label
 
-# --------------------------------------------------------------------------- models
-
-
-# --------------------------------------------------------------------------- the spec
-
-
 # --------------------------------------------------------------------------- loading
 
 #: libyaml's loader when present (ten times faster than the pure-Python one; same result).

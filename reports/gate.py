@@ -53,9 +53,6 @@ from reports.waivers import Waiver, load_waivers
 from reports.waivers import _waiver_item as _waiver_item
 from reports.waivers import _WaiverLoader as _WaiverLoader
 
-# --------------------------------------------------------------------------- waivers
-
-
 # --------------------------------------------------------------------------- runs
 
 

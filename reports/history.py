@@ -214,6 +214,3 @@ def load_history_run(run_id: int, db_url: str | None = None) -> RunData:
         raise ReportInputError(f"--db {url!r}: cannot read history run {run_id}: {exc}") from exc
     finally:
         engine.dispose()
-
-
-# --------------------------------------------------------------------------- trend

@@ -74,9 +74,6 @@ RETURN_CODES: dict[int, str] = {
 TEMPERATURE_OFFSET = 2731  # 0.1 K; the protocol's offset, not 2730
 
 
-# -- framing -----------------------------------------------------------------------------
-
-
 # -- INFO readers ------------------------------------------------------------------------
 
 
@@ -247,9 +244,6 @@ def encode_status(status: Status, flags: Iterable[FlagDef], group: int = 0) -> b
                 out[base + k // 8] |= 1 << (k % 8)
     out[_MODE] = out[_SYSTEM]
     return bytes(out)
-
-
-# -- 0x47 / 0xA1 parameter block ---------------------------------------------------------
 
 
 # -- 0x51 device info, requests ----------------------------------------------------------
