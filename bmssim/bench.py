@@ -35,6 +35,11 @@ from bmssim.instruments.keysight_infiniivision import KeysightInfiniiVision
 from bmssim.instruments.keysight_n5700 import KeysightN5700
 from bmssim.instruments.resistor_module import ResistorModule
 from bmssim.modbus_server import DEFAULT_MAP, ModbusRtuEndpoint, ModbusTcpEndpoint, start_modbus
+from bmssim.parent_watch import _HAVE_PROC as _HAVE_PROC
+from bmssim.parent_watch import PARENT_PID_ENV as PARENT_PID_ENV
+from bmssim.parent_watch import PARENT_POLL_S, ParentWatch
+from bmssim.parent_watch import _proc_stat as _proc_stat
+from bmssim.parent_watch import process_alive as process_alive
 from bmssim.scpi import ScpiInstrument, ScpiServer
 from bmssim.seplos_server import SeplosDevice, SeplosServer
 from bmssim.twin.types import TwinConfig
@@ -102,11 +107,6 @@ BENCH_FILE_HEADER = """\
 # `bmshil run` refuse it, or need --allow-overdue), while the report still shows the
 # calibration columns exactly as for a real bench.
 """
-#: Environment variable naming the process the simulator must not outlive (the harness sets
-#: it for a bench it launches).
-PARENT_PID_ENV = "BMSHIL_PARENT_PID"
-#: How often the parent is checked (s).
-PARENT_POLL_S = 0.5
 #: Only a directory with this name prefix is removed by ``--remove-on-exit`` (the prefix of
 #: the harness's launch work directories), so a mistyped path cannot cost a user's files.
 WORKDIR_PREFIX = "bmshil-bench-"
@@ -131,72 +131,6 @@ class SimOptions:
     #: the bench file; False (``--no-relays``): a bench file without them, for a harness whose
     #: bench-file model does not know them yet.
     relays: bool = True
-
-
-_HAVE_PROC = Path("/proc/self/stat").exists()
-
-
-def _proc_stat(pid: int) -> tuple[str, str] | None:
-    """(state, start time) of ``pid`` from /proc; None when /proc cannot tell.
-    Raises ProcessLookupError when there is no such process."""
-    if not _HAVE_PROC:
-        return None
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except FileNotFoundError:
-        raise ProcessLookupError(pid) from None
-    except OSError:
-        return None
-    fields = text[text.rfind(")") + 2 :].split()  # after "pid (comm) "; comm may hold spaces
-    if len(fields) < 20:
-        return None
-    return fields[0], fields[19]  # state (field 3), starttime (field 22)
-
-
-def process_alive(pid: int, start: str | None = None) -> bool:
-    """True while ``pid`` runs (not a zombie) and, if ``start`` is given, is still the
-    process that had that /proc start time (a recycled pid is another process)."""
-    try:
-        stat = _proc_stat(pid)
-    except ProcessLookupError:
-        return False
-    if stat is not None:
-        state, started = stat
-        return state not in ("Z", "X", "x") and (start is None or started == start)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class ParentWatch:
-    """Whether the process the simulator must not outlive is still there.
-
-    Gone means: ``pid`` has exited (or is a zombie, or its pid now names another process),
-    or this process's own parent pid is no longer the one it had at start (the parent died
-    and the process was re-parented to init or a subreaper), whichever shows first.
-    """
-
-    def __init__(self, pid: int, *, ppid: int | None = None) -> None:
-        self.pid = pid
-        self.ppid = os.getppid() if ppid is None else ppid
-        try:
-            stat = _proc_stat(pid)
-        except ProcessLookupError:
-            stat = None
-        self.start = stat[1] if stat is not None else None
-
-    def gone(self) -> str | None:
-        """Why the parent counts as gone, or None while it is there."""
-        ppid = os.getppid()
-        if ppid != self.ppid:
-            return f"parent pid changed from {self.ppid} to {ppid}"
-        if not process_alive(self.pid, self.start):
-            return f"parent process {self.pid} is gone"
-        return None
 
 
 def calibration_record(idn: str, started_on: dt.date) -> dict[str, Any]:

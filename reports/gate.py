@@ -28,186 +28,30 @@ codes: 0 pass, 1 gate failed, 2 cannot compare (incompatible runs or bad input).
 from __future__ import annotations
 
 import datetime as dt
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from reports.compliance import canonical_item, item_order
-from reports.runs import ReportInputError, RunData, load_run
-
-EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_COMPARE = 0, 1, 2
-DEFAULT_DRIFT = 0.5
-WAIVER_KEYS = ("item", "reason", "owner", "expires")
-_ITEM_RE = re.compile(r"^[PS]\d{1,2}$")
-_TEST_ID_RE = re.compile(r"^[PS]\d{2}-[a-z0-9-]+$")
-EXECUTED = ("passed", "failed")
-
-
-class _WaiverLoader(yaml.SafeLoader):
-    """SafeLoader that leaves dates as text: PyYAML turns ``2026-13-01`` into a bare
-    ValueError with no position, so the date is parsed here, where the entry is known."""
-
-
-_WaiverLoader.add_constructor(
-    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
+from reports.gate_markdown import NOT_RUN_LISTED as NOT_RUN_LISTED
+from reports.gate_markdown import _describe as _describe
+from reports.gate_markdown import _md, markdown
+from reports.gate_model import _ITEM_RE as _ITEM_RE
+from reports.gate_model import _TEST_ID_RE as _TEST_ID_RE
+from reports.gate_model import (
+    DEFAULT_DRIFT,
+    EXECUTED,
+    EXIT_CANNOT_COMPARE,
+    Finding,
+    GateResult,
+    IncompatibleRuns,
 )
-
-
-class IncompatibleRuns(Exception):
-    """The two runs must not be compared (spec or bench differ); exit code 2."""
-
-
-@dataclass(frozen=True)
-class Waiver:
-    """An accepted deviation for an item (``P5``) or one test id, until ``expires``."""
-
-    item: str
-    reason: str
-    owner: str
-    expires: dt.date
-    entry: int
-
-    def covers(self, finding: Finding) -> bool:
-        return self.item in (finding.item, finding.test_id)
-
-    def active(self, today: dt.date) -> bool:
-        """Valid through its expiry day."""
-        return today <= self.expires
-
-
-@dataclass
-class Finding:
-    """One reason the gate fails (unless waived)."""
-
-    rule: str
-    item: str
-    test_id: str
-    detail: str
-    waived_by: Waiver | None = None
-
-
-@dataclass
-class GateResult:
-    """Everything the gate found, for the exit code and the Markdown summary."""
-
-    baseline: RunData
-    candidate: RunData
-    baseline_label: str
-    candidate_label: str
-    drift_share: float
-    findings: list[Finding] = field(default_factory=list)
-    known_failures: list[Finding] = field(default_factory=list)
-    expired_waivers: list[Waiver] = field(default_factory=list)
-    unused_waivers: list[Waiver] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    covered: int = 0
-    required: int = 0
-    #: "candidate run INCOMPLETE: ..." when the candidate is not complete (fails the gate).
-    incomplete: str | None = None
-
-    @property
-    def failures(self) -> list[Finding]:
-        """Findings that are not waived: any one fails the gate."""
-        return [f for f in self.findings if f.waived_by is None]
-
-    @property
-    def waived(self) -> list[Finding]:
-        return [f for f in self.findings if f.waived_by is not None]
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_FAIL if self.failures or self.incomplete else EXIT_PASS
-
-
-# --------------------------------------------------------------------------- waivers
-
-
-def load_waivers(path: Path | str, spec: Any | None = None) -> list[Waiver]:
-    """Read and check a waiver file; anything malformed is refused with file, entry, key and
-    value (a waiver that silently failed to parse would silently stop waiving, or worse)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ReportInputError(f"--waivers {path}: file does not exist")
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_WaiverLoader)
-    except yaml.YAMLError as exc:
-        raise ReportInputError(f"{path}: not valid YAML: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ReportInputError(f"{path}: not UTF-8 text: {exc}") from exc
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        raise ReportInputError(
-            f"{path}: expected a list of waivers ({{item, reason, owner, expires}}), "
-            f"got {type(data).__name__}"
-        )
-    waivers = []
-    for n, entry in enumerate(data, start=1):
-        where = f"{path}: entry {n}"
-        if not isinstance(entry, dict):
-            raise ReportInputError(f"{where}: expected a mapping, got {entry!r}")
-        unknown = sorted(set(map(str, entry)) - set(WAIVER_KEYS))
-        if unknown:
-            raise ReportInputError(
-                f"{where}: unknown key {unknown[0]!r} (value {entry[unknown[0]]!r}); "
-                f"allowed: {', '.join(WAIVER_KEYS)}"
-            )
-        for key in WAIVER_KEYS:
-            if key not in entry:
-                raise ReportInputError(f"{where}: key {key!r} is missing")
-        for key in ("item", "reason", "owner"):
-            value = entry[key]
-            if not isinstance(value, str) or not value.strip():
-                raise ReportInputError(
-                    f"{where}: key {key!r}: expected a non-empty text, got {value!r}"
-                )
-        item = _waiver_item(entry["item"].strip(), spec, where)
-        expires = entry["expires"]
-        if isinstance(expires, dt.datetime) or not isinstance(expires, dt.date):
-            if isinstance(expires, str):
-                try:
-                    expires = dt.date.fromisoformat(expires.strip())
-                except ValueError:
-                    expires = None
-            else:
-                expires = None
-            if expires is None:
-                raise ReportInputError(
-                    f"{where}: key 'expires': {entry['expires']!r} is not a date YYYY-MM-DD"
-                )
-        waivers.append(
-            Waiver(
-                item=item,
-                reason=entry["reason"].strip(),
-                owner=entry["owner"].strip(),
-                expires=expires,
-                entry=n,
-            )
-        )
-    return waivers
-
-
-def _waiver_item(value: str, spec: Any | None, where: str) -> str:
-    if _ITEM_RE.match(value.upper()):
-        item = canonical_item(value.upper())
-        if spec is not None:
-            try:
-                spec.item(item)
-            except KeyError:
-                raise ReportInputError(
-                    f"{where}: key 'item': {value!r} is not a row of the spec"
-                ) from None
-        return item
-    if _TEST_ID_RE.match(value):
-        return value
-    raise ReportInputError(
-        f"{where}: key 'item': {value!r} is neither an item (P5, S10) nor a test id "
-        "(P05-cell-overvoltage-protection-trip)"
-    )
-
+from reports.gate_model import EXIT_FAIL as EXIT_FAIL
+from reports.gate_model import EXIT_PASS as EXIT_PASS
+from reports.runs import ReportInputError, RunData, load_run
+from reports.waivers import WAIVER_KEYS as WAIVER_KEYS
+from reports.waivers import Waiver, load_waivers
+from reports.waivers import _waiver_item as _waiver_item
+from reports.waivers import _WaiverLoader as _WaiverLoader
 
 # --------------------------------------------------------------------------- runs
 
@@ -473,96 +317,6 @@ def evaluate(
     result.unused_waivers = [w for w in active if w.entry not in used]
     result.findings = found
     return result
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _describe(run: RunData, label: str) -> list[str]:
-    c = run.counts()
-    done = run.completion
-    end = done.status if done.complete else f"**INCOMPLETE** ({done.status})"
-    return [
-        _md(label),
-        _md(run.bench_id or "-"),
-        _md(f"{run.device_name} {run.firmware}".strip()),
-        f"`{(run.spec_sha256 or '-')[:12]}`",
-        _md(run.configuration_name),
-        run.started_at or "-",
-        f"{end}, {done.final - len(done.not_run)}/{done.planned} run",
-        f"{c['passed']} / {c['failed']} / {c['error']} / {c['skipped']} / {done.not_run_count}",
-    ]
-
-
-#: At most this many not-run cases are listed in the Markdown (the rest are counted).
-NOT_RUN_LISTED = 40
-
-
-def markdown(result: GateResult) -> str:
-    """The summary CI shows (e.g. appended to ``$GITHUB_STEP_SUMMARY``)."""
-    verdict = "PASS" if result.exit_code == EXIT_PASS else "FAIL"
-    out = [f"## Release gate: {verdict}", ""]
-    if result.incomplete:
-        out += [f"**{_md(result.incomplete)}**", ""]
-    out += [
-        "| run | bench | device firmware | spec | configuration | started | end | "
-        "passed / failed / error / skipped / not run |",
-        "|---|---|---|---|---|---|---|---|",
-        "| baseline: " + " | ".join(_describe(result.baseline, result.baseline_label)) + " |",
-        "| candidate: " + " | ".join(_describe(result.candidate, result.candidate_label)) + " |",
-        "",
-        f"Coverage: {result.covered}/{result.required} spec rows executed or skipped with a "
-        f"reason. Drift limit: {result.drift_share:g} x tolerance.",
-        "",
-    ]
-    for note in result.notes:
-        out.append(f"> note: {_md(note)}")
-    if result.notes:
-        out.append("")
-
-    def table(title: str, findings: list[Finding], waived: bool = False) -> None:
-        if not findings:
-            return
-        out.extend([f"### {title} ({len(findings)})", ""])
-        head = "| rule | item | test | detail |" + (" waiver |" if waived else "")
-        out.extend([head, "|---" * (5 if waived else 4) + "|"])
-        for f in findings:
-            row = f"| {f.rule} | {f.item} | {_md(f.test_id) or '-'} | {_md(f.detail)} |"
-            if waived and f.waived_by is not None:
-                w = f.waived_by
-                row += f" {_md(w.owner)} until {w.expires}: {_md(w.reason)} |"
-            out.append(row)
-        out.append("")
-
-    done = result.candidate.completion
-    if not done.complete and done.not_run_reasons:
-        listed = list(done.not_run_reasons.items())[:NOT_RUN_LISTED]
-        out.extend([f"### Not run in the candidate ({done.not_run_count})", ""])
-        out += [f"- {_md(t)}: {_md(why)}" for t, why in listed]
-        if done.not_run_count > len(listed):
-            out.append(f"- ... and {done.not_run_count - len(listed)} more")
-        out.append("")
-    table("Failures", result.failures)
-    table("Waived", result.waived, waived=True)
-    table("Known failures (also failed in the baseline)", result.known_failures)
-    if result.expired_waivers:
-        out.extend([f"### Expired waivers, not applied ({len(result.expired_waivers)})", ""])
-        out += [
-            f"- entry {w.entry}: {w.item} ({_md(w.owner)}) expired {w.expires}: {_md(w.reason)}"
-            for w in result.expired_waivers
-        ]
-        out.append("")
-    if result.unused_waivers:
-        out.extend([f"### Waivers that matched nothing ({len(result.unused_waivers)})", ""])
-        out += [
-            f"- entry {w.entry}: {w.item} ({_md(w.owner)}, until {w.expires})"
-            for w in result.unused_waivers
-        ]
-        out.append("")
-    if not result.findings and not result.incomplete:
-        out.extend(["No regression, no coverage gap, no drift.", ""])
-    return "\n".join(out)
 
 
 def run_gate(

@@ -23,18 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reports.completion import COMPLETE_WITH_GAPS_REASON as COMPLETE_WITH_GAPS_REASON
+from reports.completion import CRASHED, END_STATUSES, LEGACY, Completion, completion
+from reports.completion import CRASHED_REASON as CRASHED_REASON
+from reports.completion import LEGACY_CRASHED_REASON as LEGACY_CRASHED_REASON
+from reports.completion import _invocations as _invocations
+from reports.instrument_info import _IDENTITY_RE as _IDENTITY_RE
+from reports.instrument_info import _INSTRUMENT_FIELDS as _INSTRUMENT_FIELDS
+from reports.instrument_info import Instrument, parse_instruments
+
 OUTCOMES = ("passed", "failed", "error", "skipped", "not_run")
-#: ``run.json`` ``end.status`` values the harness writes.
-END_STATUSES = ("running", "complete", "interrupted", "bench_lost", "aborted")
-#: Completion statuses beyond the harness's: a run that died without an end record, and a
-#: run directory from before ``planned``/``end`` existed that finished.
-CRASHED, LEGACY = "crashed", "legacy"
-CRASHED_REASON = "no end record (the run process died)"
-LEGACY_CRASHED_REASON = (
-    "the run did not finish (run.json has no finished_at and no end record; "
-    "its plan was not recorded)"
-)
-COMPLETE_WITH_GAPS_REASON = "the end record says complete, but planned cases lack a final record"
 #: Keys every record must carry for any report to make sense of it.
 REQUIRED_KEYS = ("test_id", "item", "outcome")
 RESULTS_FILE = "results.jsonl"
@@ -44,208 +42,6 @@ PLOTS_DIR = "plots"
 
 class ReportInputError(ValueError):
     """A results directory, waiver file or option that cannot be used; the message says where."""
-
-
-@dataclass
-class Instrument:
-    """One instrument identity as recorded in ``run.json`` (fields may be missing), with its
-    calibration record from the bench file: ``calibration_due`` and ``calibrated_on`` as
-    ISO dates (``YYYY-MM-DD``), ``calibration_certificate`` the certificate id."""
-
-    name: str
-    manufacturer: str = ""
-    model: str = ""
-    serial: str = ""
-    firmware: str = ""
-    address: str = ""
-    calibration_due: str = ""
-    calibration_certificate: str = ""
-    calibrated_on: str = ""
-
-    def overdue_on(self, day: str) -> bool:
-        """Whether the calibration was past due on ``day`` (an ISO date or date-time; only
-        its date counts). False when either date is missing or not a date."""
-        import datetime as dt
-
-        try:
-            due = dt.date.fromisoformat(self.calibration_due[:10])
-            then = dt.date.fromisoformat(str(day)[:10])
-        except ValueError:
-            return False
-        return due < then
-
-
-@dataclass(frozen=True)
-class Completion:
-    """Did the run execute every case it planned, and what may the reports conclude?
-
-    ``status`` is the harness's ``end.status`` (``complete``, ``interrupted``, ``bench_lost``,
-    ``aborted``), ``crashed`` (no end record, or one still saying ``running``: the process
-    died), or ``legacy`` (a directory from before the contract that finished; one that did
-    not is ``crashed`` with ``legacy`` set). ``planned`` counts the planned cases, ``final``
-    those with a final record (the last record of their test id, ``not_run`` included);
-    ``missing`` lists planned ids without any record, ``not_run`` those whose final record
-    says the run did not get to them. ``verdict`` is what every report shows:
-
-    * ``FAIL`` when any final record failed (a product defect, whether or not complete);
-    * ``INCOMPLETE`` when the run is not complete;
-    * else ``FAIL`` on a bench error or when nothing passed (the rule the compliance report
-      always had), and ``PASS`` only when every final record passed or was skipped.
-    """
-
-    status: str
-    reason: str
-    planned: int
-    final: int
-    missing: list[str]
-    not_run: list[str]
-    complete: bool
-    verdict: str
-    verdict_reasons: list[str] = field(default_factory=list)
-    #: Why each not-run or missing case was not run (the record's message, else the end reason).
-    not_run_reasons: dict[str, str] = field(default_factory=dict)
-    #: Ids with a record that the run did not plan (kept, and warned about).
-    unplanned: list[str] = field(default_factory=list)
-    signal: str | None = None
-    at: str | None = None
-    legacy: bool = False
-    run_id: str | None = None
-    sessions: int = 1
-    resumed: bool = False
-
-    @property
-    def not_run_count(self) -> int:
-        """Planned cases without a verdict-bearing final record (missing + not run)."""
-        return len(self.missing) + len(self.not_run)
-
-    @property
-    def unfinished(self) -> list[str]:
-        """Planned ids not run, in plan order (not-run records and missing cases)."""
-        return list(self.not_run_reasons)
-
-    @property
-    def summary(self) -> str:
-        """``<status>: <reason>; N of M planned cases not run``."""
-        reason = self.reason or "no reason recorded"
-        return (
-            f"{self.status}: {reason}; {self.not_run_count} of {self.planned} planned cases not run"
-        )
-
-    @property
-    def banner(self) -> str:
-        """The line every report shows for an incomplete run ("" for a complete one)."""
-        return "" if self.complete else f"INCOMPLETE \u2014 {self.summary}"
-
-    @property
-    def end_text(self) -> str:
-        """How the run ended, for a header: ``interrupted (SIGTERM, at ...): reason``."""
-        extra = ", ".join(p for p in (self.signal, f"at {self.at}" if self.at else "") if p)
-        text = f"{self.status} ({extra})" if extra else self.status
-        return f"{text}: {self.reason}" if self.reason else text
-
-
-def completion(info: dict[str, Any], records: list[dict[str, Any]]) -> Completion:
-    """The :class:`Completion` of a run from its ``run.json`` and its (final) records.
-
-    ``records`` are the final records (``load_run`` keeps the last record of a test id); a
-    list with repeats is reduced the same way here.
-    """
-    final: dict[str, dict[str, Any]] = {}
-    for rec in records:
-        final.pop(rec["test_id"], None)
-        final[rec["test_id"]] = rec
-    planned_raw = info.get("planned")
-    end = info.get("end")
-    legacy = planned_raw is None and end is None
-    signal = at = None
-    if legacy:
-        planned = list(final)
-        if info.get("finished_at"):
-            status, reason = LEGACY, "run from before end records; run.json has finished_at"
-        else:
-            status, reason = CRASHED, LEGACY_CRASHED_REASON
-    else:
-        planned = list(dict.fromkeys(planned_raw or []))
-        if not isinstance(end, dict) or end.get("status") in (None, "running"):
-            status, reason = CRASHED, CRASHED_REASON
-        else:
-            status = str(end.get("status"))
-            reason = str(end.get("reason") or "")
-            signal = end.get("signal") or None
-            at = end.get("at") or None
-    planned_set = set(planned)
-    missing = [t for t in planned if t not in final]
-    not_run = [t for t in planned if t in final and final[t]["outcome"] == "not_run"]
-    unplanned = [t for t in final if t not in planned_set]
-    complete = status in ("complete", LEGACY) and not missing and not not_run
-    if status in ("complete", LEGACY) and not complete:
-        reason = COMPLETE_WITH_GAPS_REASON
-    reasons: dict[str, str] = {}
-    for t in planned:
-        if t in final and final[t]["outcome"] == "not_run":
-            reasons[t] = str(final[t].get("message") or final[t].get("reason") or "") or (
-                reason or "not run"
-            )
-        elif t not in final:
-            reasons[t] = f"no record ({status}" + (f": {reason})" if reason else ")")
-    outcomes = [r["outcome"] for r in final.values()]
-    n_failed, n_error = outcomes.count("failed"), outcomes.count("error")
-    n_passed = outcomes.count("passed")
-    summary_reason = (
-        f"the run is INCOMPLETE: {status}: {reason or 'no reason recorded'}; "
-        f"{len(missing) + len(not_run)} of {len(planned)} planned cases not run"
-    )
-    verdict_reasons = []
-    if n_failed:
-        verdict_reasons.append(f"{n_failed} test(s) failed (product defect)")
-    if not complete:
-        verdict_reasons.append(summary_reason)
-    if n_error:
-        verdict_reasons.append(f"{n_error} test(s) hit a bench error (no verdict)")
-    if not n_passed:
-        verdict_reasons.append("no test passed")
-    if n_failed:
-        verdict = "FAIL"
-    elif not complete:
-        verdict = "INCOMPLETE"
-    elif n_error or not n_passed:
-        verdict = "FAIL"
-    else:
-        verdict = "PASS"
-    sessions = info.get("sessions")
-    n_sessions = _invocations(sessions) if isinstance(sessions, list) and sessions else 1
-    resumed = isinstance(sessions, list) and any(
-        isinstance(s, dict) and s.get("resumed") for s in sessions
-    )
-    run_id = info.get("run_id")
-    return Completion(
-        status=status,
-        reason=reason,
-        planned=len(planned),
-        final=len(planned) - len(missing),
-        missing=missing,
-        not_run=not_run,
-        complete=complete,
-        verdict=verdict,
-        verdict_reasons=verdict_reasons,
-        not_run_reasons=reasons,
-        unplanned=unplanned,
-        signal=signal,
-        at=at,
-        legacy=legacy,
-        run_id=str(run_id) if run_id else None,
-        sessions=n_sessions,
-        resumed=resumed,
-    )
-
-
-def _invocations(sessions: list[Any]) -> int:
-    """How many times the run was invoked: a run on several benches has one ``sessions``
-    entry per bench, sharing the invocation's ``invocation`` id."""
-    seen: set[Any] = set()
-    for k, s in enumerate(sessions):
-        seen.add(s.get("invocation") or ("entry", k) if isinstance(s, dict) else ("entry", k))
-    return len(seen)
 
 
 @dataclass
@@ -441,58 +237,6 @@ def firmware_text(value: Any) -> str:
     text = str(value).strip()
     m = re.fullmatch(r"[\[(]\s*(\d+)\s*,\s*(\d+)\s*[\])]", text)
     return f"{m.group(1)}.{m.group(2)}" if m else text
-
-
-_IDENTITY_RE = re.compile(r"(\w+)=(?:'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"|([^,)]+))")
-_INSTRUMENT_FIELDS = (
-    "manufacturer",
-    "model",
-    "serial",
-    "firmware",
-    "address",
-    "calibration_due",
-    "calibration_certificate",
-    "calibrated_on",
-)
-
-
-def parse_instruments(value: Any) -> list[Instrument]:
-    """Instrument identities in any of the shapes ``run.json`` may hold.
-
-    The harness writes ``bench.identities``; depending on the bench that is a list or a
-    mapping of identities, and an ``Identity`` dataclass that the JSON writer did not know
-    arrives as its ``repr`` (``Identity(name='supply', ..., calibration_due=datetime.date(
-    2027, 6, 30), calibration_certificate='C-1', calibrated_on=datetime.date(2026, 6, 30))``).
-    All three are read so the signed header never loses a calibration date or certificate.
-    """
-    if not value:
-        return []
-    items: list[tuple[str | None, Any]]
-    if isinstance(value, dict):
-        items = list(value.items())
-    elif isinstance(value, list):
-        items = [(None, v) for v in value]
-    else:
-        items = [(None, value)]
-    out = []
-    for key, raw in items:
-        fields: dict[str, str] = {}
-        if isinstance(raw, dict):
-            fields = {k: "" if v is None else str(v) for k, v in raw.items()}
-        elif isinstance(raw, str):
-            text = re.sub(
-                r"datetime\.date\((\d+),\s*(\d+),\s*(\d+)\)",
-                lambda m: f"'{int(m.group(1)):04d}-{int(m.group(2)):02d}-{int(m.group(3)):02d}'",
-                raw,
-            )
-            for m in _IDENTITY_RE.finditer(text):
-                val = next((g for g in m.groups()[1:] if g is not None), "")
-                fields[m.group(1)] = "" if val == "None" else val.strip()
-            if not fields:
-                fields = {"model": raw}
-        name = fields.get("name") or (str(key) if key is not None else "")
-        out.append(Instrument(name=name, **{k: fields.get(k, "") for k in _INSTRUMENT_FIELDS}))
-    return out
 
 
 def load_run(directory: Path | str) -> RunData:

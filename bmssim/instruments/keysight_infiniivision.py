@@ -126,42 +126,71 @@ fields is unverified (a driver that parses names rather than positions is unaffe
 
 from __future__ import annotations
 
-import bisect
-import json
-import math
-import re
-import struct
-import zlib
-from dataclasses import asdict, dataclass, field, fields
-
 from bmssim.instruments import WorldInstrument, WorldLike, reset_in_place
+from bmssim.instruments.infiniivision_channels import ScopeChannels
+from bmssim.instruments.infiniivision_screen import _AXIS as _AXIS
+from bmssim.instruments.infiniivision_screen import _GRID as _GRID
+from bmssim.instruments.infiniivision_screen import _PALETTE as _PALETTE
+from bmssim.instruments.infiniivision_screen import _TRACE0 as _TRACE0
+from bmssim.instruments.infiniivision_screen import SCREEN_H as SCREEN_H
+from bmssim.instruments.infiniivision_screen import SCREEN_W as SCREEN_W
+from bmssim.instruments.infiniivision_screen import (
+    ScopeScreen,
+)
+from bmssim.instruments.infiniivision_screen import _bmp as _bmp
+from bmssim.instruments.infiniivision_screen import _png as _png
+from bmssim.instruments.infiniivision_setup import _EDGE_RE as _EDGE_RE
+from bmssim.instruments.infiniivision_setup import _FORMAT_CODES as _FORMAT_CODES
+from bmssim.instruments.infiniivision_setup import _SOURCE_RE as _SOURCE_RE
+from bmssim.instruments.infiniivision_setup import ACQUIRE_TYPE_CODES as ACQUIRE_TYPE_CODES
+from bmssim.instruments.infiniivision_setup import (
+    ANALOG_CHANNELS,
+    DEFAULT_POINTS,
+    REFERENCE_FRACTION,
+    TRIGGER_MODES,
+    ScopeSetup,
+    ScopeSetupStore,
+    parse_source,
+)
+from bmssim.instruments.infiniivision_setup import DIVISIONS_X as DIVISIONS_X
+from bmssim.instruments.infiniivision_setup import DIVISIONS_Y as DIVISIONS_Y
+from bmssim.instruments.infiniivision_setup import LABEL_MAX as LABEL_MAX
+from bmssim.instruments.infiniivision_setup import NO_MEASUREMENT as NO_MEASUREMENT
+from bmssim.instruments.infiniivision_setup import OFFSET_LARGE_V as OFFSET_LARGE_V
+from bmssim.instruments.infiniivision_setup import OFFSET_SMALL_V as OFFSET_SMALL_V
+from bmssim.instruments.infiniivision_setup import POINTS_MAX as POINTS_MAX
+from bmssim.instruments.infiniivision_setup import POINTS_MIN as POINTS_MIN
+from bmssim.instruments.infiniivision_setup import POINTS_RETURNED_MAX as POINTS_RETURNED_MAX
+from bmssim.instruments.infiniivision_setup import PROBE_MAX as PROBE_MAX
+from bmssim.instruments.infiniivision_setup import PROBE_MIN as PROBE_MIN
+from bmssim.instruments.infiniivision_setup import SCALE_MAX_V as SCALE_MAX_V
+from bmssim.instruments.infiniivision_setup import SCALE_MIN_V as SCALE_MIN_V
+from bmssim.instruments.infiniivision_setup import SETUP_VERSION as SETUP_VERSION
+from bmssim.instruments.infiniivision_setup import SIGNALS as SIGNALS
+from bmssim.instruments.infiniivision_setup import TIMEBASE_MAX_S as TIMEBASE_MAX_S
+from bmssim.instruments.infiniivision_setup import TIMEBASE_MIN_S as TIMEBASE_MIN_S
+from bmssim.instruments.infiniivision_setup import TRIGGER_OTHER_SOURCES as TRIGGER_OTHER_SOURCES
+from bmssim.instruments.infiniivision_setup import ChannelSetup as ChannelSetup
+from bmssim.instruments.infiniivision_setup import _default_channels as _default_channels
+from bmssim.instruments.infiniivision_setup import _default_levels as _default_levels
+from bmssim.instruments.infiniivision_setup import format_edge as format_edge
+from bmssim.instruments.infiniivision_setup import nice_scale as nice_scale
+from bmssim.instruments.infiniivision_setup import parse_block as parse_block
+from bmssim.instruments.infiniivision_setup import parse_edge as parse_edge
+from bmssim.instruments.infiniivision_setup import parse_string as parse_string
+from bmssim.instruments.infiniivision_trigger import ScopeTimebaseTrigger
+from bmssim.instruments.infiniivision_waveform import ScopeWaveform
 from bmssim.scpi import (
     Args,
     Command,
-    ScpiError,
-    data_type_error,
     definite_block,
-    format_bool,
     format_float,
-    illegal_parameter,
 )
 from bmssim.state import ScopeState
 
 MANUFACTURER = "KEYSIGHT TECHNOLOGIES"
 MODEL = "DSOX3024T"
 IDN = f"{MANUFACTURER},{MODEL},MY00000001,07.50.2021102830"
-SIGNALS = {1: "current", 2: "discharge_fet", 3: "charge_fet"}
-ANALOG_CHANNELS = 4
-NO_MEASUREMENT = 9.9e37
-TIMEBASE_MIN_S = 50e-9
-TIMEBASE_MAX_S = 500.0
-POINTS_MIN = 100
-POINTS_MAX = 8_000_000
-POINTS_RETURNED_MAX = 1_000_000
-DEFAULT_POINTS = 1000
-_FORMAT_CODES = {"BYTE": 0, "WORD": 1, "ASC": 4}
-_SOURCE_RE = re.compile(r"^CHAN(?:NEL)?(\d+)$", re.IGNORECASE)
-_EDGE_RE = re.compile(r"^([+-]?)(\d+)$")
 
 #: Licence fields of the ``*OPT?`` answer after its leading ``0,0`` (see the docstring).
 LICENSE_FIELDS = (
@@ -172,204 +201,26 @@ LICENSE_FIELDS = (
 )  # fmt: skip
 OPTIONS = ",".join(["0", "0", *("0" for _ in LICENSE_FIELDS)])
 
-DIVISIONS_X = 10
-DIVISIONS_Y = 8
-SCALE_MIN_V = 1e-3  # per division, 1:1 probe
-SCALE_MAX_V = 5.0
-OFFSET_SMALL_V = 2.0  # offset range below 200 mV/div (1:1)
-OFFSET_LARGE_V = 40.0
-PROBE_MIN = 0.1
-PROBE_MAX = 10000.0
-LABEL_MAX = 10
-REFERENCE_FRACTION = {"LEFT": 0.0, "CENT": 0.5, "RIGH": 1.0}
-ACQUIRE_TYPE_CODES = {"NORM": 0, "PEAK": 1, "AVER": 2, "HRES": 3}
-TRIGGER_MODES = (
-    "EDGE", "GLITch", "PATTern", "TV", "DELay", "EBURst", "OR", "RUNT", "SHOLd",
-    "TRANsition", "SBUS1", "SBUS2", "SBUS3", "SBUS4",
-)  # fmt: skip
-TRIGGER_OTHER_SOURCES = ("EXTernal", "LINE", "WGEN")
-SETUP_VERSION = "bms-hil DSOX3024T setup 1"
-SCREEN_W, SCREEN_H = 800, 480
-# Palette of the screen picture: background, grid, centre lines, channel 1..4 (the
-# InfiniiVision colours: yellow, green, blue, red).
-_PALETTE = [
-    (0, 0, 0),
-    (64, 64, 64),
-    (128, 128, 128),
-    (255, 255, 0),
-    (0, 255, 0),
-    (64, 128, 255),
-    (255, 64, 64),
-]
-_GRID, _AXIS, _TRACE0 = 1, 2, 3
-
-
-def parse_source(text: str) -> int:
-    """``CHAN1``/``CHANnel1`` -> 1; anything else is -224."""
-    m = _SOURCE_RE.match(text.strip())
-    if not m or not 1 <= int(m.group(1)) <= ANALOG_CHANNELS:
-        raise illegal_parameter(text)
-    return int(m.group(1))
-
-
-def parse_edge(text: str) -> int:
-    """``+1`` (first rising), ``-2`` (second falling), ``1`` (rising): signed occurrence."""
-    m = _EDGE_RE.match(text.strip())
-    if not m or not 1 <= int(m.group(2)) <= 1000:
-        raise illegal_parameter(text)
-    n = int(m.group(2))
-    return -n if m.group(1) == "-" else n
-
-
-def format_edge(edge: int) -> str:
-    return f"{edge:+d}"
-
-
-def parse_string(text: str) -> str:
-    """SCPI string program data: ``"abc"`` or ``'abc'``, a doubled quote stands for one."""
-    text = text.strip()
-    if len(text) < 2 or text[0] not in "\"'" or text[-1] != text[0]:
-        raise data_type_error(f"string expected: {text}")
-    quote = text[0]
-    return text[1:-1].replace(quote * 2, quote)
-
-
-def parse_block(text: str) -> bytes:
-    """The data of a definite-length block ``#<n><length><data>``; -161 when malformed."""
-    raw = text.strip().encode("latin-1")
-    if len(raw) < 2 or raw[:1] != b"#" or not raw[1:2].isdigit() or raw[1:2] == b"0":
-        raise ScpiError(-161, "Invalid block data", "definite-length block expected")
-    digits = int(raw[1:2])
-    count = raw[2 : 2 + digits]
-    if len(count) != digits or not count.isdigit() or len(raw) != 2 + digits + int(count):
-        raise ScpiError(-161, "Invalid block data", "block length does not match")
-    return raw[2 + digits :]
-
-
-def nice_scale(span: float) -> float:
-    """The smallest 1-2-5 step at or above ``span``."""
-    if span <= 0:
-        return 1.0
-    exponent = math.floor(math.log10(span))
-    for mantissa in (1.0, 2.0, 5.0, 10.0):
-        step = mantissa * 10.0**exponent
-        if step >= span * (1 - 1e-9):
-            return step
-    return 10.0 ** (exponent + 1)
-
 
 # --------------------------------------------------------------------------------------------
 # Setup state the World does not need (ScopeState holds what the harness path uses)
-
-
-@dataclass
-class ChannelSetup:
-    """One analog channel's vertical setup (values in the channel's units, probe-referred)."""
-
-    scale: float = 5.0  # per division (8 divisions full scale): RANGe 40 with a 10:1 probe
-    offset: float = 0.0
-    probe: float = 10.0
-    coupling: str = "DC"
-    impedance: str = "ONEM"
-    display: bool = False
-    bwlimit: bool = False
-    invert: bool = False
-    vernier: bool = False
-    label: str = ""
-    units: str = "VOLT"
-    skew_s: float = 0.0
-
-
-def _default_channels() -> list[ChannelSetup]:
-    channels = [ChannelSetup(label=str(n)) for n in range(1, ANALOG_CHANNELS + 1)]
-    channels[0].display = True  # *RST: channel 1 on, the others off
-    channels[0].units = "AMP"  # the bench's current probe on channel 1
-    return channels
-
-
-def _default_levels() -> dict[str, float]:
-    return {**{f"CHAN{n}": 0.0 for n in range(1, ANALOG_CHANNELS + 1)}, "EXT": 0.0}
-
-
-@dataclass
-class ScopeSetup:
-    """Everything ``:SYSTem:SETup?`` saves besides ``ScopeState`` (reset: ``ScopeSetup()``)."""
-
-    timebase_mode: str = "MAIN"
-    timebase_reference: str = "LEFT"
-    timebase_position_s: float = 0.0
-    timebase_vernier: bool = False
-    acquire_type: str = "NORM"
-    acquire_mode: str = "RTIM"
-    acquire_count: int = 8
-    trigger_mode: str = "EDGE"
-    trigger_sweep: str = "AUTO"
-    trigger_source: str = "CHAN1"
-    trigger_slope: str = "POS"
-    trigger_coupling: str = "DC"
-    trigger_holdoff_s: float = 40e-9
-    trigger_nreject: bool = False
-    trigger_hfreject: bool = False
-    trigger_levels: dict[str, float] = field(default_factory=_default_levels)
-    channels: list[ChannelSetup] = field(default_factory=_default_channels)
 
 
 # --------------------------------------------------------------------------------------------
 # Screen pictures
 
 
-def _png(width: int, height: int, pixels: bytes, palette: list[tuple[int, int, int]]) -> bytes:
-    """An 8-bit palette PNG (colour type 3) of ``pixels`` (one palette index per pixel)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    rows = b"".join(
-        b"\x00" + pixels[y * width : (y + 1) * width] for y in range(height)
-    )  # filter type 0 (None) per row
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0))
-        + chunk(b"PLTE", b"".join(bytes(c) for c in palette))
-        + chunk(b"IDAT", zlib.compress(rows, 6))
-        + chunk(b"IEND", b"")
-    )
-
-
-def _bmp(
-    width: int, height: int, pixels: bytes, palette: list[tuple[int, int, int]], indexed: bool
-) -> bytes:
-    """A Windows bitmap, bottom-up: 8-bit with a palette or 24-bit true colour."""
-    bpp = 8 if indexed else 24
-    row_bytes = (width * bpp // 8 + 3) & ~3
-    table = b""
-    if indexed:
-        table = b"".join(bytes((b, g, r, 0)) for r, g, b in palette)
-        table += b"\x00" * (4 * 256 - len(table))
-    lookup = [bytes((b, g, r)) for r, g, b in palette]
-    body = bytearray()
-    for y in range(height - 1, -1, -1):
-        row = pixels[y * width : (y + 1) * width]
-        line = bytes(row) if indexed else b"".join(lookup[i] for i in row)
-        body += line + b"\x00" * (row_bytes - len(line))
-    offset = 14 + 40 + len(table)
-    header = struct.pack("<2sIHHI", b"BM", offset + len(body), 0, 0, offset)
-    info = struct.pack(
-        "<IiiHHIIiiII", 40, width, height, 1, bpp, 0, len(body), 3780, 3780,
-        256 if indexed else 0, 0,
-    )  # fmt: skip
-    return header + info + table + bytes(body)
-
-
 # --------------------------------------------------------------------------------------------
 
 
-class KeysightInfiniiVision(WorldInstrument):
+class KeysightInfiniiVision(
+    ScopeWaveform,
+    ScopeChannels,
+    ScopeTimebaseTrigger,
+    ScopeSetupStore,
+    ScopeScreen,
+    WorldInstrument,
+):
     """InfiniiVision-dialect scope reading ``world.bench.trace`` into ``world.bench.scope``."""
 
     options = OPTIONS
@@ -456,501 +307,8 @@ class KeysightInfiniiVision(WorldInstrument):
         running = s.running or (s.armed_ms is not None and not s.acquired)
         return f"+{8 if running else 0}"
 
-    # Edges ---------------------------------------------------------------------------------
-    def _events(self, channel: int) -> tuple[list[int], list[float]]:
-        """Times and values recorded for a channel's signal, in time order."""
-        signal = SIGNALS.get(channel)
-        times: list[int] = []
-        values: list[float] = []
-        if signal is None:
-            return times, values
-        for t, sig, v in self.world.bench.trace.events:
-            if sig == signal:
-                times.append(t)
-                values.append(v)
-        return times, values
-
-    def edges(self, channel: int) -> list[tuple[int, int]]:
-        """Edges of a channel inside the capture window: (t_ms, +1 rising / -1 falling)."""
-        start, end, _zero = self.window_ms()
-        end = min(end, float(self.now_ms))
-        times, values = self._events(channel)
-        first = bisect.bisect_left(times, math.ceil(start))
-        previous = abs(values[first - 1]) if first > 0 else 0.0
-        result: list[tuple[int, int]] = []
-        i = first
-        while i < len(times) and times[i] <= end:
-            t = times[i]
-            while i + 1 < len(times) and times[i + 1] == t:
-                i += 1  # same-millisecond changes collapse into their net change
-            current = abs(values[i])
-            if current > previous:
-                result.append((t, +1))
-            elif current < previous:
-                result.append((t, -1))
-            previous = current
-            i += 1
-        return result
-
-    def edge_time_ms(self, channel: int, edge: int) -> int | None:
-        """Time of the ``|edge|``-th edge of the slope ``sign(edge)``; None if absent."""
-        slope = 1 if edge > 0 else -1
-        matching = [t for t, s in self.edges(channel) if s == slope]
-        n = abs(edge)
-        return matching[n - 1] if n <= len(matching) else None
-
-    def _define(self, args: Args) -> None:
-        args.keyword(0, ("DELay",))
-        self.state.delay_edges = (parse_edge(args.raw(1)), parse_edge(args.raw(2)))
-
-    def _define_query(self, args: Args) -> str:
-        args.keyword(0, ("DELay",))
-        first, second = self.state.delay_edges
-        return f"{format_edge(first)},{format_edge(second)}"
-
-    def _delay(self, args: Args) -> str:
-        self._update_acquired()
-        src1 = parse_source(args.raw(0)) if args.has(0) else 1
-        src2 = parse_source(args.raw(1)) if args.has(1) else 2
-        first, second = self.state.delay_edges
-        t1 = self.edge_time_ms(src1, first)
-        t2 = self.edge_time_ms(src2, second)
-        if t1 is None or t2 is None:
-            return format_float(NO_MEASUREMENT)
-        return format_float((t2 - t1) / 1000.0)
-
-    def _tedge(self, args: Args) -> str:
-        self._update_acquired()
-        edge = parse_edge(args.raw(0))
-        source = parse_source(args.raw(1)) if args.has(1) else self.state.waveform_source
-        t = self.edge_time_ms(source, edge)
-        if t is None:
-            return format_float(NO_MEASUREMENT)
-        _start, _end, zero = self.window_ms()
-        return format_float((t - zero) / 1000.0)
-
-    # Waveform ------------------------------------------------------------------------------
-    def _points(self) -> int:
-        needed = math.ceil(self.range_ms - 1e-9)
-        return max(1, min(POINTS_RETURNED_MAX, max(self.waveform_points, needed)))
-
-    def channel_values(self, channel: int, n: int) -> list[float]:
-        """``n`` samples of a channel across the capture window (as displayed: inverted when
-        ``:CHANnel<n>:INVert`` is on); the present value beyond the present instant."""
-        start, _end, _zero = self.window_ms()
-        step_ms = self.range_ms / n
-        times, values = self._events(channel)
-        now = float(self.now_ms)
-        sign = -1.0 if self.setup.channels[channel - 1].invert else 1.0
-        idx = bisect.bisect_right(times, min(start, now))
-        value = values[idx - 1] if idx > 0 else 0.0
-        out: list[float] = []
-        for k in range(n):
-            t = min(start + k * step_ms, now)
-            while idx < len(times) and times[idx] <= t:
-                value = values[idx]
-                idx += 1
-            out.append(value * sign + 0.0)
-        return out
-
-    def samples(self) -> tuple[list[float], float, float]:
-        """Sampled values of the waveform source, x increment (s) and x origin (s)."""
-        start, _end, zero = self.window_ms()
-        n = self._points()
-        out = self.channel_values(self.state.waveform_source, n)
-        return out, self.range_ms / n / 1000.0, (start - zero) / 1000.0
-
-    def _scaling(self, values: list[float]) -> tuple[float, float, int]:
-        """(yincrement, yorigin, yreference) for the current format."""
-        fmt = self.state.waveform_format
-        lo, hi = (min(values), max(values)) if values else (0.0, 0.0)
-        yref = 128 if fmt == "BYTE" else 32768
-        span_codes = 250 if fmt == "BYTE" else 65000
-        if hi > lo:
-            return (hi - lo) / span_codes, (hi + lo) / 2.0, yref
-        return max(abs(lo), 1.0) / 100.0, lo, yref
-
-    def _waveform_count(self) -> int:
-        return self.setup.acquire_count if self.setup.acquire_type == "AVER" else 1
-
-    def preamble(self) -> list[str]:
-        self._update_acquired()
-        values, xinc, xorigin = self.samples()
-        yinc, yorigin, yref = self._scaling(values)
-        fmt = _FORMAT_CODES[self.state.waveform_format]
-        return [
-            f"{fmt:+d}",
-            f"{ACQUIRE_TYPE_CODES[self.setup.acquire_type]:+d}",
-            f"{len(values):+d}",
-            f"{self._waveform_count():+d}",
-            format_float(xinc),
-            format_float(xorigin),
-            "+0",  # xreference
-            format_float(yinc),
-            format_float(yorigin),
-            f"{yref:+d}",
-        ]
-
-    def _data(self, _: Args) -> bytes:
-        self._update_acquired()
-        values, _xinc, _xorigin = self.samples()
-        fmt = self.state.waveform_format
-        if fmt == "ASC":
-            return definite_block(",".join(f"{v:+.6E}" for v in values).encode("ascii"))
-        yinc, yorigin, yref = self._scaling(values)
-        top = 255 if fmt == "BYTE" else 65535
-        codes = [max(0, min(top, round((v - yorigin) / yinc + yref))) for v in values]
-        if fmt == "BYTE":
-            return definite_block(bytes(codes))
-        order = ">" if self.byte_order_msb else "<"
-        return definite_block(struct.pack(f"{order}{len(codes)}H", *codes))
-
-    def _preamble_field(self, index: int) -> Command:
-        names = {4: "XINCrement", 5: "XORigin", 6: "XREFerence"}
-        names |= {7: "YINCrement", 8: "YORigin", 9: "YREFerence"}
-        return Command(f":WAVeform:{names[index]}?", lambda _: self.preamble()[index])
-
-    def _set_points(self, args: Args) -> None:
-        word = args.raw(0).upper()
-        if word in ("MAX", "MAXIMUM"):
-            self.waveform_points = POINTS_MAX
-            return
-        self.waveform_points = args.integer(0, POINTS_MIN, POINTS_MAX)
-
-    # Channels ------------------------------------------------------------------------------
-    def channel(self, args: Args) -> ChannelSetup:
-        n = args.suffix(0, 1)
-        if not 1 <= n <= ANALOG_CHANNELS:
-            raise ScpiError(-114, "Header suffix out of range", f"channel {n}")
-        return self.setup.channels[n - 1]
-
-    @staticmethod
-    def _clamp(value: float, low: float, high: float) -> float:
-        return min(high, max(low, value))
-
-    def _limit_scale(self, ch: ChannelSetup, scale: float) -> float:
-        """Out-of-range values go to the nearest legal one, as on the real scope."""
-        return self._clamp(scale, SCALE_MIN_V * ch.probe, SCALE_MAX_V * ch.probe)
-
-    def _limit_offset(self, ch: ChannelSetup, offset: float) -> float:
-        small = ch.scale / ch.probe < 0.2
-        limit = (OFFSET_SMALL_V if small else OFFSET_LARGE_V) * ch.probe
-        return self._clamp(offset, -limit, limit)
-
-    def _set_scale(self, args: Args) -> None:
-        ch = self.channel(args)
-        ch.scale = self._limit_scale(ch, args.number(0, "V", low=0.0))
-        ch.offset = self._limit_offset(ch, ch.offset)
-
-    def _set_range(self, args: Args) -> None:
-        ch = self.channel(args)
-        ch.scale = self._limit_scale(ch, args.number(0, "V", low=0.0) / DIVISIONS_Y)
-        ch.offset = self._limit_offset(ch, ch.offset)
-
-    def _set_offset(self, args: Args) -> None:
-        ch = self.channel(args)
-        ch.offset = self._limit_offset(ch, args.number(0, "V"))
-
-    def _set_probe(self, args: Args) -> None:
-        ch = self.channel(args)
-        probe = args.number(0, None, low=PROBE_MIN, high=PROBE_MAX)
-        factor = probe / ch.probe
-        ch.probe = probe
-        ch.scale = self._limit_scale(ch, ch.scale * factor)  # the screen stays the same
-        ch.offset = self._limit_offset(ch, ch.offset * factor)
-
-    def _set_label(self, args: Args) -> None:
-        self.channel(args).label = parse_string(args.raw(0)).upper()[:LABEL_MAX]
-
-    def channel_setup(self, n: int) -> str:
-        """``:CHANnel<n>?``: the channel's setup as the InfiniiVision scopes answer it."""
-        ch = self.setup.channels[n - 1]
-        label = ch.label.replace('"', '""')
-        return (
-            f":CHAN{n}:RANG {format_float(ch.scale * DIVISIONS_Y)};"
-            f"OFFS {format_float(ch.offset)};COUP {ch.coupling};IMP {ch.impedance};"
-            f"DISP {format_bool(ch.display)};BWL {format_bool(ch.bwlimit)};"
-            f'INV {format_bool(ch.invert)};LAB "{label}";UNIT {ch.units};'
-            f"PROB {format_float(ch.probe)};PROB:SKEW {format_float(ch.skew_s)};STYP SING"
-        )
-
-    def _channel_commands(self) -> list[Command]:
-        chan = ":CHANnel#"
-
-        def flag(attr: str) -> list[Command]:
-            def setter(args: Args) -> None:
-                setattr(self.channel(args), attr, args.boolean(0))
-
-            node = {"display": "DISPlay", "bwlimit": "BWLimit", "invert": "INVert"}
-            node["vernier"] = "VERNier"
-            return [
-                Command(f"{chan}:{node[attr]}", setter, params=(1, 1)),
-                Command(
-                    f"{chan}:{node[attr]}?",
-                    lambda a: format_bool(getattr(self.channel(a), attr)),
-                ),
-            ]
-
-        def choice(node: str, attr: str, options: tuple[str, ...]) -> list[Command]:
-            def setter(args: Args) -> None:
-                setattr(self.channel(args), attr, args.keyword(0, options))
-
-            return [
-                Command(f"{chan}:{node}", setter, params=(1, 1)),
-                Command(f"{chan}:{node}?", lambda a: getattr(self.channel(a), attr)),
-            ]
-
-        def skew(args: Args) -> None:
-            self.channel(args).skew_s = args.number(0, "S", low=-100e-9, high=100e-9)
-
-        return [
-            Command(f"{chan}?", lambda a: self.channel_setup(self._n(a))),
-            Command(f"{chan}:SCALe", self._set_scale, params=(1, 1)),
-            Command(f"{chan}:SCALe?", lambda a: format_float(self.channel(a).scale)),
-            Command(f"{chan}:RANGe", self._set_range, params=(1, 1)),
-            Command(f"{chan}:RANGe?", lambda a: format_float(self.channel(a).scale * DIVISIONS_Y)),
-            Command(f"{chan}:OFFSet", self._set_offset, params=(1, 1)),
-            Command(f"{chan}:OFFSet?", lambda a: format_float(self.channel(a).offset)),
-            Command(f"{chan}:PROBe", self._set_probe, params=(1, 1)),
-            Command(f"{chan}:PROBe?", lambda a: format_float(self.channel(a).probe)),
-            Command(f"{chan}:PROBe:SKEW", skew, params=(1, 1)),
-            Command(f"{chan}:PROBe:SKEW?", lambda a: format_float(self.channel(a).skew_s)),
-            Command(f"{chan}:PROBe:STYPe?", self._probe_type),
-            Command(f"{chan}:LABel", self._set_label, params=(1, 1)),
-            Command(f"{chan}:LABel?", lambda a: f'"{self.channel(a).label}"'),
-            *flag("display"),
-            *flag("bwlimit"),
-            *flag("invert"),
-            *flag("vernier"),
-            *choice("COUPling", "coupling", ("AC", "DC")),
-            *choice("IMPedance", "impedance", ("ONEMeg", "FIFTy")),
-            *choice("UNITs", "units", ("VOLT", "AMPere")),
-        ]
-
-    def _probe_type(self, args: Args) -> str:
-        self.channel(args)  # validates the suffix
-        return "SING"  # single-ended probes only
-
-    def _n(self, args: Args) -> int:
-        self.channel(args)  # validates the suffix
-        return args.suffix(0, 1)
-
-    # Timebase, acquisition, trigger ------------------------------------------------------------
-    def timebase_setup(self) -> str:
-        t = self.setup
-        return (
-            f":TIM:MODE {t.timebase_mode};REF {t.timebase_reference};"
-            f"MAIN:RANG {format_float(self.state.timebase_range_s)};"
-            f"POS {format_float(t.timebase_position_s)}"
-        )
-
-    def _set_position(self, args: Args) -> None:
-        pos = args.number(0, "S")
-        fraction = REFERENCE_FRACTION[self.setup.timebase_reference]
-        low = (fraction - 1.0) * self.state.timebase_range_s  # at most a screen of pre-trigger
-        self.setup.timebase_position_s = self._clamp(pos, low, TIMEBASE_MAX_S)
-
-    def _trigger_source(self, text: str) -> str:
-        word = text.strip().upper()
-        if word.startswith("CHAN"):
-            return f"CHAN{parse_source(word)}"
-        return {"EXT": "EXT", "LINE": "LINE", "WGEN": "WGEN"}[
-            self._keyword(word, TRIGGER_OTHER_SOURCES)
-        ]
-
-    @staticmethod
-    def _keyword(text: str, options: tuple[str, ...]) -> str:
-        return Args([text]).keyword(0, options)
-
-    def _set_level(self, args: Args) -> None:
-        source = self._trigger_source(args.raw(1)) if args.has(1) else self.setup.trigger_source
-        if source in ("LINE", "WGEN"):
-            raise ScpiError(-221, "Settings conflict", f"{source} has no level")
-        self.setup.trigger_levels[source] = args.number(0, "V")
-
-    def _get_level(self, args: Args) -> str:
-        source = self._trigger_source(args.raw(0)) if args.has(0) else self.setup.trigger_source
-        if source in ("LINE", "WGEN"):
-            raise ScpiError(-221, "Settings conflict", f"{source} has no level")
-        return format_float(self.setup.trigger_levels[source])
-
-    def recorded_range(self, channel: int) -> tuple[float, float]:
-        """(min, max) of everything recorded for a channel, 0 included."""
-        _times, values = self._events(channel)
-        return min([0.0, *values]), max([0.0, *values])
-
-    def _level_autosetup(self, _: Args) -> None:
-        source = self.setup.trigger_source
-        if source.startswith("CHAN"):
-            lo, hi = self.recorded_range(int(source[4:]))
-            self.setup.trigger_levels[source] = (lo + hi) / 2.0
-
-    def _setting(self, node: str, attr: str, options: tuple[str, ...]) -> list[Command]:
-        def setter(args: Args) -> None:
-            setattr(self.setup, attr, args.keyword(0, options))
-
-        return [
-            Command(node, setter, params=(1, 1)),
-            Command(node + "?", lambda _: getattr(self.setup, attr)),
-        ]
-
-    def _boolean(self, node: str, attr: str) -> list[Command]:
-        def setter(args: Args) -> None:
-            setattr(self.setup, attr, args.boolean(0))
-
-        return [
-            Command(node, setter, params=(1, 1)),
-            Command(node + "?", lambda _: format_bool(getattr(self.setup, attr))),
-        ]
-
-    def _set_count(self, args: Args) -> None:
-        self.setup.acquire_count = args.integer(0, 2, 65536)
-
-    def _set_holdoff(self, args: Args) -> None:
-        self.setup.trigger_holdoff_s = args.number(
-            0, "S", low=40e-9, high=10.0, minimum=40e-9, maximum=10.0
-        )
-
-    def _sample_rate(self, _: Args) -> str:
-        return format_float(self._points() / self.state.timebase_range_s)
-
-    def _autoscale(self, _: Args) -> None:
-        """Show every wired channel scaled to its recorded range; channel 4 off."""
-        for n, ch in enumerate(self.setup.channels, start=1):
-            if n not in SIGNALS:
-                ch.display = False
-                continue
-            lo, hi = self.recorded_range(n)
-            ch.display = True
-            ch.invert = False
-            if hi - lo > 1e-9:  # a flat signal keeps its scale and is centred
-                ch.scale = self._limit_scale(ch, nice_scale((hi - lo) / 6.0))
-            ch.offset = self._limit_offset(ch, (hi + lo) / 2.0)
-        self.setup.timebase_mode = "MAIN"
-        self.setup.timebase_position_s = 0.0
-        self._run(Args([]))
-
-    # Setup save / restore -------------------------------------------------------------------
     _STATE_FIELDS = ("timebase_range_s", "delay_edges", "waveform_source", "waveform_format")
     _STATE_FIELDS += ("waveform_points_mode",)
-
-    def setup_data(self) -> bytes:
-        """The setup ``:SYSTem:SETup?`` returns (inside its block): a JSON text."""
-        data = {
-            "version": SETUP_VERSION,
-            "setup": asdict(self.setup),
-            "state": {name: getattr(self.state, name) for name in self._STATE_FIELDS},
-            "waveform": {"points": self.waveform_points, "msb_first": self.byte_order_msb},
-        }
-        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode("ascii")
-
-    def _restore_setup(self, args: Args) -> None:
-        raw = parse_block(args.raw(0))
-        try:
-            data = json.loads(raw)
-            if data["version"] != SETUP_VERSION:
-                raise ValueError("not a setup of this scope")
-            setup = self._decode_setup(data["setup"])
-            state = data["state"]
-            if set(state) != set(self._STATE_FIELDS):
-                raise ValueError("state fields")
-            range_s = float(state["timebase_range_s"])
-            if not TIMEBASE_MIN_S <= range_s <= TIMEBASE_MAX_S:
-                raise ValueError("timebase range")
-            first, second = (int(e) for e in state["delay_edges"])
-            source = int(state["waveform_source"])
-            if not 1 <= source <= ANALOG_CHANNELS or not first or not second:
-                raise ValueError("waveform source or delay edges")
-            fmt, points_mode = str(state["waveform_format"]), str(state["waveform_points_mode"])
-            if fmt not in _FORMAT_CODES or points_mode not in ("NORM", "MAX", "RAW"):
-                raise ValueError("waveform format")
-            points = int(data["waveform"]["points"])
-            if not POINTS_MIN <= points <= POINTS_MAX:
-                raise ValueError("waveform points")
-            msb_first = bool(data["waveform"]["msb_first"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise illegal_parameter(f"setup block: {exc}") from None
-        # Valid as a whole: apply (nothing above changed any state).
-        self.setup = setup
-        s = self.state
-        s.timebase_range_s, s.delay_edges = range_s, (first, second)
-        s.waveform_source, s.waveform_format, s.waveform_points_mode = source, fmt, points_mode
-        self.waveform_points, self.byte_order_msb = points, msb_first
-
-    @staticmethod
-    def _decode_setup(raw: object) -> ScopeSetup:
-        """A ScopeSetup from its asdict() form; ValueError/KeyError/TypeError if it is not."""
-        if not isinstance(raw, dict):
-            raise TypeError("setup is not an object")
-        default = ScopeSetup()
-        values: dict[str, object] = {}
-        for f in fields(ScopeSetup):
-            if f.name == "channels":
-                chans = raw[f.name]
-                if not isinstance(chans, list) or len(chans) != ANALOG_CHANNELS:
-                    raise ValueError("channels")
-                values[f.name] = [
-                    ChannelSetup(**{c.name: type(getattr(ChannelSetup(), c.name))(ch[c.name])
-                                    for c in fields(ChannelSetup)})
-                    for ch in chans
-                ]  # fmt: skip
-            elif f.name == "trigger_levels":
-                levels = {str(k): float(v) for k, v in dict(raw[f.name]).items()}
-                if set(levels) != set(default.trigger_levels):
-                    raise ValueError("trigger levels")
-                values[f.name] = levels
-            else:
-                values[f.name] = type(getattr(default, f.name))(raw[f.name])
-        setup = ScopeSetup(**values)  # type: ignore[arg-type]
-        if setup.timebase_reference not in REFERENCE_FRACTION:
-            raise ValueError("timebase reference")
-        if setup.acquire_type not in ACQUIRE_TYPE_CODES:
-            raise ValueError("acquisition type")
-        return setup
-
-    # Screen --------------------------------------------------------------------------------
-    def screen_pixels(self) -> bytes:
-        """The screen as palette indices (graticule, then the displayed channels' traces)."""
-        w, h = SCREEN_W, SCREEN_H
-        buf = bytearray(w * h)
-        dx, dy = w / DIVISIONS_X, h / DIVISIONS_Y
-        for i in range(DIVISIONS_Y + 1):
-            y = min(h - 1, round(i * dy))
-            colour = _AXIS if i == DIVISIONS_Y // 2 else _GRID
-            buf[y * w : (y + 1) * w] = bytes([colour]) * w
-        for i in range(DIVISIONS_X + 1):
-            x = min(w - 1, round(i * dx))
-            colour = _AXIS if i == DIVISIONS_X // 2 else _GRID
-            buf[x::w] = bytes([colour]) * h
-        for n, ch in enumerate(self.setup.channels, start=1):
-            if not ch.display:
-                continue
-            colour = _TRACE0 + n - 1
-            previous: int | None = None
-            for x, value in enumerate(self.channel_values(n, w)):
-                divisions = (value - ch.offset) / ch.scale
-                y = round(h / 2 - divisions * dy)
-                y = min(h - 1, max(0, y))
-                lo, hi = (y, y) if previous is None else (min(y, previous), max(y, previous))
-                for yy in range(lo, hi + 1):
-                    buf[yy * w + x] = colour
-                previous = y
-        return bytes(buf)
-
-    def screen_image(self, fmt: str = "BMP", palette: str = "COL") -> bytes:
-        colours = list(_PALETTE)
-        if palette == "GRAY":
-            colours = [(g, g, g) for g in (round(0.299 * r + 0.587 * gg + 0.114 * b)
-                                           for r, gg, b in colours)]  # fmt: skip
-        pixels = self.screen_pixels()
-        if fmt == "PNG":
-            return _png(SCREEN_W, SCREEN_H, pixels, colours)
-        return _bmp(SCREEN_W, SCREEN_H, pixels, colours, indexed=fmt == "BMP8")
-
-    def _display_data(self, args: Args) -> bytes:
-        fmt = args.keyword(0, ("BMP", "BMP8bit", "PNG")) if args.has(0) else "BMP"
-        palette = args.keyword(1, ("COLor", "GRAYscale")) if args.has(1) else "COL"
-        return definite_block(self.screen_image(fmt, palette))
 
     # Table ---------------------------------------------------------------------------------
     def commands(self) -> list[Command]:
@@ -1060,10 +418,6 @@ class KeysightInfiniiVision(WorldInstrument):
     def state_proxy(self, name: str, value: object) -> None:
         """Assign one ScopeState field (lets the table's one-line handlers stay lambdas)."""
         setattr(self.state, name, value)
-
-    def _timebase(self, args: Args, factor: float) -> float:
-        low, high = TIMEBASE_MIN_S / factor, TIMEBASE_MAX_S / factor
-        return args.number(0, "S", low=low, high=high, minimum=low, maximum=high) * factor
 
     def reset(self) -> None:
         reset_in_place(self.state)

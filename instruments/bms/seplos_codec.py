@@ -15,15 +15,36 @@ Layers:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from instruments.bms.types import DeviceInfo, ParameterBlock, Status, Telemetry
-
-SOI = b"~"
-EOI = b"\r"
-VERSION = 0x20
-CID1_LIFEPO4 = 0x46
+from instruments.bms.seplos_block import BLOCK_BYTES as BLOCK_BYTES
+from instruments.bms.seplos_block import BYTE_PARAMETERS as BYTE_PARAMETERS
+from instruments.bms.seplos_block import MODEL_NAME_BYTES as MODEL_NAME_BYTES
+from instruments.bms.seplos_block import REMAINING_CAPACITY_INDEX as REMAINING_CAPACITY_INDEX
+from instruments.bms.seplos_block import SWITCH_BYTES as SWITCH_BYTES
+from instruments.bms.seplos_block import WORD_PARAMETERS as WORD_PARAMETERS
+from instruments.bms.seplos_block import ParameterDef as ParameterDef
+from instruments.bms.seplos_block import RawBlock as RawBlock
+from instruments.bms.seplos_block import SwitchDef as SwitchDef
+from instruments.bms.seplos_block import block_raw as block_raw
+from instruments.bms.seplos_block import block_values as block_values
+from instruments.bms.seplos_block import decode_block as decode_block
+from instruments.bms.seplos_block import encode_block as encode_block
+from instruments.bms.seplos_block import remaining_capacity_info as remaining_capacity_info
+from instruments.bms.seplos_frame import CID1_LIFEPO4 as CID1_LIFEPO4
+from instruments.bms.seplos_frame import EOI as EOI
+from instruments.bms.seplos_frame import SOI as SOI
+from instruments.bms.seplos_frame import VERSION as VERSION
+from instruments.bms.seplos_frame import Frame as Frame
+from instruments.bms.seplos_frame import FrameError, _Reader
+from instruments.bms.seplos_frame import _hex_int as _hex_int
+from instruments.bms.seplos_frame import chksum as chksum
+from instruments.bms.seplos_frame import decode_frame as decode_frame
+from instruments.bms.seplos_frame import encode_frame as encode_frame
+from instruments.bms.seplos_frame import lchksum as lchksum
+from instruments.bms.seplos_frame import lenid_of_header as lenid_of_header
+from instruments.bms.types import DeviceInfo, Status, Telemetry
 
 CID2_TELEMETRY = 0x42
 CID2_STATUS = 0x44
@@ -51,139 +72,9 @@ RETURN_CODES: dict[int, str] = {
 }
 
 TEMPERATURE_OFFSET = 2731  # 0.1 K; the protocol's offset, not 2730
-WORD_PARAMETERS = 0x3C
-BYTE_PARAMETERS = 0x1B
-SWITCH_BYTES = 8
-MODEL_NAME_BYTES = 10
-BLOCK_BYTES = (
-    1 + 1 + 2 * WORD_PARAMETERS + 1 + BYTE_PARAMETERS + 1 + SWITCH_BYTES + MODEL_NAME_BYTES
-)
-
-
-class FrameError(ValueError):
-    """A frame that must not be acted on; the message says why."""
-
-
-# -- framing -----------------------------------------------------------------------------
-
-
-def lchksum(lenid: int) -> int:
-    """4-bit two's complement of the sum of LENID's three nibbles (§2.2)."""
-    return -((lenid & 0xF) + ((lenid >> 4) & 0xF) + ((lenid >> 8) & 0xF)) % 16
-
-
-def chksum(body: bytes) -> int:
-    """16-bit two's complement of the sum of the characters between SOI and CHKSUM (§2.3)."""
-    return -sum(body) % 0x10000
-
-
-@dataclass(frozen=True)
-class Frame:
-    """A decoded frame. ``cid2`` is the command in requests and the RTN in responses."""
-
-    adr: int
-    cid2: int
-    info: bytes = b""
-    ver: int = VERSION
-    cid1: int = CID1_LIFEPO4
-
-    @property
-    def rtn(self) -> int:
-        return self.cid2
-
-
-def encode_frame(frame: Frame) -> bytes:
-    """The frame as it goes on the wire, ``~`` ... ``\\r``, upper-case hex."""
-    info_hex = frame.info.hex().upper().encode()
-    lenid = len(info_hex)
-    if lenid > 0xFFF:
-        raise ValueError(f"INFO of {len(frame.info)} bytes does not fit LENID")
-    length = (lchksum(lenid) << 12) | lenid
-    body = b"%02X%02X%02X%02X%04X" % (frame.ver, frame.adr, frame.cid1, frame.cid2, length)
-    body += info_hex
-    return SOI + body + b"%04X" % chksum(body) + EOI
-
-
-def _hex_int(text: bytes, what: str) -> int:
-    try:
-        return int(text, 16)
-    except ValueError:
-        raise FrameError(f"{what} {text!r} is not hex") from None
-
-
-def decode_frame(raw: bytes) -> Frame:
-    """Check and decode one frame (with or without the trailing CR).
-
-    Raises ``FrameError`` on a missing SOI, a wrong length, a LENGTH checksum or CHKSUM
-    mismatch, or non-hex characters.
-    """
-    if not raw.startswith(SOI):
-        raise FrameError(f"frame does not start with '~': {raw[:20]!r}")
-    text = raw[1:]
-    if text.endswith(EOI):
-        text = text[:-1]
-    if len(text) < 16:
-        raise FrameError(f"frame too short ({len(raw)} characters)")
-    length = _hex_int(text[8:12], "LENGTH")
-    lenid = length & 0xFFF
-    if length >> 12 != lchksum(lenid):
-        raise FrameError(f"LENGTH checksum wrong in {text[8:12].decode(errors='replace')}")
-    if len(text) != 16 + lenid:
-        raise FrameError(f"frame has {len(text) - 16} INFO characters, LENID says {lenid}")
-    if lenid % 2:
-        raise FrameError(f"LENID {lenid} is odd")
-    body, check = text[:-4], _hex_int(text[-4:], "CHKSUM")
-    if (sum(body) + check) % 0x10000 != 0:
-        raise FrameError(f"CHKSUM wrong: got {check:04X}, expected {chksum(body):04X}")
-    info_hex = text[12:-4]
-    try:
-        info = bytes.fromhex(info_hex.decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
-        raise FrameError(f"INFO is not hex: {info_hex[:20]!r}") from None
-    return Frame(
-        ver=_hex_int(text[0:2], "VER"),
-        adr=_hex_int(text[2:4], "ADR"),
-        cid1=_hex_int(text[4:6], "CID1"),
-        cid2=_hex_int(text[6:8], "CID2/RTN"),
-        info=info,
-    )
-
-
-def lenid_of_header(header: bytes) -> int:
-    """LENID from the 12 header characters after ``~`` (to know how much more to read)."""
-    return _hex_int(header[8:12], "LENGTH") & 0xFFF
 
 
 # -- INFO readers ------------------------------------------------------------------------
-
-
-class _Reader:
-    """Sequential big-endian reader that raises FrameError when INFO is too short."""
-
-    def __init__(self, data: bytes, what: str) -> None:
-        self.data, self.pos, self.what = data, 0, what
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        return int.from_bytes(self.take(2), "big")
-
-    def s16(self) -> int:
-        return int.from_bytes(self.take(2), "big", signed=True)
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise FrameError(
-                f"{self.what} INFO ends at byte {len(self.data)}, needs {self.pos + n}"
-            )
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def done(self) -> None:
-        if self.pos != len(self.data):
-            raise FrameError(f"{self.what} INFO has {len(self.data) - self.pos} extra bytes")
 
 
 def _kelvin(raw: int) -> float:
@@ -355,129 +246,6 @@ def encode_status(status: Status, flags: Iterable[FlagDef], group: int = 0) -> b
     return bytes(out)
 
 
-# -- 0x47 / 0xA1 parameter block ---------------------------------------------------------
-
-
-@dataclass
-class RawBlock:
-    """The parameter block as it travels: raw words (0x00-0x3B), bytes (0x3C-0x56),
-    switch bytes and model name (§7.1). Raw words are unsigned 16-bit."""
-
-    group: int
-    words: list[int]
-    bytes_: list[int]
-    switch_bytes: bytes
-    model_name: bytes = field(default=b" " * MODEL_NAME_BYTES)
-
-    def raw(self, index: int) -> int:
-        """Raw value of parameter ``index`` (wire index, 0-based)."""
-        if index < WORD_PARAMETERS:
-            return self.words[index]
-        return self.bytes_[index - WORD_PARAMETERS]
-
-    def set_raw(self, index: int, value: int) -> None:
-        if index < WORD_PARAMETERS:
-            self.words[index] = value
-        else:
-            self.bytes_[index - WORD_PARAMETERS] = value
-
-
-def decode_block(info: bytes) -> RawBlock:
-    """0x47 answer / 0xA1 request INFO (§7.1), counts checked."""
-    r = _Reader(info, "parameter block")
-    group = r.u8()
-    if (n := r.u8()) != WORD_PARAMETERS:
-        raise FrameError(f"parameter block has {n} 2-byte parameters, expected 60")
-    words = [r.u16() for _ in range(WORD_PARAMETERS)]
-    if (n := r.u8()) != BYTE_PARAMETERS:
-        raise FrameError(f"parameter block has {n} 1-byte parameters, expected 27")
-    bytes_ = list(r.take(BYTE_PARAMETERS))
-    if (n := r.u8()) != SWITCH_BYTES:
-        raise FrameError(f"parameter block has {n} switch bytes, expected 8")
-    switch_bytes = r.take(SWITCH_BYTES)
-    model = r.take(MODEL_NAME_BYTES)
-    r.done()
-    return RawBlock(group, words, bytes_, switch_bytes, model)
-
-
-def encode_block(block: RawBlock) -> bytes:
-    """INFO of an 0xA1 write (the inverse of ``decode_block``)."""
-    out = bytearray([block.group, WORD_PARAMETERS])
-    for w in block.words:
-        out += w.to_bytes(2, "big")
-    out += bytes([BYTE_PARAMETERS, *block.bytes_, SWITCH_BYTES])
-    out += block.switch_bytes
-    out += block.model_name.ljust(MODEL_NAME_BYTES, b" ")[:MODEL_NAME_BYTES]
-    return bytes(out)
-
-
-class ParameterDef(Protocol):
-    """What the codec needs of a spec parameter (``bmsspec`` rows)."""
-
-    number: int
-    encoding: Any
-
-    def encode(self, value: float) -> int: ...
-    def decode(self, raw: int) -> float: ...
-
-
-class SwitchDef(Protocol):
-    number: int
-    bit: int
-
-
-def block_values(raw: RawBlock, params: Iterable[Any], switches: Iterable[Any]) -> ParameterBlock:
-    """Raw block -> values in spec units by number, switches by number."""
-    values: dict[int, float] = {}
-    for p in params:
-        # The spec's decode takes the unsigned wire integer and applies the sign itself.
-        values[p.number] = p.decode(raw.raw(p.encoding.index))
-    states = {s.number: bool(raw.switch_bytes[s.bit // 8] >> (s.bit % 8) & 1) for s in switches}
-    name = raw.model_name.decode("ascii", errors="replace")
-    return ParameterBlock(values=values, switches=states, model_name=name, group=raw.group)
-
-
-def block_raw(
-    block: ParameterBlock,
-    params: Iterable[Any],
-    switches: Iterable[Any],
-    template: RawBlock | None = None,
-) -> RawBlock:
-    """Values in spec units -> raw block. Indexes no parameter covers keep ``template``'s
-    raw value, so a read-modify-write never changes what it did not mean to."""
-    raw = (
-        RawBlock(block.group, [0] * WORD_PARAMETERS, [0] * BYTE_PARAMETERS, bytes(SWITCH_BYTES))
-        if template is None
-        else RawBlock(
-            template.group,
-            list(template.words),
-            list(template.bytes_),
-            template.switch_bytes,
-            template.model_name,
-        )
-    )
-    raw.group = block.group
-    for p in params:
-        if p.number not in block.values:
-            continue
-        # encode() returns the unsigned wire integer and raises when the value does not fit.
-        raw.set_raw(p.encoding.index, p.encode(block.values[p.number]))
-    switch_bytes = bytearray(raw.switch_bytes)
-    for s in switches:
-        if s.number in block.switches:
-            mask = 1 << (s.bit % 8)
-            if block.switches[s.number]:
-                switch_bytes[s.bit // 8] |= mask
-            else:
-                switch_bytes[s.bit // 8] &= ~mask & 0xFF
-    raw.switch_bytes = bytes(switch_bytes)
-    name = block.model_name.encode("ascii")
-    if len(name) > MODEL_NAME_BYTES:
-        raise ValueError(f"model name {block.model_name!r} is longer than 10 characters")
-    raw.model_name = name.ljust(MODEL_NAME_BYTES, b" ")
-    return raw
-
-
 # -- 0x51 device info, requests ----------------------------------------------------------
 
 
@@ -504,17 +272,6 @@ def encode_device_info(device: DeviceInfo) -> bytes:
 def control_info(group: int, item: int, action: int) -> bytes:
     """0x45 request INFO (§9)."""
     return bytes([group, item, action])
-
-
-REMAINING_CAPACITY_INDEX = 0x3B
-
-
-def remaining_capacity_info(group: int, ah: float) -> bytes:
-    """0x49 request INFO for index 0x3B (§8): value in 0.01 Ah, 2 bytes."""
-    raw = round(ah * 100)
-    if not 0 <= raw <= 0xFFFF:
-        raise ValueError(f"remaining capacity {ah} Ah does not fit 0..655.35 Ah")
-    return bytes([group, REMAINING_CAPACITY_INDEX]) + raw.to_bytes(2, "big")
 
 
 def history_info(index: int) -> bytes:
