@@ -8,9 +8,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = ("bmsspec", "harness", "instruments", "bmssim", "reports")
 MAX_LINES = 500
-#: Being split into features by another piece of work (issue 9 item 3). Remove the entry
-#: when that split lands: the test fails once the file is within the limit.
-KNOWN_LARGE = {"bmssim/twin/core.py"}
 
 
 def _line_counts() -> dict[str, int]:
@@ -23,12 +20,6 @@ def _line_counts() -> dict[str, int]:
 
 def test_no_product_module_is_over_the_limit():
     counts = _line_counts()
-    offenders = {path: n for path, n in counts.items() if n > MAX_LINES and path not in KNOWN_LARGE}
+    offenders = {path: n for path, n in counts.items() if n > MAX_LINES}
     listing = ", ".join(f"{path} ({n} lines)" for path, n in sorted(offenders.items()))
     assert not offenders, f"modules over {MAX_LINES} lines: {listing}"
-
-
-def test_the_known_exceptions_are_still_over_the_limit():
-    counts = _line_counts()
-    stale = sorted(path for path in KNOWN_LARGE if counts.get(path, 0) <= MAX_LINES)
-    assert not stale, f"within {MAX_LINES} lines now, remove from KNOWN_LARGE: {stale}"
