@@ -162,7 +162,7 @@ def test_the_regression_on_two_benches_runs_every_case_once_in_one_results_direc
         host = [lb["value"] for lb in doc.get("labels", []) if lb["name"] == "bench"]
         if doc.get("status") != "skipped":
             hosts[doc["fullName"]] = host
-    assert len(hosts) == len([r for r in finals if r["outcome"] != "skipped"])
+    assert len(hosts) == len([r for r in finals.values() if r["outcome"] != "skipped"])
     assert {h[0].split()[0] for h in hosts.values() if h} == {"gw0", "gw1"}
     assert all(len(h) == 1 for h in hosts.values()), hosts
     # one report for the run
