@@ -122,3 +122,46 @@ def test_recovery_found_between_drive_and_safe() -> None:
     assert m.measured is not None and m.measured <= 3.381 + 1e-9
     assert 3.381 - m.measured <= 0.001 + 1e-9
     assert m.outcome == "passed"
+
+
+class BalancingDevice(FakeDevice):
+    """Balancing-like: the function starts at ``trip`` and stops at ``recovery`` (each after
+    the confirmation time), but what it reports (the per-cell bits) is the function AND the
+    stimulus above ``recovery``: the bits drop as soon as the stimulus falls, the function
+    a confirmation time later (as on the twin: P63/P64)."""
+
+    def reported(self) -> bool:
+        return self.active and self.cell > self.recovery
+
+
+def balancing_bench(dev: BalancingDevice) -> SimpleNamespace:
+    bench = fake_bench(dev)
+    bench.bms = SimpleNamespace(
+        status=lambda: SimpleNamespace(
+            flags={},
+            charge_fet=True,
+            discharge_fet=True,
+            balancing=[dev.reported()] + [False] * 15,
+            heater=False,
+            system_states=["standby"],
+        )
+    )
+    bench.supply = SimpleNamespace(measure_current_a=lambda: 0.0)
+    return bench
+
+
+def test_a_report_that_clears_before_the_function_does_not_lower_the_trip() -> None:
+    """After a probe that acted, the search returns to the safe value; the reported bits clear
+    at once while the function still runs for its confirmation time. Probing inside the
+    hysteresis band at that moment would read as acting: the reset holds the safe value one
+    more dwell, so the trip is found where it is (was: 0.022-0.024 V for P63's 0.030 V)."""
+    dev = BalancingDevice(trip=0.030, recovery=0.020)
+    rig = Rig(balancing_bench(dev), spec=None)
+    setup = setup_for(
+        stimulus="cell", flag="balancing", action=None, safe=0.0, far=0.08, resolution=0.002
+    )
+    m = Measurement(name="P63", unit="V", expected=0.030, tolerance=0.01)
+    obs = find_trip(rig, setup, m)
+    assert obs is not None and obs.flag, m.failures()
+    assert m.measured == pytest.approx(0.030, abs=0.002 + 1e-9)
+    assert m.measured >= 0.030 - 1e-9

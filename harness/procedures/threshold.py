@@ -95,23 +95,38 @@ def _grid(value: float, resolution: float) -> float:
 
 
 def reset(rig: Rig, setup: ThresholdSetup) -> Observation:
-    """Return the stimulus to the safe value and wait for the function to clear."""
+    """Return the stimulus to the safe value and wait for the function to clear, then hold
+    it there one more dwell and see it stay clear.
+
+    What the device reports can clear before the function itself has released: balancing's
+    per-cell bits drop as soon as the spread falls, the balancing function stops one
+    confirmation time later. A probe inside the hysteresis band right after the bits drop
+    would find the function still running and read as acting (P63 measured 0.022-0.024 V
+    on a conforming device, or failed as not repeatable). Holding the safe value for one
+    dwell (longer than the confirmation time) lets the function release first."""
     rig.apply(setup.stimulus, setup.safe, cell=setup.cell)
-    obs = rig.wait_until(
-        lambda o: not _acted(o, setup) and rig.condition_flowing(o),
-        timeout_s=setup.reset_timeout_s,
-        poll_s=setup.dwell_s,
-        flag=setup.flag,
-    )
-    if obs is None:
-        last = rig.observe(setup.flag)
-        raise DeviceDidNotRecover(
-            f"{setup.flag or 'function'} still active {setup.reset_timeout_s:g} s after the "
-            f"stimulus returned to {setup.safe:g}",
-            seen=f"{setup.reset_timeout_s:g} s after the stimulus returned to {setup.safe:g}: "
-            + last.describe(setup.flag),
-        )
-    return obs
+    deadline = rig.now() + setup.reset_timeout_s
+    while True:
+        remaining = deadline - rig.now()
+        obs = None
+        if remaining > 0:
+            obs = rig.wait_until(
+                lambda o: not _acted(o, setup) and rig.condition_flowing(o),
+                timeout_s=remaining,
+                poll_s=setup.dwell_s,
+                flag=setup.flag,
+            )
+        if obs is None:
+            last = rig.observe(setup.flag)
+            raise DeviceDidNotRecover(
+                f"{setup.flag or 'function'} still active {setup.reset_timeout_s:g} s after "
+                f"the stimulus returned to {setup.safe:g}",
+                seen=f"{setup.reset_timeout_s:g} s after the stimulus returned to "
+                f"{setup.safe:g}: " + last.describe(setup.flag),
+            )
+        held = rig.probe(setup.stimulus, setup.safe, setup.flag, setup.dwell_s, cell=setup.cell)
+        if not _acted(held, setup) and rig.condition_flowing(held):
+            return held
 
 
 class DeviceDidNotRecover(Exception):
