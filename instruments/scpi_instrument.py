@@ -194,6 +194,9 @@ class ScpiInstrument:
             raise
         except Exception as exc:
             if _is_timeout(exc):
+                # Its answer may still come: drain it before the next command, or every
+                # later query would read the answer to the one before it.
+                self._stale = True
                 timeout_ms = getattr(self.resource, "timeout", None)
                 within = f" within {timeout_ms / 1000:g} s" if timeout_ms else ""
                 raise InstrumentTimeout(
@@ -203,7 +206,24 @@ class ScpiInstrument:
 
     def write(self, command: str) -> None:
         """Send one line as is (no error check; see ``send``)."""
+        if getattr(self, "_stale", False):
+            self._drain()
         self._io(command, lambda: self.resource.write(command))
+
+    def _drain(self) -> None:
+        """After a timeout: read and drop whatever arrives within one more timeout (a late
+        answer), so the next answer read belongs to the next command. Costs one timeout."""
+        self._stale = False
+        for _ in range(MAX_LATE_LINES):
+            try:
+                self.resource.read()
+            except Exception as exc:
+                if _is_timeout(exc):
+                    return
+                raise InstrumentError(
+                    f"{self._where()}: draining a late answer failed: {exc}"
+                ) from exc
+        raise InstrumentError(f"{self._where()}: still answering after {MAX_LATE_LINES} late lines")
 
     def query(self, command: str) -> str:
         """Send a query and return the answer line, stripped."""
@@ -357,6 +377,9 @@ def _is_timeout(exc: Exception) -> bool:
         and exc.error_code == pyvisa.constants.StatusCode.error_timeout
     )
 
+
+#: Most late answers drained after a timeout before the stream counts as broken.
+MAX_LATE_LINES = 16
 
 _ERROR_RE = re.compile(r"^\s*([+-]?\d+)\s*(,.*)?$")
 

@@ -476,3 +476,31 @@ def test_34972a_error_queue_names_the_command():
     card = Keysight34972A(resource, name="relays", address="A")
     with pytest.raises(InstrumentError, match=r"'ROUT:CLOS \(@120\)' caused -222"):
         card.close_channels([120])
+
+
+def test_a_late_answer_after_a_timeout_is_drained_not_paired_with_the_next_query():
+    """A query times out, its answer arrives afterwards: the next command must not read it
+    (every later query would be answered by the one before it)."""
+
+    class LateResource(ExpectedProtocolResource):
+        def write(self, message: str) -> int:
+            if message == "MEAS:VOLT?" and not getattr(self, "late_done", False):
+                self.late_done = True  # answer only after the reader gave up
+                self.pairs.pop(0)
+                return len(message)
+            return super().write(message)
+
+        def read(self) -> str:
+            if getattr(self, "late_done", False) and not getattr(self, "delivered", False):
+                if not getattr(self, "timed_out", False):
+                    self.timed_out = True
+                    raise TimeoutError("no answer yet")
+                self.delivered = True  # the late answer to MEAS:VOLT? arrives now
+                self.pending = b"+12.5\n" + self.pending
+            return super().read()
+
+    resource = LateResource(N5700_OPEN + [("MEAS:VOLT?", None), ("MEAS:CURR?", "+3.25")])
+    psu = KeysightN5700(resource, name="supply", address="ADDR")
+    with pytest.raises(InstrumentTimeout):
+        psu.measure_voltage_v()
+    assert psu.measure_current_a() == 3.25
