@@ -182,7 +182,10 @@ class PlotWorker:
         """Runs in the executor's thread: note the outcome of one job."""
         with self._lock:
             job = self._futures.pop(future, None)
-            if job is None or future.cancelled():
+            if job is None:
+                return
+            if future.cancelled():  # never drawn (the pool was shut down): draw it here
+                self._orphans.append(job)
                 return
             exc = future.exception()
             if exc is None:

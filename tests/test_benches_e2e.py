@@ -28,7 +28,9 @@ from reports.runs import load_run
 
 ROOT = Path(__file__).resolve().parent.parent
 #: 39 quick cases: trips, recoveries, delays and read-backs of P1-P19.
-SMALL = "P0 or P1"
+#: What the loss and signal tests run: enough cases (99) that the fault lands while both
+#: benches still have cases to do (39 cases on two benches can end before it).
+MANY = "P0 or P1 or P2 or P3 or P4"
 
 pytestmark = [
     pytest.mark.timeout(900),
@@ -184,7 +186,14 @@ def test_a_bench_lost_on_one_worker_gives_an_incomplete_run_and_the_other_goes_o
 ) -> None:
     out = tmp_path / "run"
     proc = start_run(
-        "--sim-benches", "2", "-k", SMALL, "--out", str(out), "--results-root", str(tmp_path)
+        "--sim-benches",
+        "2",
+        "-k",
+        MANY,
+        "--out",
+        str(out),
+        "--results-root",
+        str(tmp_path),
     )
     try:
         wait_for(
@@ -231,7 +240,14 @@ def test_a_bench_lost_on_one_worker_gives_an_incomplete_run_and_the_other_goes_o
 def test_sigterm_stops_every_bench_and_resume_finishes_the_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = start_run(
-        "--sim-benches", "2", "-k", SMALL, "--out", str(out), "--results-root", str(tmp_path)
+        "--sim-benches",
+        "2",
+        "-k",
+        MANY,
+        "--out",
+        str(out),
+        "--results-root",
+        str(tmp_path),
     )
     try:
         wait_for(lambda: len(records(out)) >= 3, 300, "three records", proc)
