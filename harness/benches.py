@@ -150,12 +150,9 @@ class WorkerSession(BenchSession):
 
     def _end_of_run(self) -> dict[str, Any]:
         """How this worker's part ended; whether the run is complete is the controller's."""
-        if self.end.get("status") not in (None, "running"):
-            return {**self.end, "at": _now()}
-        if self.lost is not None:
-            return _end("bench_lost", str(self.lost))
-        if self.interrupted in ("SIGINT", "SIGTERM"):
-            return _end("interrupted", f"interrupted by {self.interrupted}", self.interrupted)
+        stopped = self._end_said_or_stopped()
+        if stopped is not None:
+            return stopped
         if self.interrupted:
             return _end("aborted", self.interrupted)
         return _end("complete", "")

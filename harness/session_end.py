@@ -123,13 +123,20 @@ class SessionEnd:
                 self.writer = None
             self._write_timing()
 
-    def _end_of_run(self) -> dict[str, Any]:
+    def _end_said_or_stopped(self) -> dict[str, Any] | None:
+        """The end already said, or a lost bench, or a signal; None: the run ran its course."""
         if self.end.get("status") not in (None, "running"):
             return {**self.end, "at": _now()}
         if self.lost is not None:
             return _end("bench_lost", str(self.lost))
         if self.interrupted in ("SIGINT", "SIGTERM"):
             return _end("interrupted", f"interrupted by {self.interrupted}", self.interrupted)
+        return None
+
+    def _end_of_run(self) -> dict[str, Any]:
+        stopped = self._end_said_or_stopped()
+        if stopped is not None:
+            return stopped
         missing = [i for i in self.planned if i not in self.done and i not in self.recorded]
         if self.interrupted or missing:
             why = self.interrupted or "the run stopped early"
