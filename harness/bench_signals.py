@@ -11,7 +11,14 @@ from collections.abc import Iterator
 from types import FrameType
 
 
+# The signal last raised as an exception, until ``raised_signal()`` hands it over: a cleanup
+# step that fails after the interrupt (a query whose answer the interrupt cut off) must not
+# replace it by a bench error, or the run would record one case in error and go on.
+_raised: list[int] = []
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    _raised[:] = [signum]
     raise KeyboardInterrupt
 
 
@@ -28,7 +35,22 @@ class Terminated(KeyboardInterrupt):
 
 
 def _raise_exit(signum: int, frame: FrameType | None) -> None:
+    _raised[:] = [signum]
     raise Terminated(signum)
+
+
+def interrupt_pending() -> KeyboardInterrupt | None:
+    """The interrupt a signal raised that has not been handed over yet (and hand it over):
+    SIGINT as KeyboardInterrupt, SIGTERM as Terminated; None if no signal came."""
+    if not _raised:
+        return None
+    signum = _raised.pop()
+    return Terminated(signum) if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def forget_interrupt() -> None:
+    """A KeyboardInterrupt reached its handler as itself: nothing is pending any more."""
+    _raised.clear()
 
 
 def _in_main_thread() -> bool:
@@ -42,6 +64,7 @@ def _signals_raise() -> Iterator[None]:
     if not _in_main_thread():
         yield
         return
+    _raised.clear()
     previous = {
         signal.SIGINT: signal.signal(signal.SIGINT, _raise_interrupt),
         signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_exit),

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -245,7 +246,8 @@ def run(
         soft_wrap=True,
     )
     try:
-        code = pytest.main(args, plugins=[reporter])
+        with _unraisable_in_one_line(console):
+            code = pytest.main(args, plugins=[reporter])
     except KeyboardInterrupt:
         code = pytest.ExitCode.INTERRUPTED
     for err in reporter.errors:
@@ -341,3 +343,27 @@ def _note_timing(out: Path, **values: float) -> None:
     info["timing"] = {**timing, **values}
     with contextlib.suppress(OSError):
         write_run_info(out, info)
+
+
+@contextlib.contextmanager
+def _unraisable_in_one_line(console: Console) -> Iterator[None]:
+    """pytest reports an exception Python had to ignore (typically one of its own hook
+    generators closed by a Ctrl-C that landed inside it) as a warning carrying a whole
+    traceback; the run says it in one line instead, so a clean stop does not read as a crash."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, pytest.PytestUnraisableExceptionWarning):
+            text = [t for t in str(message).splitlines() if t.strip()]
+            text = [t for t in text if not t.startswith(("Enable tracemalloc", "See https"))]
+            first = text[0] if text else "an exception was ignored"
+            last = f" ({text[-1].strip()})" if len(text) > 1 else ""
+            console.print(f"note: pytest: {first}{last}", soft_wrap=True, highlight=False)
+            return
+        default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = default

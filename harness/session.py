@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
+from harness import bench_signals
 from harness.procedures.record import (
     ERROR,
     SKIPPED,
@@ -197,17 +198,22 @@ class BenchSession(SessionResume, SessionBench, SessionEnd):
                 outcome = measurement.outcome
                 message = "; ".join(measurement.failures())
             except CaseNotTestable as exc:
+                _raise_pending_interrupt(exc)
                 outcome, message = SKIPPED, str(exc)
             except BenchLost as exc:
+                _raise_pending_interrupt(exc)
                 outcome, message, measurement = NOT_RUN, f"not run: {exc}", None
                 self.lost = exc
             except BenchFault as exc:
+                _raise_pending_interrupt(exc)
                 outcome, message = ERROR, f"bench: {exc}"
                 measurement = None
                 self._check_alive()
             except KeyboardInterrupt:
+                bench_signals.forget_interrupt()
                 raise
             except Exception as exc:  # a driver or link error is a bench error, not a verdict
+                _raise_pending_interrupt(exc)
                 outcome, message = ERROR, f"{type(exc).__name__}: {exc}"
                 measurement = None
                 if self._check_alive():
@@ -251,3 +257,11 @@ def _operator() -> str:
 
 def default_bench_file() -> Path:
     return harness.FIXTURES_DIR / "sim.yaml"
+
+
+def _raise_pending_interrupt(exc: BaseException) -> None:
+    """A signal came during the case and a cleanup step then failed (``exc``): the signal
+    stops the run; the failure it caused is no verdict on the device."""
+    interrupt = bench_signals.interrupt_pending()
+    if interrupt is not None:
+        raise interrupt from exc

@@ -203,6 +203,11 @@ class ScpiInstrument:
                     f"{self._where()}: no answer to {command!r}{within}"
                 ) from exc
             raise InstrumentError(f"{self._where()}: {command!r} failed: {exc}") from exc
+        except BaseException:
+            # Interrupted (Ctrl-C) between a query and its answer: the answer still comes,
+            # so whoever talks to the instrument next (the safe state) drains it first.
+            self._stale = True
+            raise
 
     def write(self, command: str) -> None:
         """Send one line as is (no error check; see ``send``)."""

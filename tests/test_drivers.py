@@ -504,3 +504,23 @@ def test_a_late_answer_after_a_timeout_is_drained_not_paired_with_the_next_query
     with pytest.raises(InstrumentTimeout):
         psu.measure_voltage_v()
     assert psu.measure_current_a() == 3.25
+
+
+def test_an_answer_cut_off_by_ctrl_c_is_drained_before_the_safe_state_talks():
+    """Ctrl-C lands between a query and its answer: the interrupt goes on up, and the next
+    command (the safe state's) reads past the answer it left instead of taking it as its own."""
+
+    class InterruptedResource(ExpectedProtocolResource):
+        def read(self) -> str:
+            if not getattr(self, "interrupted", False):
+                self.interrupted = True
+                raise KeyboardInterrupt
+            return super().read()
+
+    resource = InterruptedResource(N5700_OPEN + [("MEAS:VOLT?", "+12.5"), ("MEAS:CURR?", "+3.25")])
+    resource.interrupted = True  # the opening exchange reads normally
+    psu = KeysightN5700(resource, name="supply", address="ADDR")
+    resource.interrupted = False
+    with pytest.raises(KeyboardInterrupt):
+        psu.measure_voltage_v()
+    assert psu.measure_current_a() == 3.25
