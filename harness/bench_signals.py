@@ -10,7 +10,6 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-
 # The signal last raised as an exception, until ``raised_signal()`` hands it over: a cleanup
 # step that fails after the interrupt (a query whose answer the interrupt cut off) must not
 # replace it by a bench error, or the run would record one case in error and go on.

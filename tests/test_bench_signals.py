@@ -58,7 +58,7 @@ def test_an_exception_pytest_had_to_ignore_while_stopping_is_one_line_not_a_trac
     out = io.StringIO()
     message = (
         "Exception ignored in: <generator object CaptureManager.pytest_runtest_call>\n\n"
-        "Traceback (most recent call last):\n  File \"capture.py\", line 868\nAssertionError\n\n"
+        'Traceback (most recent call last):\n  File "capture.py", line 868\nAssertionError\n\n'
         "Enable tracemalloc to get traceback where the object was allocated."
     )
     with _unraisable_in_one_line(Console(file=out, width=200)):
