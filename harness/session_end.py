@@ -66,6 +66,10 @@ class CaseOutcome:
             "probes": m.probes if m else 0,
             "naive_probes": m.naive_probes if m else None,
             "checks": m.check_records() if m else [],
+            # The channel(s) the case drove: the measurement's, else the plan's reference.
+            "channel": (m.channel if m else None) or (getattr(c, "params", None) or {}).get(
+                "channel"
+            ),
             "message": self.message,
             # A skip decided while running (no relay and nobody to ask) says why in its message.
             "reason": (getattr(c, "reason", None) or self.message or None)
