@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from bmsspec.capabilities import CAPABILITIES
 
@@ -181,13 +181,18 @@ class Stimulus(_Model):
     def _quiet_given(self) -> Stimulus:
         if (self.quiet is None) == (self.quiet_fraction is None):
             raise ValueError("give exactly one of quiet / quiet_fraction")
-        sweep = self.every_channel
-        if sweep is not None and sweep.stimulus is not None and self.reference(1) is None:
-            raise ValueError(
-                f"every_channel.stimulus {sweep.stimulus!r}: stimulus {self.name!r} is none of "
-                f"its channels 1..{sweep.count}"
-            )
         return self
+
+    @field_validator("every_channel")
+    @classmethod
+    def _named_channel(cls, sweep: ChannelSweep | None, info: ValidationInfo) -> Any:
+        name = info.data.get("name")
+        if sweep is not None and sweep.stimulus is not None and name is not None:
+            if all(sweep.stimulus_of(n) != name for n in range(1, sweep.count + 1)):
+                raise ValueError(
+                    f"stimulus {name!r} is none of the channels {sweep.stimulus!r} 1..{sweep.count}"
+                )
+        return sweep
 
     def reference(self, cell: int) -> int | None:
         """The channel a search on this stimulus drives (``cell``: the recipe's cell), or
@@ -244,31 +249,40 @@ class ThresholdRecipe(Isolation):
     #: Capability -> extra params when the bench lacks it.
     without: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _channels_exist(self) -> ThresholdRecipe:
-        sweep = self.stimulus.every_channel
-        if sweep is None:
-            if self.channels:
-                raise ValueError(
-                    f"channels {self.channels}: stimulus {self.stimulus.name!r} has no "
-                    "channels (no every_channel)"
-                )
-            return self
-        ref = self.stimulus.reference(self.cell)
-        if ref is None or not 1 <= ref <= sweep.count:
+    @field_validator("cell")
+    @classmethod
+    def _cell_is_a_channel(cls, cell: int, info: ValidationInfo) -> int:
+        stim = info.data.get("stimulus")
+        sweep = stim.every_channel if stim is not None else None
+        if sweep is not None and sweep.stimulus is None and cell > sweep.count:
             raise ValueError(
-                f"cell {self.cell}: not a channel of stimulus {self.stimulus.name!r} "
-                f"({sweep.label} 1..{sweep.count})"
+                f"stimulus {stim.name!r} has {sweep.label} 1..{sweep.count}, not {cell}"
             )
-        for n in self.channels or []:
+        return cell
+
+    @field_validator("channels")
+    @classmethod
+    def _other_channels(cls, channels: list[int] | None, info: ValidationInfo) -> Any:
+        stim = info.data.get("stimulus")
+        if channels is None or stim is None:
+            return channels
+        sweep = stim.every_channel
+        if sweep is None:
+            if channels:
+                raise ValueError(
+                    f"stimulus {stim.name!r} has no channels (its every_channel is not given)"
+                )
+            return channels
+        ref = stim.reference(int(info.data.get("cell", 1)))
+        for n in channels:
             if not 1 <= n <= sweep.count or n == ref:
                 raise ValueError(
-                    f"channels {self.channels}: {n} is not another channel of stimulus "
-                    f"{self.stimulus.name!r} ({sweep.label} 1..{sweep.count} but {ref})"
+                    f"{n} is not another channel of stimulus {stim.name!r} "
+                    f"({sweep.label} 1..{sweep.count} but the reference {ref})"
                 )
-        if self.channels is not None and len(set(self.channels)) != len(self.channels):
-            raise ValueError(f"channels {self.channels}: a channel is listed twice")
-        return self
+        if len(set(channels)) != len(channels):
+            raise ValueError("a channel is listed twice")
+        return channels
 
     def swept_channels(self) -> list[int]:
         """The channels the go/no-go pairs drive (all but the reference by default)."""

@@ -167,4 +167,3 @@ def every_channel(r: ThresholdRecipe, params: dict[str, Any]) -> float:
         params["channel_stimulus"] = sweep.stimulus
     dwell = float(params["dwell_s"])
     return 2 * dwell + len(channels) * 4 * dwell
-

@@ -66,19 +66,35 @@ def prove(
     """The go/no-go pair on every channel the plan lists, after a successful search on the
     reference channel (``m.measured``, in the search's magnitude). ``setup`` is the search's
     ``ThresholdSetup``; ``acted``/``reset`` are the search's, ``stuck`` the exception its reset
-    raises when the function does not clear (recorded as the channel's "recovers" check)."""
+    raises when the function does not clear (recorded as the channel's "recovers" check).
+    The probes the pairs and their resets take are counted in ``m.channel_probes``."""
     params = case.params or {}
-    reference = params.get("channel")
-    if reference is not None:
-        m.channel = str(reference)
-    channels = params.get("channels") or []
-    if not channels or m.measured is None:
+    if params.get("channel") is not None:
+        m.channel = str(params["channel"])
+    if not params.get("channels") or m.measured is None:
         return
+    before = rig.probes
+    try:
+        _pairs(rig, params, setup, m, acted, reset, stuck)
+    finally:
+        m.channel_probes = rig.probes - before
+
+
+def _pairs(
+    rig: Rig,
+    params: dict[str, Any],
+    setup: Any,
+    m: Measurement,
+    acted: Callable[[Observation, Any], bool],
+    reset: Callable[[Rig, Any], Observation],
+    stuck: type[Exception],
+) -> None:
+    reference = str(params.get("channel"))
     label = rig.setup.text("channel_label")
     margin = rig.setup.num("channel_margin")
     template = params.get("channel_stimulus")
     high = setup.direction == "high"
-    trip = float(m.measured)
+    trip = float(m.measured or 0.0)
     short = round(trip - margin if high else trip + margin, 6)
     beyond = round(trip + margin if high else trip - margin, 6)
     unit = f" {m.unit}" if m.unit else ""
@@ -100,10 +116,10 @@ def prove(
             False,
             f"{reference}: {getattr(exc, 'seen', exc)}",
             f"{reference}: {exc}",
-            channel=str(reference),
+            channel=reference,
         )
         return
-    for n in channels:
+    for n in params["channels"]:
         name = f"{label} {n}"
         chan = dataclasses.replace(
             setup,

@@ -83,6 +83,8 @@ class Measurement:
     #: search, "cell 1 (search), cells 2-16 (go/no-go)" with the sweep
     #: (``harness/procedures/channels.py``); None: the plan's ``params.channel`` stands.
     channel: str | None = None
+    #: Of ``probes``, those the go/no-go pairs on the other channels took (with their resets).
+    channel_probes: int = 0
 
     def check(
         self,
@@ -158,6 +160,7 @@ class Measurement:
             "naive_probes": self.naive_probes,
             "checks": self.check_records(),
             "channel": self.channel,
+            "channel_probes": self.channel_probes,
             "note": self.note,
         }
 
