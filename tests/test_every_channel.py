@@ -154,8 +154,11 @@ class OneChannelOff:
     """A rig whose function trips at ``trip`` on every cell but ``early`` (trips ``by``
     lower) and ``deaf`` (never trips): enough of ``Rig`` for ``channels.prove``."""
 
-    def __init__(self, params: dict, trip: float, early: int = 0, deaf: int = 0, by=0.0):
+    def __init__(
+        self, params: dict, trip: float, early: int = 0, deaf: int = 0, by=0.0, alarm=False
+    ):
         self.setup = Setup("case", params)
+        self.alarm = alarm  # an alarm: the flag only, the charge keeps flowing
         self.trip, self.early, self.deaf, self.by = trip, early, deaf, by
         self.probes = 0
         self.cells = [3.3] * 16
@@ -168,7 +171,8 @@ class OneChannelOff:
 
     def _obs(self, value: float | None) -> Observation:
         on = any(self.level_trips(i + 1, v) for i, v in enumerate(self.cells))
-        return Observation(self.t, value, on, {}, not on, True, 0.0 if on else 5.0, 0.0)
+        stops = on and not self.alarm
+        return Observation(self.t, value, on, {}, not stops, True, 0.0 if stops else 5.0, 0.0)
 
     def probe(self, stimulus, value, flag, dwell_s, cell=1) -> Observation:
         assert stimulus == "cell"
@@ -237,6 +241,19 @@ def test_an_early_channel_fails_its_quiet_check_naming_it() -> None:
         "cell 7: acted at 3.64 V (measured trip on cell 1 3.65 V - margin 0.01 V), a trip "
         "earlier than cell 1's"
     )
+
+
+def test_the_pair_stays_inside_the_search_bounds() -> None:
+    """P1's search stops 30 mV short of P5 (its charge would stop): a trip measured close to
+    that bound is probed at the bound, said so, not beyond it."""
+    params = dict(trip_case(1).params)
+    far = params["stop"]
+    m = _prove(OneChannelOff(params, far - 0.004, alarm=True), measured=far - 0.004)
+    assert m.failed_checks() == [], m.failures()
+    acts = m.checks[1]
+    assert acts.name == "cell 2 acts"
+    assert acts.seen.startswith(f"cell 2 at {far:g} V (measured trip on cell 1 ")
+    assert "+ margin 0.01 V, at the search bound)" in acts.seen
 
 
 def test_no_sweep_after_a_failed_search() -> None:

@@ -97,16 +97,24 @@ def _pairs(
     trip = float(m.measured or 0.0)
     short = round(trip - margin if high else trip + margin, 6)
     beyond = round(trip + margin if high else trip - margin, 6)
+    # Never past the search's own bounds: its far value stays clear of a neighbouring row
+    # (an alarm's search stops short of the protection on the same quantity).
+    bounded = ""
+    if (beyond > setup.far) if high else (beyond < setup.far):
+        beyond, bounded = setup.far, ", at the search bound"
+    if (short < setup.safe) if high else (short > setup.safe):
+        short = setup.safe
     unit = f" {m.unit}" if m.unit else ""
     sign = setup.sign
+    minus, plus = ("-", "+") if high else ("+", "-")
 
     def at(value: float) -> str:
         return f"{value * sign:g}{unit}"
 
     def basis(pm: str) -> str:
-        return f"measured trip on {reference} {at(trip)} {pm} margin {margin:g}{unit}"
+        text = f"measured trip on {reference} {at(trip)} {pm} margin {margin:g}{unit}"
+        return text + (bounded if pm == plus else "")
 
-    minus, plus = ("-", "+") if high else ("+", "-")
     driven: list[int] = []
     try:
         reset(rig, setup)
