@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from bmsspec.capabilities import CAPABILITIES
 
@@ -131,6 +131,30 @@ def is_ref(raw: Any) -> bool:
     return isinstance(raw, Mapping) and bool({"of", "below", "above", "band_of"} & set(raw))
 
 
+class ChannelSweep(_Model):
+    """The channels of a per-channel stimulus (16 cells, four cell NTCs): a trip found on the
+    reference channel is then proven on each other channel by a go/no-go pair, ``margin``
+    short of the measured trip (must not act) and ``margin`` beyond it (must act).
+
+    ``stimulus`` names the rig stimulus of channel ``{n}`` (``'ntc:cell{n}'``); without it
+    every channel is the stimulus itself driven on cell ``n`` (``rig.apply(name, v, cell=n)``:
+    one cell's voltage, the moving cell of a difference)."""
+
+    #: How a channel is named in checks and records: ``"cell"`` -> "cell 16".
+    label: str = Field(min_length=1)
+    count: int = Field(ge=2)
+    #: How far short of / beyond the measured trip the pair probes (the stimulus's unit).
+    margin: float = Field(gt=0)
+    stimulus: str | None = Field(default=None, pattern=r"^[a-z_]+:[a-z_]*\{n\}[a-z0-9_]*$")
+
+    def name(self, n: int) -> str:
+        return f"{self.label} {n}"
+
+    def stimulus_of(self, n: int) -> str | None:
+        """The rig stimulus of channel ``n`` (None: the stimulus itself on cell ``n``)."""
+        return None if self.stimulus is None else self.stimulus.format(n=n)
+
+
 class Stimulus(_Model):
     """A stimulus the rig can apply (``harness/procedures/rig.py`` ``apply``) and how a
     search over it is sized. Declared once in ``parameters.yaml`` ``stimuli:`` and used by
@@ -150,12 +174,37 @@ class Stimulus(_Model):
     category: str = Field(min_length=1)
     #: Bench capability -> why the stimulus cannot be applied without it.
     needs: dict[str, str] = Field(default_factory=dict)
+    #: A per-channel stimulus: its channels and the go/no-go margin (:class:`ChannelSweep`).
+    every_channel: ChannelSweep | None = None
 
     @model_validator(mode="after")
     def _quiet_given(self) -> Stimulus:
         if (self.quiet is None) == (self.quiet_fraction is None):
             raise ValueError("give exactly one of quiet / quiet_fraction")
         return self
+
+    @field_validator("every_channel")
+    @classmethod
+    def _named_channel(cls, sweep: ChannelSweep | None, info: ValidationInfo) -> Any:
+        name = info.data.get("name")
+        if sweep is not None and sweep.stimulus is not None and name is not None:
+            if all(sweep.stimulus_of(n) != name for n in range(1, sweep.count + 1)):
+                raise ValueError(
+                    f"stimulus {name!r} is none of the channels {sweep.stimulus!r} 1..{sweep.count}"
+                )
+        return sweep
+
+    def reference(self, cell: int) -> int | None:
+        """The channel a search on this stimulus drives (``cell``: the recipe's cell), or
+        None when the stimulus has no channels."""
+        sweep = self.every_channel
+        if sweep is None:
+            return None
+        if sweep.stimulus is None:
+            return cell
+        return next(
+            (n for n in range(1, sweep.count + 1) if sweep.stimulus_of(n) == self.name), None
+        )
 
 
 class Acts(_Model):
@@ -188,6 +237,9 @@ class ThresholdRecipe(Isolation):
     #: The level of the other cells while one moves (a cell-difference stimulus).
     base_v: Value | None = None
     cell: int = Field(default=1, ge=1)
+    #: The channels beyond the reference one a trip is proven on (go/no-go pairs); default
+    #: every channel of a per-channel stimulus (``stimulus.every_channel``), ``[]`` none.
+    channels: list[int] | None = None
     category: str | None = None
     #: Flags expected alongside the target flag when it acts (declared; the threshold
     #: procedure records them).
@@ -196,6 +248,51 @@ class ThresholdRecipe(Isolation):
     needs: list[str] = Field(default_factory=list)
     #: Capability -> extra params when the bench lacks it.
     without: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("cell")
+    @classmethod
+    def _cell_is_a_channel(cls, cell: int, info: ValidationInfo) -> int:
+        stim = info.data.get("stimulus")
+        sweep = stim.every_channel if stim is not None else None
+        if sweep is not None and sweep.stimulus is None and cell > sweep.count:
+            raise ValueError(
+                f"stimulus {stim.name!r} has {sweep.label} 1..{sweep.count}, not {cell}"
+            )
+        return cell
+
+    @field_validator("channels")
+    @classmethod
+    def _other_channels(cls, channels: list[int] | None, info: ValidationInfo) -> Any:
+        stim = info.data.get("stimulus")
+        if channels is None or stim is None:
+            return channels
+        sweep = stim.every_channel
+        if sweep is None:
+            if channels:
+                raise ValueError(
+                    f"stimulus {stim.name!r} has no channels (its every_channel is not given)"
+                )
+            return channels
+        ref = stim.reference(int(info.data.get("cell", 1)))
+        for n in channels:
+            if not 1 <= n <= sweep.count or n == ref:
+                raise ValueError(
+                    f"{n} is not another channel of stimulus {stim.name!r} "
+                    f"({sweep.label} 1..{sweep.count} but the reference {ref})"
+                )
+        if len(set(channels)) != len(channels):
+            raise ValueError("a channel is listed twice")
+        return channels
+
+    def swept_channels(self) -> list[int]:
+        """The channels the go/no-go pairs drive (all but the reference by default)."""
+        sweep = self.stimulus.every_channel
+        if sweep is None:
+            return []
+        if self.channels is not None:
+            return list(self.channels)
+        ref = self.stimulus.reference(self.cell)
+        return [n for n in range(1, sweep.count + 1) if n != ref]
 
 
 class CaseRecipe(Isolation):

@@ -65,7 +65,11 @@ class CaseOutcome:
             "margin": m.margin if m else None,
             "probes": m.probes if m else 0,
             "naive_probes": m.naive_probes if m else None,
+            "channel_probes": m.channel_probes if m else 0,
             "checks": m.check_records() if m else [],
+            # The channel(s) the case drove: the measurement's, else the plan's reference.
+            "channel": (m.channel if m else None)
+            or (getattr(c, "params", None) or {}).get("channel"),
             "message": self.message,
             # A skip decided while running (no relay and nobody to ask) says why in its message.
             "reason": (getattr(c, "reason", None) or self.message or None)

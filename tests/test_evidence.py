@@ -273,7 +273,7 @@ def assert_checks_read_true(records: list[dict]) -> int:
         for c in r.get("checks") or []:
             n += 1
             where = f"{r['test_id']}: {c}"
-            assert set(c) <= {"name", "ok", "detail", "failure"}, where
+            assert set(c) <= {"name", "ok", "detail", "failure", "channel"}, where
             assert c["name"] and c["detail"], where
             if c["ok"]:
                 assert "failure" not in c, where

@@ -112,6 +112,10 @@ def threshold_case(
         est = SETUP_S + (probes(start, expected, resolution) + 1) * dwell
     params["start"] = grid(start, resolution)
     params["stop"] = grid(stop, resolution)
+    if kind == "trip":
+        est += every_channel(r, params)
+    elif stim.every_channel is not None:
+        params["channel"] = stim.every_channel.name(stim.reference(r.cell) or r.cell)
     params = with_absent(params, r.without, caps)
     reason = missing(stim.needs, caps)
     for cap in r.needs:
@@ -140,3 +144,26 @@ def threshold_case(
         testable=reason is None,
         reason=reason,
     )
+
+
+def every_channel(r: ThresholdRecipe, params: dict[str, Any]) -> float:
+    """The channel data of a trip case on a per-channel stimulus (``stimulus.every_channel``):
+    the reference channel the search drives (``channel``), the other channels a go/no-go pair
+    proves the measured trip on (``channels``, how each is named and driven) and the pair's
+    ``channel_margin``. Returns the bench seconds the pairs add: per channel two probes and a
+    reset (back to the quiet value, one dwell to clear, one held), and one reset of the
+    reference channel before them."""
+    sweep = r.stimulus.every_channel
+    if sweep is None:
+        return 0.0
+    params["channel"] = sweep.name(r.stimulus.reference(r.cell) or r.cell)
+    channels = r.swept_channels()
+    if not channels:
+        return 0.0
+    params["channels"] = channels
+    params["channel_label"] = sweep.label
+    params["channel_margin"] = sweep.margin
+    if sweep.stimulus is not None:
+        params["channel_stimulus"] = sweep.stimulus
+    dwell = float(params["dwell_s"])
+    return 2 * dwell + len(channels) * 4 * dwell

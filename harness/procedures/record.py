@@ -40,6 +40,8 @@ class Check:
     ok: bool
     seen: str
     failure: str | None = None
+    #: The channel the observation drove ("cell 16", "cell NTC 4"), when it drove one.
+    channel: str | None = None
 
     @property
     def reason(self) -> str:
@@ -47,8 +49,11 @@ class Check:
         return self.failure or self.seen
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored form: ``{name, ok, detail}``, plus ``failure`` only when it failed."""
+        """The stored form: ``{name, ok, detail}``, plus ``channel`` when it drove one and
+        ``failure`` only when it failed."""
         out: dict[str, Any] = {"name": self.name, "ok": self.ok, "detail": self.seen}
+        if self.channel is not None:
+            out["channel"] = self.channel
         if not self.ok:
             out["failure"] = self.reason
         return out
@@ -74,8 +79,21 @@ class Measurement:
     note: str = ""
     #: Probes a naive ramp in resolution steps would have needed (threshold cases).
     naive_probes: int | None = None
+    #: The channel(s) the case drove, when its stimulus has channels: "cell 1" for the
+    #: search, "cell 1 (search), cells 2-16 (go/no-go)" with the sweep
+    #: (``harness/procedures/channels.py``); None: the plan's ``params.channel`` stands.
+    channel: str | None = None
+    #: Of ``probes``, those the go/no-go pairs on the other channels took (with their resets).
+    channel_probes: int = 0
 
-    def check(self, name: str, ok: bool, seen: str, failure: str | None = None) -> bool:
+    def check(
+        self,
+        name: str,
+        ok: bool,
+        seen: str,
+        failure: str | None = None,
+        channel: str | None = None,
+    ) -> bool:
         """Record one observation; returns ``ok``.
 
         ``seen`` describes what was observed and is stored as the check's ``detail`` whether
@@ -84,7 +102,7 @@ class Measurement:
         check reports (:meth:`failures`, the record's ``failure``); it is dropped when the
         check held.
         """
-        self.checks.append(Check(name, bool(ok), seen, failure))
+        self.checks.append(Check(name, bool(ok), seen, failure, channel))
         return bool(ok)
 
     def failed_checks(self) -> list[Check]:
@@ -141,6 +159,8 @@ class Measurement:
             "probes": self.probes,
             "naive_probes": self.naive_probes,
             "checks": self.check_records(),
+            "channel": self.channel,
+            "channel_probes": self.channel_probes,
             "note": self.note,
         }
 

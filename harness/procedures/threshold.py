@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from harness.procedures import channels
 from harness.procedures.record import Measurement
 from harness.procedures.rig import STOPPED_A, Observation, Rig, fet_state
 
@@ -360,6 +361,7 @@ def run(rig: Rig, case: Any, m: Measurement) -> None:
         obs = find_trip(rig, setup, m)
         if obs is not None:
             judge_action(m, setup, obs, tripped=True)
+            channels.prove(rig, case, setup, m, _acted, reset, DeviceDidNotRecover)
     else:
         obs = find_recovery(rig, setup, setup.far, m)
         if obs is not None:
