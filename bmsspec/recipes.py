@@ -221,6 +221,30 @@ class Isolation(_Model):
     switch_overrides: dict[str, bool] = Field(default_factory=dict)
 
 
+class QuietRecipe(Isolation):
+    """The quiet case of a row evaluated in one operating condition (its ``condition`` is
+    charging or discharging): the stimulus beyond its trip in the other condition, held for
+    the dwell, must neither set the row's flag nor open its FET. ``expect``: the flags the
+    other condition's rows set at that value (declared, recorded beside the verdict);
+    ``overrides`` move another row out of the way so the other condition's current keeps
+    flowing. ``reason``: the row gets no quiet case, and why (nothing else given then)."""
+
+    expect: list[str] = Field(default_factory=list)
+    reason: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _reason_alone(self) -> QuietRecipe:
+        if self.reason is not None and (self.expect or self.overrides or self.switch_overrides):
+            raise ValueError("a reason (no quiet case) takes no expect or overrides")
+        return self
+
+
+class HoldRecipe(_Model):
+    """Why a trip/recovery pair gets no hold case (the state held inside its band)."""
+
+    reason: str = Field(min_length=1)
+
+
 class ThresholdRecipe(Isolation):
     """A trip case (and a recovery case when the row has a partner)."""
 
@@ -248,6 +272,10 @@ class ThresholdRecipe(Isolation):
     needs: list[str] = Field(default_factory=list)
     #: Capability -> extra params when the bench lacks it.
     without: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: The quiet case outside the row's operating condition (``harness/plan/conditions.py``).
+    quiet: QuietRecipe | None = None
+    #: Opting a trip/recovery pair out of its hold case (``harness/plan/bands.py``).
+    hold: HoldRecipe | None = None
 
     @field_validator("cell")
     @classmethod
@@ -415,6 +443,10 @@ def flags_named(recipe: ParameterRecipe | SwitchRecipe) -> list[tuple[str, str]]
             if t.acts.flag is not None:
                 out.append(("recipe.threshold.acts.flag", t.acts.flag))
             out += [(f"recipe.threshold.couplings.{i}", f) for i, f in enumerate(t.couplings)]
+            if t.quiet is not None:
+                out += [
+                    (f"recipe.threshold.quiet.expect.{i}", f) for i, f in enumerate(t.quiet.expect)
+                ]
         out += [(f"recipe.cases.{i}.flag", c.flag) for i, c in enumerate(recipe.cases) if c.flag]
     return out
 

@@ -24,7 +24,17 @@ _SESSION = pytest.StashKey[BenchSession]()
 _OUTCOME = pytest.StashKey[Any]()
 _UNGUARD = pytest.StashKey[Any]()
 
-KIND_MARKERS = ("trip", "recovery", "delay", "switch_on", "switch_off", "readback", "function")
+KIND_MARKERS = (
+    "trip",
+    "recovery",
+    "quiet",
+    "hold",
+    "delay",
+    "switch_on",
+    "switch_off",
+    "readback",
+    "function",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

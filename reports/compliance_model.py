@@ -15,7 +15,22 @@ import pandas as pd
 from reports.runs import OUTCOMES, RunData, plan_cases
 
 #: Order of the kinds of one item inside a category table.
-KIND_ORDER = ("trip", "recovery", "delay", "function", "readback", "switch-on", "switch-off")
+KIND_ORDER = (
+    "trip",
+    "recovery",
+    "quiet",
+    "hold",
+    "delay",
+    "function",
+    "readback",
+    "switch-on",
+    "switch-off",
+)
+#: What a case of a kind without an expected value checks (the results table's spec value).
+SPEC_TEXT = {
+    "quiet": "does not act outside its condition",
+    "hold": "holds its state inside the band",
+}
 
 VERDICT_TEXT = {
     "passed": "PASS",
@@ -101,6 +116,8 @@ def _with_unit(text: str, unit: str | None) -> str:
 def _spec_value(rec: dict[str, Any]) -> str:
     if rec.get("kind") in ("switch-on", "switch-off"):
         return "acts" if rec.get("expected") else "does not act"
+    if rec.get("kind") in SPEC_TEXT:
+        return SPEC_TEXT[rec["kind"]]
     return _with_unit(_num(rec.get("expected")), rec.get("unit"))
 
 

@@ -19,6 +19,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from bmsspec import Spec
+from harness.plan.bands import hold_cases
 from harness.plan.block import block_cases, out_of_range_value, readback_value
 from harness.plan.common import (
     CAPABILITIES,
@@ -35,6 +36,7 @@ from harness.plan.common import (
     nominal,
     operator_fields,
 )
+from harness.plan.conditions import quiet_cases
 from harness.plan.delays import delay_cases
 from harness.plan.functions import function_cases
 from harness.plan.switches import switch_cases
@@ -113,6 +115,8 @@ def build_plan(
     caps = dict(DEFAULT_CAPABILITIES if capabilities is None else capabilities)
     cases = (
         threshold_cases(spec, caps)
+        + quiet_cases(spec, caps)
+        + hold_cases(spec, caps)
         + delay_cases(spec, caps)
         + function_cases(spec, caps)
         + block_cases(spec)
@@ -166,7 +170,17 @@ def suite_estimates(cases: Iterable[Case]) -> dict[str, float]:
 
 def kind_counts(cases: Iterable[Case]) -> dict[str, int]:
     """Number of cases per kind (in a fixed order)."""
-    order = ("trip", "recovery", "delay", "switch-on", "switch-off", "readback", "function")
+    order = (
+        "trip",
+        "recovery",
+        "quiet",
+        "hold",
+        "delay",
+        "switch-on",
+        "switch-off",
+        "readback",
+        "function",
+    )
     counts = dict.fromkeys(order, 0)
     for c in cases:
         counts[c.kind] = counts.get(c.kind, 0) + 1

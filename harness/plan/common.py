@@ -19,7 +19,9 @@ from bmsspec.recipes import Isolation, Ref, is_ref, item_number
 
 SUITES = ("smoke", "regression", "soak")
 
-CaseKind = Literal["trip", "recovery", "delay", "switch-on", "switch-off", "readback", "function"]
+CaseKind = Literal[
+    "trip", "recovery", "quiet", "hold", "delay", "switch-on", "switch-off", "readback", "function"
+]
 
 #: Capabilities a bench file may declare (bmsspec/capabilities.py).
 CAPABILITIES = _caps.CAPABILITIES

@@ -11,7 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from harness.procedures import activation, delay, function, hardware, readback, switch, threshold
+from harness.procedures import (
+    activation,
+    delay,
+    function,
+    hardware,
+    hold,
+    quiet,
+    readback,
+    switch,
+    threshold,
+)
 from harness.procedures.record import BenchFault, Measurement
 from harness.procedures.rig import Rig
 
@@ -47,6 +57,8 @@ def _impedance(rig: Rig, case: Any, m: Measurement) -> None:
 
 PROCEDURES: dict[str, Procedure] = {
     "threshold": threshold.run,
+    "quiet": quiet.run,
+    "hold": hold.run,
     "readback.write": lambda rig, c, m: readback.write_and_read_back(
         rig, m, c.number, _value(c), _live(c)
     ),
