@@ -52,7 +52,20 @@ def overcurrent_restart(rig: Rig, m: Measurement) -> None:
     with rig.rec.step(f"{side} {amps:g} A for {first_s:g} s (delay {delay_s:g} s)"):
         rig.apply(stimulus, amps)
         rig.condition(condition, current_a=amps)
-        t_first = rig.now()
+        # Timed from when the full current flows (a soft start after a FET closed holds it).
+        flowing = rig.wait_until(
+            lambda o: rig.condition_flowing(o) or _opened(o, side), 10.0, step, flag
+        )
+        if flowing is None or not rig.condition_flowing(flowing):
+            last = flowing or rig.observe(flag)
+            m.check(
+                "current flows",
+                False,
+                f"10 s after the {amps:g} A step: {last.describe(flag)}",
+                f"the first excursion's {amps:g} A did not flow",
+            )
+            return
+        t_first = flowing.t_s
         early = rig.wait_until(lambda o: _opened(o, side), first_s, step, flag)
     if early is not None:
         m.check(
