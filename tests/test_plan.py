@@ -163,7 +163,7 @@ def test_block_cases(spec, plan):
 
 def test_function_cases(plan):
     functions = {c.number: c for c in plan if c.kind == "function"}
-    assert set(functions) == {59, 60, 66, 81, 82, 83, 84, 85, 86, 87}
+    assert set(functions) == {51, 59, 60, 66, 81, 82, 83, 84, 85, 86, 87}
     # P83 needs a series resistor in a sense lead (capability connection_fault, off here)
     assert not functions[83].testable and "connection_fault" in functions[83].reason
     assert functions[83].switch_overrides == {47: True}
@@ -308,6 +308,7 @@ HAND_CASES = {
     "S57-power-on-off-function-switch-on": ["power_switch"],
     "S57-power-on-off-function-switch-off": ["power_switch"],
     "P73-charging-activation-delay": ["button"],
+    "P73-charging-activation-delay-after-pack-undervoltage": ["button"],
     "S54-manual-activation-of-charging-switch-on": ["button"],
     "P83-connection-fault-impedance-function": ["connection_fault"],
     "S32-secondary-disconnection-protection-switch-on": ["secondary_trip"],

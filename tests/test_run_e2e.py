@@ -254,7 +254,7 @@ def test_sigterm_stops_the_run_and_keeps_what_ran(tmp_path: Path) -> None:
     assert all(r["outcome"] in ("passed", "skipped") for r in ran)
     # Every planned case the run did not get to is recorded as not run, saying why.
     not_run = [r for r in kept if r["outcome"] == "not_run"]
-    assert len(ran) + len(not_run) == 303
+    assert len(ran) + len(not_run) == 310
     assert all("SIGTERM" in r["message"] for r in not_run)
 
 

@@ -13,24 +13,37 @@ from harness.procedures.rig import (
 )
 
 
+def _trigger(rig: Rig) -> tuple[str, str, str, float]:
+    """(stimulus, what it moves, protection flag, level back to) of the undervoltage that
+    starts the wait: the case's ``stimulus`` (default ``cell``: cell 1) with its
+    ``trigger_flag`` (default the cell undervoltage protection) and ``nominal_level``
+    (default the nominal cell voltage; the pack stimulus gives the nominal pack)."""
+    stimulus = str(rig.params.get("stimulus", "cell"))
+    flag = str(rig.params.get("trigger_flag", "cell_undervoltage_protection"))
+    back = rig.setup.num("nominal_level") if "nominal_level" in rig.params else NOMINAL_CELL_V
+    what = "cell 1" if stimulus == "cell" else stimulus
+    return stimulus, what, flag, back
+
+
 def _undervoltage_then_nominal(rig: Rig, m: Measurement) -> Observation | None:
-    """Cell 1 at the case's ``level`` (below the cell undervoltage protection) while
-    discharging (the protection trips), then back to nominal; the observation 2 s later, or
-    None (with a failed check) when the protection did not trip."""
+    """The case's stimulus at its ``level`` (below the undervoltage protection it names)
+    while discharging (the protection trips), then back to nominal; the observation 2 s
+    later, or None (with a failed check) when the protection did not trip."""
     rig.condition("discharging")
-    low = rig.setup.level("cell")
-    with rig.rec.step(f"cell 1 to {low:.3f} V: cell undervoltage protection"):
-        obs = rig.probe("cell", low, "cell_undervoltage_protection", 1.5)
+    stimulus, what, flag, back = _trigger(rig)
+    low = rig.setup.level(stimulus)
+    with rig.rec.step(f"{what} to {low:.3f} V: {flag.replace('_', ' ')}"):
+        obs = rig.probe(stimulus, low, flag, 1.5)
     if not obs.flag:
         m.check(
             "undervoltage protection",
             False,
-            f"cell 1 at {low:.3f} V: {obs.describe('cell_undervoltage_protection')}",
-            "did not trip",
+            f"{what} at {low:.3f} V: {obs.describe(flag)}",
+            f"{flag} did not trip",
         )
         return None
-    with rig.rec.step(f"cell 1 back to {NOMINAL_CELL_V:.3f} V"):
-        rig.apply("cell", NOMINAL_CELL_V)
+    with rig.rec.step(f"{what} back to {back:.3f} V"):
+        rig.apply(stimulus, back)
         rig.wait(2.0)
     return rig.observe("waiting_manual_activation")
 
@@ -48,10 +61,11 @@ def manual_activation(rig: Rig, m: Measurement) -> None:
     waiting = _undervoltage_then_nominal(rig, m)
     if waiting is None:
         return
+    _, what, trigger_flag, back = _trigger(rig)
     m.check(
         "waits for manual activation",
         waiting.flag and not waiting.discharge_fet,
-        f"2 s after cell 1 returned to {NOMINAL_CELL_V:.3f} V: "
+        f"2 s after {what} returned to {back:.3f} V: "
         + waiting.describe("waiting_manual_activation"),
         "discharge FET closed again without the button"
         if waiting.discharge_fet
@@ -69,7 +83,7 @@ def manual_activation(rig: Rig, m: Measurement) -> None:
     after = full or rig.observe("waiting_manual_activation")
     m.check(
         "protection released, current flows",
-        full is not None and not after.flag and not after.flags.get("cell_undervoltage_protection"),
+        full is not None and not after.flag and not after.flags.get(trigger_flag),
         f"after the output was released: {after.describe('waiting_manual_activation')}",
         "still waiting, or no discharge current after the release",
     )

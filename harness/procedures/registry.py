@@ -14,13 +14,16 @@ from typing import Any
 from harness.procedures import (
     activation,
     delay,
+    direction,
     function,
     hardware,
     hold,
+    onset,
     quiet,
     readback,
     switch,
     threshold,
+    timers,
 )
 from harness.procedures.record import BenchFault, Measurement
 from harness.procedures.rig import Rig
@@ -95,6 +98,11 @@ PROCEDURES: dict[str, Procedure] = {
     "function.gap_compensation": lambda rig, c, m: function.gap_compensation(rig, m),
     "function.cycle_count": lambda rig, c, m: function.cycle_count(rig, m, amps=_amps(c)),
     "function.impedance_compensation": _impedance,
+    "direction.busbar_compensation": lambda rig, c, m: direction.busbar_compensation(rig, m),
+    "direction.coulomb_counting": lambda rig, c, m: direction.coulomb_counting(rig, m),
+    "onset.current_limit": lambda rig, c, m: onset.current_limit_onset(rig, m),
+    "timers.overcurrent_restart": lambda rig, c, m: timers.overcurrent_restart(rig, m),
+    "timers.static_balancing_restart": lambda rig, c, m: timers.static_balancing_restart(rig, m),
     "function.connection_fault": lambda rig, c, m: hardware.connection_fault(rig, m, c.number),
     **switch.PROCEDURES,
 }
