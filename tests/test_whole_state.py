@@ -27,6 +27,7 @@ from harness.procedures.expect import (
     clean_state,
     compare,
     coupled_actions,
+    judge_at,
 )
 from harness.procedures.record import BenchFault, Measurement, Recorder
 from harness.procedures.rig import Observation
@@ -223,6 +224,38 @@ def test_clean_state_names_every_raised_flag_and_open_fet() -> None:
         "cell_high_voltage_alarm",
         "shutdown",
         "charge FET open",
+    ]
+
+
+def test_a_delay_end_is_judged_whole_where_the_fet_opened() -> None:
+    params = {
+        "flag": "charge_overcurrent_protection",
+        "fet": "charge",
+        "couplings": ["charge_overcurrent_alarm"],
+    }
+    tripped = ("charge_overcurrent_protection", "charge_overcurrent_alarm")
+    ok = Measurement(name="P67", unit="second")
+    judge_at(
+        ok,
+        params,
+        obs(*tripped, charge_fet=False),
+        acted=True,
+        condition="charging",
+        place="when the charge FET opened",
+    )
+    assert [c.name for c in ok.checks] == ["whole state"] and ok.outcome == "passed"
+    both = Measurement(name="P67", unit="second")
+    judge_at(
+        both,
+        params,
+        obs(*tripped, charge_fet=False, discharge_fet=False),
+        acted=True,
+        condition="charging",
+        place="when the charge FET opened",
+    )
+    assert both.failures() == [
+        "whole state: discharge FET: discharge FET open although charge_overcurrent_protection "
+        "opens only the charge FET when the charge FET opened"
     ]
 
 

@@ -198,6 +198,9 @@ class StateWatch:
     times: dict[tuple[str, str], int] = field(default_factory=dict)
     #: Every event flag raised at some observation.
     flags: set[str] = field(default_factory=set)
+    #: Where the observations were made, when not at a stimulus value in the case's unit
+    #: (a delay's end: "where the FET opened").
+    place: str | None = None
 
     def see(self, obs: Observation, *, acted: bool) -> Observation:
         """Compare one observation; returns it (so a probe can be wrapped)."""
@@ -219,21 +222,25 @@ class StateWatch:
             m.check(
                 "whole state",
                 True,
-                f"{self.seen} observations: flags raised: {flags}; FETs "
+                f"{_observations(self.seen)}: flags raised: {flags}; FETs "
                 f"{_fets_text(self.expect.action)}; currents agree with the FETs and the "
                 f"{self.expect.condition} condition",
             )
             return
         for key, (dev, obs) in self.first.items():
-            at = where(obs, self.expect)
+            at = f" {self.place}" if self.place else where(obs, self.expect)
             n = self.times[key]
             state = obs.describe(self.expect.flag)
             m.check(
                 f"whole state: {dev.subject}",
                 False,
-                f"{dev.seen}{at} ({n} of {self.seen} observations): {state}",
+                f"{dev.seen}{at} ({n} of {_observations(self.seen)}): {state}",
                 f"{dev.failure}{at}",
             )
+
+
+def _observations(n: int) -> str:
+    return f"{n} observation" + ("" if n == 1 else "s")
 
 
 def _fets_text(action: str | None) -> str:
@@ -263,3 +270,22 @@ def clean_text(obs: Observation) -> str:
         f"{fet_state(obs.discharge_fet)}; charge current {obs.supply_a:.2f} A, discharge "
         f"current {obs.load_a:.2f} A"
     )
+
+
+def judge_at(
+    m: Any,
+    params: Mapping[str, Any],
+    obs: Observation,
+    *,
+    acted: bool,
+    condition: str,
+    place: str,
+    spec: Any = None,
+) -> None:
+    """The whole state at one observation of a procedure that looks once (a delay's end):
+    ``params`` give flag, FETs and couplings as for a threshold case, ``condition`` the
+    operating condition in force, ``place`` where it was seen ("where the FET opened")."""
+    exp = Expectation.from_params({**params, "condition": condition}, m.unit, spec)
+    watch = StateWatch(exp, place=place)
+    watch.see(obs, acted=acted)
+    watch.report(m)
