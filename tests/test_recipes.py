@@ -17,6 +17,7 @@ P61_RECIPE = """    recipe:
         stimulus: *cell_difference
         condition: any
         acts: {flag: cell_difference_fault, fets: none}
+        couplings: [cell_low_voltage_alarm]  # the low cell 0.5 V below 3.3 V is below P3
         start: 0.0
         base_v: 3.3
 """
@@ -47,8 +48,8 @@ def test_the_plan_follows_changed_recipes(tmp_path):
     # another suite for P3's trip, a new coupling on P3
     _edit(
         params,
-        "        acts: {flag: cell_low_voltage_alarm, fets: none}\n  - number: 4\n",
-        "        acts: {flag: cell_low_voltage_alarm, fets: none}\n"
+        "        couplings: [cell_difference_fault]  # one cell 0.5 V below the others reaches "
+        "P61\n  - number: 4\n",
         "        couplings: [pack_low_voltage_alarm]\n"
         "      suites: {trip: [regression, soak]}\n  - number: 4\n",
     )
@@ -60,7 +61,7 @@ def test_the_plan_follows_changed_recipes(tmp_path):
     assert before[trip3].suites == ["regression"]
     assert after[trip3].suites == ["regression", "soak"]
     assert after[trip3].params["couplings"] == ["pack_low_voltage_alarm"]
-    assert before[trip3].params["couplings"] == []
+    assert before[trip3].params["couplings"] == ["cell_difference_fault"]
     soak = {c.id for c in build_plan(load_spec(tables), DEFAULT_CAPABILITIES, "soak")}
     assert trip3 in soak
     # nothing else moved

@@ -11,6 +11,7 @@ and exact, and on a real bench they are wall time.
 from __future__ import annotations
 
 from bmsspec import SECONDS_PER_UNIT
+from harness.procedures import expect
 from harness.procedures.record import CaseNotTestable, Measurement
 from harness.procedures.rig import STOPPED_A, Observation, Rig, fet_state
 
@@ -93,6 +94,17 @@ def overcurrent_delay(rig: Rig, m: Measurement, side: str, flag: str) -> None:
         f"{m.measured:g} {m.unit} after the step",
         f"{flag} not reported after the FET opened",
     )
+    # The whole state where the FET opened: the other FET closed, only declared flags.
+    condition = "charging" if side == "charge" else "discharging"
+    expect.judge_at(
+        m,
+        rig.params,
+        end,
+        acted=True,
+        condition=condition,
+        place=f"when the {side} FET opened",
+        spec=rig.spec,
+    )
 
 
 def transient_delay(rig: Rig, m: Measurement, flag: str) -> None:
@@ -141,6 +153,15 @@ def transient_delay(rig: Rig, m: Measurement, flag: str) -> None:
         f"discharge FET {fet_state(end.discharge_fet)} 0.4 s after the trigger, discharge "
         f"current {end.load_a:.2f} A",
         "discharge FET still closed after the transient",
+    )
+    expect.judge_at(
+        m,
+        rig.params,
+        end,
+        acted=end.flag or not end.discharge_fet,
+        condition="discharging",
+        place="0.4 s after the transient",
+        spec=rig.spec,
     )
 
 

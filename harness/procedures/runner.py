@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.procedures import hands, power, registry, threshold
+from harness.procedures import expect, hands, power, registry, threshold
 from harness.procedures.record import BenchFault, CaseNotTestable, Measurement, Recorder
-from harness.procedures.rig import Rig
+from harness.procedures.rig import Observation, Rig
 from harness.procedures.setup import Nominal, Setup
 
 
@@ -41,17 +41,20 @@ def _nominal_steps(rig: Rig, case: Any) -> None:
 
 
 def _still_active(rig: Rig) -> str:
-    obs = rig.observe(None)
-    active = sorted(k for k, v in obs.flags.items() if v and _is_protection_flag(k))
-    return f"still active: {', '.join(active)}" if active else "FETs still open"
+    """What keeps the state from being clean, named (``expect.clean_state``)."""
+    left = expect.clean_state(rig.observe(None))
+    return "still active: " + (", ".join(left) if left else "nothing by now (cleared late)")
 
 
-def prepare(rig: Rig, case: Any) -> None:
-    """Nominal state plus the case's isolating overrides (one block write when needed).
+def prepare(rig: Rig, case: Any) -> Observation:
+    """Nominal state plus the case's isolating overrides (one block write when needed),
+    then a verified clean start: no alarm, protection, fault or activation flag raised and
+    both FETs closed (``expect.clean_state``). Returns the observation that showed it.
 
     A latched state that neither the recovery delay nor a block write clears is cleared by
     power-cycling the BMS when the bench has a ``bms_power`` relay (then the block and SOC
-    are set again); without one the case is a bench error, "nominal state unreachable"."""
+    are set again); without one the case is a bench error, "nominal state unreachable",
+    naming what is still raised."""
     nominal = Nominal.from_case(case)
     rig.rated_ah = nominal.rated_ah
     with rig.rec.step("nominal state"):
@@ -81,23 +84,15 @@ def prepare(rig: Rig, case: Any) -> None:
                 )
         if not settled:
             raise BenchFault(f"nominal state unreachable: {_still_active(rig)}")
+    with rig.rec.step(f"clean start: {expect.clean_text(settled)}"):
+        pass
+    return settled
 
 
-def _is_protection_flag(name: str) -> bool:
-    return any(w in name for w in ("protection", "lockout", "prohibition", "waiting", "shutdown"))
-
-
-def _wait_clean(rig: Rig, timeout_s: float) -> bool:
-    obs = rig.wait_until(
-        lambda o: (
-            o.charge_fet
-            and o.discharge_fet
-            and not any(v and _is_protection_flag(k) for k, v in o.flags.items())
-        ),
-        timeout_s=timeout_s,
-        poll_s=0.5,
-    )
-    return obs is not None
+def _wait_clean(rig: Rig, timeout_s: float) -> Observation | None:
+    """The first observation within ``timeout_s`` with nothing raised and both FETs
+    closed; None when there is none."""
+    return rig.wait_until(lambda o: not expect.clean_state(o), timeout_s=timeout_s, poll_s=0.5)
 
 
 def restore(rig: Rig) -> None:
@@ -139,10 +134,11 @@ def run_case(
         tolerance=case.tolerance,
     )
     try:
-        prepare(rig, case)
+        clean = prepare(rig, case)
     except BaseException:
         _release_hands(rig, in_flight=True)
         raise
+    m.check("clean start", True, expect.clean_text(clean))
     ok = False
     try:
         _dispatch(rig, case, m)

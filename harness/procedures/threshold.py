@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.procedures import channels
+from harness.procedures.expect import Expectation, StateWatch
 from harness.procedures.record import Measurement
 from harness.procedures.rig import STOPPED_A, Observation, Rig, fet_state
 
@@ -95,7 +96,15 @@ def _grid(value: float, resolution: float) -> float:
     return round(round(value / resolution) * resolution, 10)
 
 
-def reset(rig: Rig, setup: ThresholdSetup) -> Observation:
+def _probe(rig: Rig, setup: ThresholdSetup, value: float, watch: StateWatch | None) -> Observation:
+    """One probe at ``value``; its whole state goes to ``watch`` (when given)."""
+    obs = rig.probe(setup.stimulus, value, setup.flag, setup.dwell_s, cell=setup.cell)
+    if watch is not None:
+        watch.see(obs, acted=_acted(obs, setup))
+    return obs
+
+
+def reset(rig: Rig, setup: ThresholdSetup, watch: StateWatch | None = None) -> Observation:
     """Return the stimulus to the safe value and wait for the function to clear, then hold
     it there one more dwell and see it stay clear.
 
@@ -125,7 +134,7 @@ def reset(rig: Rig, setup: ThresholdSetup) -> Observation:
                 seen=f"{setup.reset_timeout_s:g} s after the stimulus returned to "
                 f"{setup.safe:g}: " + last.describe(setup.flag),
             )
-        held = rig.probe(setup.stimulus, setup.safe, setup.flag, setup.dwell_s, cell=setup.cell)
+        held = _probe(rig, setup, setup.safe, watch)
         if not _acted(held, setup) and rig.condition_flowing(held):
             return held
 
@@ -145,10 +154,13 @@ def _at(value: float, unit: str, obs: Observation, setup: ThresholdSetup) -> str
     return f"at {value:g} {unit}: {obs.describe(setup.flag)}"
 
 
-def find_trip(rig: Rig, setup: ThresholdSetup, m: Measurement) -> Observation | None:
+def find_trip(
+    rig: Rig, setup: ThresholdSetup, m: Measurement, watch: StateWatch | None = None
+) -> Observation | None:
     """Bisect between ``safe`` (does not act) and ``far`` (acts). Returns the observation at
-    the reported trip value, or None when nothing acted up to ``far``."""
-    first = rig.probe(setup.stimulus, setup.safe, setup.flag, setup.dwell_s, cell=setup.cell)
+    the reported trip value, or None when nothing acted up to ``far``. Every probe's whole
+    state goes to ``watch`` (when given)."""
+    first = _probe(rig, setup, setup.safe, watch)
     if _acted(first, setup):
         m.check(
             "inactive at the safe value",
@@ -157,7 +169,7 @@ def find_trip(rig: Rig, setup: ThresholdSetup, m: Measurement) -> Observation | 
             f"already active at {setup.safe:g} {m.unit}",
         )
         return None
-    at_far = rig.probe(setup.stimulus, setup.far, setup.flag, setup.dwell_s, cell=setup.cell)
+    at_far = _probe(rig, setup, setup.far, watch)
     if not _acted(at_far, setup):
         m.check(
             "acts within the search range",
@@ -173,17 +185,17 @@ def find_trip(rig: Rig, setup: ThresholdSetup, m: Measurement) -> Observation | 
             break
         if acting_obs is not None and _acted(acting_obs, setup):
             # The last probe acted: bring the device back before probing from below.
-            reset(rig, setup)
+            reset(rig, setup, watch)
             acting_obs = None
-        obs = rig.probe(setup.stimulus, mid, setup.flag, setup.dwell_s, cell=setup.cell)
+        obs = _probe(rig, setup, mid, watch)
         if _acted(obs, setup):
             acting, acting_obs = mid, obs
         else:
             quiet = mid
             acting_obs = None
     # Confirm at the reported value from a clean approach, for the verdict's observations.
-    reset(rig, setup)
-    final = rig.probe(setup.stimulus, acting, setup.flag, setup.dwell_s, cell=setup.cell)
+    reset(rig, setup, watch)
+    final = _probe(rig, setup, acting, watch)
     if not _acted(final, setup):
         m.check(
             "repeatable",
@@ -199,11 +211,16 @@ def find_trip(rig: Rig, setup: ThresholdSetup, m: Measurement) -> Observation | 
 
 
 def find_recovery(
-    rig: Rig, setup: ThresholdSetup, drive: float, m: Measurement
+    rig: Rig,
+    setup: ThresholdSetup,
+    drive: float,
+    m: Measurement,
+    watch: StateWatch | None = None,
 ) -> Observation | None:
     """Trip the function at ``drive``, then bisect between ``drive`` (stays active) and
-    ``safe`` (clears) for the value at which it clears."""
-    tripped = rig.probe(setup.stimulus, drive, setup.flag, setup.dwell_s, cell=setup.cell)
+    ``safe`` (clears) for the value at which it clears. Every probe's whole state goes to
+    ``watch`` (when given)."""
+    tripped = _probe(rig, setup, drive, watch)
     if not _acted(tripped, setup):
         m.check(
             "trips before recovery",
@@ -220,7 +237,7 @@ def find_recovery(
         if mid in (holding, clearing):
             break
         if not active:
-            again = rig.probe(setup.stimulus, drive, setup.flag, setup.dwell_s, cell=setup.cell)
+            again = _probe(rig, setup, drive, watch)
             if not _acted(again, setup):
                 m.check(
                     "trips again",
@@ -229,16 +246,14 @@ def find_recovery(
                     f"did not act again at {drive:g} {m.unit}",
                 )
                 return None
-        obs = rig.probe(setup.stimulus, mid, setup.flag, setup.dwell_s, cell=setup.cell)
+        obs = _probe(rig, setup, mid, watch)
         if _acted(obs, setup):
             holding, active = mid, True
         else:
             clearing, active, cleared_obs = mid, False, obs
     if cleared_obs is None or clearing == setup.safe:
         # Confirm the clearing value itself (the bracket never moved off the safe value).
-        cleared_obs = rig.probe(
-            setup.stimulus, clearing, setup.flag, setup.dwell_s, cell=setup.cell
-        )
+        cleared_obs = _probe(rig, setup, clearing, watch)
         if _acted(cleared_obs, setup):
             m.check(
                 "recovers",
@@ -348,8 +363,10 @@ __all__ = [
 
 def run(rig: Rig, case: Any, m: Measurement) -> None:
     """A trip or recovery case: the search the plan set up, then the action at the probe
-    that acted (flag and current)."""
+    that acted (flag and current), and the whole state at every probe
+    (``harness/procedures/expect.py``)."""
     setup = ThresholdSetup.from_case(case)
+    watch = StateWatch(Expectation.from_params(case.params, m.unit, rig.spec))
     if "base_v" in case.params:
         rig.difference_base_v = float(case.params["base_v"])
     if setup.condition in ("charging", "discharging", "charger"):
@@ -357,15 +374,19 @@ def run(rig: Rig, case: Any, m: Measurement) -> None:
         rig.settle()
     else:
         rig.condition("standby")
-    if case.kind == "trip":
-        obs = find_trip(rig, setup, m)
-        if obs is not None:
-            judge_action(m, setup, obs, tripped=True)
-            channels.prove(rig, case, setup, m, _acted, reset, DeviceDidNotRecover)
-    else:
-        obs = find_recovery(rig, setup, setup.far, m)
-        if obs is not None:
-            judge_action(m, setup, obs, tripped=False)
+    try:
+        if case.kind == "trip":
+            obs = find_trip(rig, setup, m, watch)
+            if obs is not None:
+                judge_action(m, setup, obs, tripped=True)
+                channels.prove(rig, case, setup, m, _acted, reset, DeviceDidNotRecover)
+        else:
+            obs = find_recovery(rig, setup, setup.far, m, watch)
+            if obs is not None:
+                judge_action(m, setup, obs, tripped=False)
+    finally:
+        # What was seen up to a device that did not recover counts too.
+        watch.report(m)
     if m.measured is not None:
         m.naive_probes = naive_ramp_probes(setup.safe, m.measured, setup.resolution)
     if setup.sign < 0 and m.measured is not None:
