@@ -30,7 +30,9 @@ from synthetic import LOST_MESSAGE, make_results_dir
 from test_history import BACKENDS, history_db
 from typer.testing import CliRunner
 
+from bmsspec import load_spec
 from harness.cli import app
+from harness.plan import build_plan
 from reports import allure as allure_mod
 from reports import history
 from reports.compliance import render_html, results_frame, verdict, write_report
@@ -46,10 +48,12 @@ from reports.runs import (
 P05_TRIP = "P05-cell-overvoltage-protection-trip"
 P07_TRIP = "P07-cell-undervoltage-protection-trip"
 TODAY = dt.date(2026, 2, 1)
-PLANNED = 303  # the regression suite of this checkout's plan
-WHOLE = 309  # every suite (what the gate runs use, so a complete run covers every row)
+#: the regression suite of this checkout's plan, counted from the plan itself
+PLANNED = len(build_plan(load_spec(), None, suite="regression"))
+#: every suite (what the gate runs use, so a complete run covers every row)
+WHOLE = len(build_plan(load_spec(), None, suite=None))
 
-#: name -> make_results_dir options. Every run is the regression suite (303 planned cases).
+#: name -> make_results_dir options. Every run is the regression suite (PLANNED cases).
 KINDS: dict[str, dict] = {
     "complete": {},
     "interrupted": {"end": "interrupted", "signal": "SIGTERM", "stop_after": 72},
@@ -118,7 +122,8 @@ def test_completion_of_each_kind_of_run(
 def test_end_record_details(runs: Path) -> None:
     interrupted = load_run(runs / "interrupted").completion
     assert (interrupted.signal, interrupted.reason) == ("SIGTERM", "SIGTERM received")
-    assert interrupted.summary == "interrupted: SIGTERM received; 231 of 303 planned cases not run"
+    not_run = f"{PLANNED - 72} of {PLANNED} planned cases not run"
+    assert interrupted.summary == f"interrupted: SIGTERM received; {not_run}"
     assert interrupted.missing[0] == load_run(runs / "interrupted").info["planned"][72]
     assert "no record (interrupted" in interrupted.not_run_reasons[interrupted.missing[0]]
     assert interrupted.run_id and len(interrupted.run_id) == 32
@@ -236,8 +241,8 @@ def test_compliance_html_lists_not_run_records_with_their_reason(runs: Path) -> 
     page = render_html(load_run(runs / "bench_lost"))
     assert "INCOMPLETE \u2014 bench_lost: the bench stopped answering" in page
     assert LOST_MESSAGE in page
-    assert 'id="count-not_run">203<' in page
-    assert "Planned cases not run\n(203 of 303)" in page
+    assert f'id="count-not_run">{PLANNED - 100}<' in page
+    assert f"Planned cases not run\n({PLANNED - 100} of {PLANNED})" in page
 
 
 @pytest.mark.parametrize("kind", ["complete", "resumed", "legacy"])
@@ -271,7 +276,8 @@ def test_cli_report_on_an_interrupted_run_says_incomplete(runs: Path, tmp_path: 
     result = CliRunner().invoke(app, ["report", str(runs / "interrupted"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     page = out.read_text(encoding="utf-8")
-    assert _verdict_of(page) == "INCOMPLETE" and "231 of 303 planned cases not run" in page
+    not_run = f"{PLANNED - 72} of {PLANNED} planned cases not run"
+    assert _verdict_of(page) == "INCOMPLETE" and not_run in page
 
 
 # --------------------------------------------------------------------------- gate
@@ -299,17 +305,20 @@ def _gate(root: Path, baseline: str, candidate: str, **kw) -> tuple[int, str]:
 @pytest.mark.parametrize(
     ("candidate", "line"),
     [
-        ("interrupted", "interrupted: SIGTERM received; 237 of 309 planned cases not run"),
+        (
+            "interrupted",
+            f"interrupted: SIGTERM received; {WHOLE - 72} of {WHOLE} planned cases not run",
+        ),
         (
             "bench_lost",
             "bench_lost: the bench stopped answering (simulator not reachable); "
-            "9 of 309 planned cases not run",
+            f"{WHOLE - 300} of {WHOLE} planned cases not run",
         ),
-        ("crashed", f"crashed: {CRASHED_REASON}; 109 of 309 planned cases not run"),
+        ("crashed", f"crashed: {CRASHED_REASON}; {WHOLE - 200} of {WHOLE} planned cases not run"),
         (
             "missing",
             "complete: the end record says complete, but planned cases lack a final "
-            "record; 1 of 309 planned cases not run",
+            f"record; 1 of {WHOLE} planned cases not run",
         ),
     ],
 )
@@ -674,7 +683,8 @@ def test_not_run_records_as_the_harness_writes_them(runs: Path, tmp_path: Path) 
     assert set(done.not_run_reasons.values()) == {why}
     page = render_html(run)
     assert _verdict_of(page) == "INCOMPLETE" and why in page
-    assert "INCOMPLETE \u2014 bench_lost: supply: no answer to *IDN? (3 tries); 231 of 303" in page
+    lost = "INCOMPLETE \u2014 bench_lost: supply: no answer to *IDN? (3 tries)"
+    assert f"{lost}; {PLANNED - 72} of {PLANNED}" in page
     row = page[page.index('id="not-run"') :]
     # the padded item (P05) as the spec writes it, with the spec's name
     assert '<td>P5</td><td class="c-test">P05-cell-overvoltage-protection-readback</td>' in row
@@ -687,5 +697,5 @@ def test_not_run_records_as_the_harness_writes_them(runs: Path, tmp_path: Path) 
     assert {"timing", "function switch"} <= set(lost["_category"])
     assert 'id="sim-faults-in-force">none<' in page
     env = allure_mod.environment(run)
-    assert env["run_end"] == "bench_lost" and env["not_run"] == "231"
+    assert env["run_end"] == "bench_lost" and env["not_run"] == str(PLANNED - 72)
     assert env["sim_faults_in_force"] == "none"
