@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from bmsspec.capabilities import CAPABILITIES
+from bmsspec.couplings import Coupling, CouplingEntry
 
 Suite = Literal["smoke", "regression", "soak"]
 Fets = Literal["charge", "discharge", "both", "none"]
@@ -265,9 +266,8 @@ class ThresholdRecipe(Isolation):
     #: every channel of a per-channel stimulus (``stimulus.every_channel``), ``[]`` none.
     channels: list[int] | None = None
     category: str | None = None
-    #: Flags expected alongside the target flag when it acts (declared; the threshold
-    #: procedure records them).
-    couplings: list[str] = Field(default_factory=list)
+    #: Flags expected alongside the target flag (a name, or gated on a switch).
+    couplings: list[CouplingEntry] = Field(default_factory=list)
     #: Hardware capabilities the function needs (the reason names the row's switch).
     needs: list[str] = Field(default_factory=list)
     #: Capability -> extra params when the bench lacks it.
@@ -429,6 +429,10 @@ def references(recipe: ParameterRecipe | SwitchRecipe) -> list[tuple[str, str]]:
                 walk(f"{prefix}.{i}", v)
 
     walk("recipe", recipe)
+    t = recipe.threshold if isinstance(recipe, ParameterRecipe) else None
+    for i, c in enumerate(t.couplings if t is not None else ()):
+        if isinstance(c, Coupling):
+            out.append((f"recipe.threshold.couplings.{i}.when", c.when))
     if isinstance(recipe, SwitchRecipe) and recipe.trip is not None:
         out.append(("recipe.trip", recipe.trip))
     return out
@@ -442,7 +446,9 @@ def flags_named(recipe: ParameterRecipe | SwitchRecipe) -> list[tuple[str, str]]
         if t is not None:
             if t.acts.flag is not None:
                 out.append(("recipe.threshold.acts.flag", t.acts.flag))
-            out += [(f"recipe.threshold.couplings.{i}", f) for i, f in enumerate(t.couplings)]
+            for i, c in enumerate(t.couplings):
+                key = f"recipe.threshold.couplings.{i}"
+                out.append((key, c) if isinstance(c, str) else (f"{key}.flag", c.flag))
             if t.quiet is not None:
                 out += [
                     (f"recipe.threshold.quiet.expect.{i}", f) for i, f in enumerate(t.quiet.expect)

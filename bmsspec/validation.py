@@ -56,7 +56,9 @@ def _validate_rows(file: str, rows: Any, model: type[_Model], top_key: str) -> l
             out.append(model.model_validate(raw))
         except ValidationError as exc:
             err = exc.errors()[0]
-            loc = ".".join(str(part) for part in err["loc"]) or "(row)"
+            # a tagged union's tag (``<gated>``) is not a key of the row
+            parts = [str(part) for part in err["loc"] if not str(part).startswith("<")]
+            loc = ".".join(parts) or "(row)"
             value = err.get("input")
             if err["type"] == "missing":
                 value = None

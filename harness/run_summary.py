@@ -55,9 +55,7 @@ def summarize(data: Any, out: Path, console: Console, elapsed_s: float | None = 
                 [
                     Text(f"  {outcome}", style="red"),
                     f"{r['test_id']}:",
-                    f"measured {_fmt(r.get('measured'), unit)},",
-                    f"expected {_fmt(r.get('expected'), unit)}",
-                    f"+- {_fmt(r.get('tolerance'), unit)}",
+                    *_values(r, unit),
                     *([f"- {message[0]}", *message[1:]] if message else []),
                 ],
                 indent=len(outcome) + 3,
@@ -120,3 +118,15 @@ def _duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.2f} h"
+
+
+def _values(r: dict, unit: str | None) -> list[str]:
+    """``measured X, expected Y +- T`` for a record judged against a value; a record without
+    an expected value (a go/no-go check, a bench error) says only what was measured, if any."""
+    if r.get("expected") is None:
+        return [] if r.get("measured") is None else [f"measured {_fmt(r['measured'], unit)}"]
+    return [
+        f"measured {_fmt(r.get('measured'), unit)},",
+        f"expected {_fmt(r.get('expected'), unit)}",
+        f"+- {_fmt(r.get('tolerance'), unit)}",
+    ]

@@ -207,3 +207,16 @@ def test_summary_uses_a_wide_console(incomplete_run):
         assert len(entry) == 1 and "expected" in entry[0] and "measured" in entry[0]
     assert len([x for x in lines if x.startswith("FAIL:")]) == 1
     assert str(incomplete_run) in next(x for x in lines if x.startswith("FAIL:"))
+
+
+def test_a_failure_without_an_expected_value_prints_no_empty_limits() -> None:
+    from harness.run_summary import _values
+
+    # a go/no-go or whole-state failure has no expected value: no "expected - +- -"
+    assert _values({"measured": None, "expected": None}, "V") == []
+    assert _values({"measured": 3.6, "expected": None}, "V") == ["measured 3.6 V"]
+    assert _values({"measured": 3.6, "expected": 3.65, "tolerance": 0.02}, "V") == [
+        "measured 3.6 V,",
+        "expected 3.65 V",
+        "+- 0.02 V",
+    ]

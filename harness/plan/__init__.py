@@ -90,6 +90,23 @@ def beyond_reach(case: Case, reach: Reach) -> str | None:
     return None
 
 
+def block_refused(spec: Spec, case: Case) -> str | None:
+    """Why the block a case writes (the configuration with its overrides) would be refused
+    (a configuration that moves a row the override is relative to can push it out of its
+    range), or None. The device refuses such a block (``Spec.block_violations``); the case
+    cannot isolate its row and is untestable with the numbers."""
+    if not case.overrides:
+        return None
+    values = {p.number: float(p.default) for p in spec.parameters} | dict(case.overrides)
+    problems = spec.block_violations(values)
+    if not problems:
+        return None
+    moved = ", ".join(
+        f"P{n} = {v:g} {spec.param(n).unit}".rstrip() for n, v in sorted(case.overrides.items())
+    )
+    return f"its isolation ({moved}) breaks the parameter block: {problems[0]}"
+
+
 def build_plan(
     spec: Spec,
     capabilities: Mapping[str, bool] | None = None,
@@ -124,6 +141,9 @@ def build_plan(
     )
     for case in cases:
         case.params["nominal"] = nominal(spec, case.overrides)
+        refused = block_refused(spec, case)
+        if refused is not None and case.testable:
+            case.testable, case.reason, case.est_bench_s = False, refused, 0.0
         if reach is not None and case.testable:
             beyond = beyond_reach(case, reach)
             if beyond is not None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bmsspec import Parameter, Spec, Switch
+from harness.plan import couplings
 from harness.plan.common import (
     DWELL_S,
     SETUP_S,
@@ -102,7 +103,9 @@ def switch_case(spec: Spec, s: Switch, on: bool, caps: Mapping[str, bool]) -> Ca
             width = band(spec, trip, trip.default)
             high = trip.direction == "high"
             level = trip.default + 3 * width if high else trip.default - 3 * width
-            params.update(search_setup(spec, trip, overrides))
+            params.update(search_setup(spec, trip, overrides, switch_overrides))
+            extra = couplings.implied(spec, trip, level, level, overrides, switch_overrides)
+            params["couplings"] += [f for f in extra if f not in params["couplings"]]
             # one probe, dwelling past the confirmation and the row's delay
             params["dwell_s"] = DWELL_S + delay_s(spec, trip, overrides)
             params.update({"param": trip.number, "level": round(level, 4), "unit": trip.unit})

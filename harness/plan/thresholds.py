@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from bmsspec import Parameter, Spec
 from bmsspec.recipes import ThresholdRecipe
+from harness.plan import couplings
 from harness.plan.common import (
     DWELL_S,
     SETUP_S,
@@ -42,9 +43,15 @@ def threshold_cases(spec: Spec, caps: Mapping[str, bool]) -> list[Case]:
     return cases
 
 
-def search_setup(spec: Spec, trip: Parameter, overrides: Mapping[int, float]) -> dict[str, Any]:
+def search_setup(
+    spec: Spec,
+    trip: Parameter,
+    overrides: Mapping[int, float],
+    switches: Mapping[int, bool] | None = None,
+) -> dict[str, Any]:
     """What a probe of ``trip``'s stimulus needs (the threshold and switch procedures'
-    setup): stimulus, search direction and sign, flag, FETs, condition, dwell, reset wait."""
+    setup): stimulus, search direction and sign, flag, FETs, condition, the couplings in
+    force (``switches``: the case's switch overrides), dwell, reset wait."""
     assert trip.recipe is not None and trip.recipe.threshold is not None
     r = trip.recipe.threshold
     negative = r.stimulus.negative
@@ -57,7 +64,7 @@ def search_setup(spec: Spec, trip: Parameter, overrides: Mapping[int, float]) ->
         "flag": r.acts.flag,
         "fet": fets,
         "condition": r.condition,
-        "couplings": list(r.couplings),
+        "couplings": couplings.declared(spec, r, switches or {}),
         "cell": r.cell,
         "dwell_s": r.dwell_s if r.dwell_s is not None else DWELL_S + delay_s(spec, trip, overrides),
         "reset_timeout_s": float(value(spec, r.reset_timeout_s, overrides)),
@@ -85,7 +92,7 @@ def threshold_case(
     if r.start is not None:
         calm = float(value(spec, r.start, overrides))
     params: dict[str, Any] = {"resolution": resolution, "trip": trip.number}
-    params.update(search_setup(spec, trip, overrides))
+    params.update(search_setup(spec, trip, overrides, switch_overrides))
     dwell = params["dwell_s"]
     if r.base_v is not None:
         params["base_v"] = round(float(value(spec, r.base_v, overrides)), 3)
@@ -112,6 +119,10 @@ def threshold_case(
         est = SETUP_S + (probes(start, expected, resolution) + 1) * dwell
     params["start"] = grid(start, resolution)
     params["stop"] = grid(stop, resolution)
+    lo, hi = sorted((params["start"], params["stop"]))
+    for flag in couplings.implied(spec, trip, lo, hi, overrides, switch_overrides):
+        if flag not in params["couplings"]:
+            params["couplings"].append(flag)
     if kind == "trip":
         est += every_channel(r, params)
     elif stim.every_channel is not None:
