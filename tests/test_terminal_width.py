@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -149,8 +152,17 @@ ERRORED = "S52-overtemperature-prohibition-of-equalization-switch-off"
 
 
 @pytest.fixture(scope="module")
-def incomplete_run(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("width") / "results-of-a-run" / "run-20260101-120000"
+def incomplete_run() -> Iterator[Path]:
+    # a short root of its own: pytest's (longer under xdist: .../popen-gw0/...) would not fit
+    # the 80 columns the path is checked against
+    root = Path(tempfile.mkdtemp(prefix="bmshil-w-"))
+    try:
+        yield _incomplete_run(root / "results-of-a-run" / "run-20260101-120000")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _incomplete_run(directory: Path) -> Path:
     make_results_dir(
         directory,
         measured=FAILING,
