@@ -125,7 +125,7 @@ def test_a_kind_that_makes_no_sense_is_refused_naming_file_item_and_kind(
 @pytest.mark.parametrize(
     ("entry", "match"),
     [
-        ({"quantity": "soc", "kind": "offset", "value": 1}, r"unknown quantity 'soc'"),
+        ({"quantity": "port_voltage", "kind": "offset", "value": 1}, r"unknown quantity 'port_v"),
         ({"quantity": "current", "channel": 1, "kind": "offset", "value": 1}, r"no channels"),
         ({"quantity": "cell_voltage", "kind": "offset", "value": 1}, r"channel' 1\.\.16"),
         ({"quantity": "cell_temperature", "channel": 5, "kind": "offset", "value": 1}, r"1\.\.4"),

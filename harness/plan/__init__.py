@@ -39,6 +39,7 @@ from harness.plan.common import (
 from harness.plan.conditions import quiet_cases
 from harness.plan.delays import delay_cases
 from harness.plan.functions import function_cases
+from harness.plan.reported import report_cases
 from harness.plan.switches import switch_cases
 from harness.plan.thresholds import threshold_cases
 
@@ -119,6 +120,7 @@ def build_plan(
         + hold_cases(spec, caps)
         + delay_cases(spec, caps)
         + function_cases(spec, caps)
+        + report_cases(spec, caps)
         + block_cases(spec)
         + switch_cases(spec, caps)
     )
@@ -180,6 +182,7 @@ def kind_counts(cases: Iterable[Case]) -> dict[str, int]:
         "switch-off",
         "readback",
         "function",
+        "report",
     )
     counts = dict.fromkeys(order, 0)
     for c in cases:

@@ -20,7 +20,16 @@ from bmsspec.recipes import Isolation, Ref, is_ref, item_number
 SUITES = ("smoke", "regression", "soak")
 
 CaseKind = Literal[
-    "trip", "recovery", "quiet", "hold", "delay", "switch-on", "switch-off", "readback", "function"
+    "trip",
+    "recovery",
+    "quiet",
+    "hold",
+    "delay",
+    "switch-on",
+    "switch-off",
+    "readback",
+    "function",
+    "report",
 ]
 
 #: Capabilities a bench file may declare (bmsspec/capabilities.py).

@@ -21,6 +21,7 @@ from harness.procedures import (
     onset,
     quiet,
     readback,
+    report,
     switch,
     threshold,
     timers,
@@ -62,6 +63,7 @@ PROCEDURES: dict[str, Procedure] = {
     "threshold": threshold.run,
     "quiet": quiet.run,
     "hold": hold.run,
+    "report": report.run,
     "readback.write": lambda rig, c, m: readback.write_and_read_back(
         rig, m, c.number, _value(c), _live(c)
     ),
