@@ -66,6 +66,11 @@ def switch_case(spec: Spec, s: Switch, on: bool, caps: Mapping[str, bool]) -> Ca
     state = r.on if on else r.off
     overrides, switch_overrides = isolation(spec, r)
     switch_overrides[s.number] = on
+    if own := sorted({"switch", "state"} & set(r.params)):
+        raise ValueError(
+            f"switches.yaml row {s.number} ({s.id}): key 'recipe.params.{own[0]}' value "
+            f"{r.params[own[0]]!r}: the plan sets it (the switch and its state under test)"
+        )
     if state.evidence is not None:
         return evidence_case(
             s, on, state.evidence, overrides, switch_overrides, list(state.suites or r.suites)

@@ -28,7 +28,7 @@ def soc_reported(rig: Rig, m: Measurement, write_ah: float | None = None) -> Non
 
     ``write_ah`` sets the remaining capacity first through the single write (0x49); the
     measured value is the SOC the BMS reports; the case gives the rated capacity in force
-    (``rated_ah``)."""
+    (``rated_ah``) and the discharge that moves it (``discharge_a`` for ``discharge_s``)."""
     if write_ah is not None:
         with rig.rec.step(f"write remaining capacity {write_ah:g} Ah (0x49)"):
             rig.bench.bms.set_remaining_capacity(write_ah)
@@ -41,10 +41,11 @@ def soc_reported(rig: Rig, m: Measurement, write_ah: float | None = None) -> Non
         f"rated {tele.rated_ah:g} Ah reported, {rated:g} Ah configured",
         f"reported rated capacity {tele.rated_ah:g} Ah differs from the configured {rated:g} Ah",
     )
-    amps, hours = 10.0, 0.25
-    with rig.rec.step(f"discharge {amps:g} A for {hours * 60:g} min: coulomb counting"):
+    amps, seconds = rig.setup.num("discharge_a"), rig.setup.num("discharge_s")
+    hours = seconds / 3600.0
+    with rig.rec.step(f"discharge {amps:g} A for {seconds:g} s: coulomb counting"):
         rig.condition("discharging", current_a=amps)
-        rig.wait(hours * 3600)
+        rig.wait(seconds)
         rig.condition("standby")
     after = rig.bench.bms.telemetry()
     moved = tele.remaining_ah - after.remaining_ah
