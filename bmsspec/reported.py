@@ -119,10 +119,10 @@ class ReportRecipe(_Model):
         """(key, Ref) of every relative level, for the loader's cross-check."""
         for i, s in enumerate(self.settings):
             if s.cells is not None and isinstance(s.cells.first, Ref):
-                yield f"settings[{i}].cells.first", s.cells.first
+                yield f"settings.{i}.cells.first", s.cells.first
             for j, c in enumerate(s.channels):
                 if isinstance(c.level, Ref):
-                    yield f"settings[{i}].channels[{j}].level", c.level
+                    yield f"settings.{i}.channels.{j}.level", c.level
 
 
 def load_reported(
