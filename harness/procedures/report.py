@@ -106,15 +106,15 @@ def _reported(ch: dict[str, Any], tele: Any) -> float | None:
 
 
 def run(rig: Rig, case: Any, m: Measurement) -> None:
-    """Each setting applied and read back; one check per channel, the whole state at each
-    reading. The measured value is the deviation (reported - applied) of the channel that
-    used the largest share of its accuracy, with that channel's accuracy as the tolerance."""
+    """Each setting applied and read back; one check per channel (at the accuracy the plan
+    gives it), the whole state at each reading. The measured value is the deviation
+    (reported - applied) of the channel that used the largest share of its accuracy; the
+    note names that channel and its accuracy."""
     settings = rig.setup.params.get("settings")
     if not isinstance(settings, list) or not settings:
         raise BenchFault(f"{rig.setup.case_id}: the plan gives no settings (recipe reported.yaml)")
     dwell = rig.setup.num("dwell_s")
     unit = m.unit
-    m.name = "largest deviation (reported - applied)"
     worst: tuple[float, float, float, str] | None = None
     watches: dict[str, expect.StateWatch] = {}
     for i, channels in enumerate(settings, start=1):
@@ -160,7 +160,6 @@ def run(rig: Rig, case: Any, m: Measurement) -> None:
         _, dev, accuracy, name = worst
         d = _digits(accuracy)
         m.measured = round(dev, d + 2)
-        m.tolerance = accuracy
         m.note = (
             f"largest deviation: {name}, {dev:+.{d}f} {unit} of ±{accuracy:.{d}f} {unit}; "
             f"filed under {case.item}: {rig.setup.params.get('filed', '')}"
