@@ -66,8 +66,11 @@ PARAM_KINDS = set(FIRMWARE_KINDS) - {"ignored"}
 TELEMETRY_QUANTITIES: dict[str, int | None] = {
     "cell_voltage": 16,
     "cell_temperature": 4,
+    "ambient_temperature": None,
+    "power_temperature": None,
     "current": None,
     "pack_voltage": None,
+    "soc": None,  # in %-points (the device reports per mille)
 }
 TELEMETRY_KINDS = ("offset", "scale")
 

@@ -235,6 +235,7 @@ def configured(
         spec.flags,
         spec._tolerances,  # noqa: SLF001 - the same tolerance rows, shared read-only
         spec.sha256,
+        spec.reported,
     )
     new.configuration = configuration or Configuration(
         values=values, switches=switches, sha256=_digest(canonical_text(spec, values, switches))

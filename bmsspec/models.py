@@ -268,6 +268,7 @@ class Spec:
         flags: list[StatusFlag],
         tolerances: dict[str, _ToleranceRow],
         sha256: str,
+        reported: list[Any] | None = None,
     ) -> None:
         self.directory = directory
         self.source = source
@@ -276,6 +277,9 @@ class Spec:
         self.flags = flags
         self._tolerances = tolerances
         self.sha256 = sha256
+        #: What the BMS reports, compared with the bench (``reported.yaml``,
+        #: ``bmsspec.reported.ReportRecipe``).
+        self.reported = list(reported or [])
         self._p_by_number = {p.number: p for p in parameters}
         self._p_by_id = {p.id: p for p in parameters}
         self._s_by_number = {s.number: s for s in switches}
@@ -344,6 +348,11 @@ class Spec:
             absolute = p.tolerance.abs if p.tolerance.abs is not None else absolute
             rel = p.tolerance.rel if p.tolerance.rel is not None else rel
         return Tolerance(abs=absolute, rel=rel, unit=p.unit)
+
+    def accuracy(self, quantity: str) -> Tolerance:
+        """The stated accuracy of a reported quantity: its ``tolerances.yaml`` row."""
+        row = self._tolerances[quantity]
+        return Tolerance(abs=row.abs or 0.0, rel=row.rel, unit=row.unit or "")
 
     def block_violations(
         self, values: Mapping[int, float], *, allow_missing: bool = False
@@ -414,4 +423,6 @@ TOLERANCES_FILE = "tolerances.yaml"
 
 FLAGS_FILE = "status_flags.yaml"
 
-TABLE_FILES = (PARAMETERS_FILE, SWITCHES_FILE, TOLERANCES_FILE, FLAGS_FILE)
+REPORTED_FILE = "reported.yaml"
+
+TABLE_FILES = (PARAMETERS_FILE, SWITCHES_FILE, TOLERANCES_FILE, FLAGS_FILE, REPORTED_FILE)

@@ -376,6 +376,9 @@ class SwitchState(_Model):
     #: Hand-steps in force for the case's nominal state.
     nominal_steps: list[HandStep] = Field(default_factory=list)
     suites: list[Suite] | None = None
+    #: A case of the plan whose verdict proves this state too (same switch state and
+    #: overrides): this state's case reads that verdict instead of repeating its wait.
+    evidence: str | None = Field(default=None, pattern=r"^[PS][0-9]{2}-[a-z0-9]+(-[a-z0-9]+)*$")
 
 
 class SwitchRecipe(Isolation):

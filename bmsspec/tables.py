@@ -24,6 +24,7 @@ from bmsspec.models import (
     N_PARAMETERS,
     N_SWITCHES,
     PARAMETERS_FILE,
+    REPORTED_FILE,
     SECONDS_PER_UNIT,
     SWITCHES_FILE,
     TABLE_FILES,
@@ -49,6 +50,7 @@ from bmsspec.models import _bound_problems as _bound_problems
 from bmsspec.models import _item_number as _item_number
 from bmsspec.models import _Model as _Model
 from bmsspec.paths import PROJECT_ROOT, TEST_PLANS_DIR
+from bmsspec.reported import load_reported
 from bmsspec.validation import _check_encoding_fits as _check_encoding_fits
 from bmsspec.validation import (
     _check_flags,
@@ -74,7 +76,7 @@ _CACHE_LOCK = threading.Lock()
 
 
 def load_spec(directory: Path | str = TEST_PLANS_DIR) -> Spec:
-    """Load and validate the four tables of ``directory`` (default: the repo's test_plans/).
+    """Load and validate the tables of ``directory`` (default: the repo's test_plans/).
 
     Cached per directory and file stamp (mtime, size), so repeated calls are free and an
     edited table is re-read. Raises :class:`SpecError` naming file, row, key and value.
@@ -150,6 +152,12 @@ def _load(directory: Path) -> Spec:
         if p.switch is not None and p.number not in governed[p.switch]:
             raise _p_fail(p, "switch", p.switch, f"S{p.switch} does not govern P{p.number}")
     _check_recipes(params, switches, {f.name for f in flags})
+    items = {p.item for p in params} | {s.item for s in switches}
+    reported = load_reported(
+        _read_yaml(directory / REPORTED_FILE),
+        items.__contains__,
+        {q: row.unit for q, row in tolerances.items()},
+    )
 
     source_text = p_doc.get("source")
     source = (PROJECT_ROOT / source_text).resolve() if isinstance(source_text, str) else None
@@ -158,7 +166,9 @@ def _load(directory: Path) -> Spec:
         digest.update(name.encode() + b"\0" + (directory / name).read_bytes() + b"\0")
     if source is not None and source.is_file():
         digest.update(b"source\0" + source.read_bytes())
-    return Spec(directory, source, params, switches, flags, tolerances, digest.hexdigest())
+    return Spec(
+        directory, source, params, switches, flags, tolerances, digest.hexdigest(), reported
+    )
 
 
 __all__ = [

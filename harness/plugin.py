@@ -34,6 +34,7 @@ KIND_MARKERS = (
     "switch_off",
     "readback",
     "function",
+    "report",
 )
 
 

@@ -27,6 +27,8 @@ from harness.procedures.record import (
 from harness.results import (
     NOT_RUN,
     ResultsWriter,
+    final_records,
+    read_results,
 )
 from harness.session_bench import SessionBench
 from harness.session_bench import _bench_info as _bench_info
@@ -103,6 +105,8 @@ class BenchSession(SessionResume, SessionBench, SessionEnd):
         self.run_id = self.previous.get("run_id") or uuid.uuid4().hex
         self.planned: list[str] = list(self.previous.get("planned") or [])
         self.recorded: set[str] = set()
+        #: This session's final records by test id (the evidence of a later case).
+        self._finals: dict[str, dict[str, Any]] = {}
         self.said_not_run: set[str] = set()
         try:
             self.writer = (
@@ -194,6 +198,7 @@ class BenchSession(SessionResume, SessionBench, SessionEnd):
                     recorder,
                     operator=self.operator,
                     operator_absent=self.operator_absent,
+                    evidence=self.evidence_record,
                 )
                 outcome = measurement.outcome
                 message = "; ".join(measurement.failures())
@@ -241,11 +246,21 @@ class BenchSession(SessionResume, SessionBench, SessionEnd):
             self.recorded.add(case.id)
         else:
             self.said_not_run.add(case.id)
+        record = result.record()
+        if outcome != NOT_RUN:
+            self._finals[case.id] = record
         if self.writer is not None:
-            self.writer.write(result.record())
+            self.writer.write(record)
             if outcome != NOT_RUN:
                 self._save_plots(result)
         return result
+
+    def evidence_record(self, test_id: str) -> dict[str, Any] | None:
+        """The final record of ``test_id`` in this run: from ``results.jsonl`` (every
+        session of a resumed run, every bench of a run on several), else this session's."""
+        if self.results_dir is not None and (self.results_dir / "results.jsonl").exists():
+            return final_records(read_results(self.results_dir)).get(test_id)
+        return self._finals.get(test_id)
 
 
 def _operator() -> str:

@@ -22,6 +22,7 @@ KIND_ORDER = (
     "hold",
     "delay",
     "function",
+    "report",
     "readback",
     "switch-on",
     "switch-off",
@@ -30,6 +31,7 @@ KIND_ORDER = (
 SPEC_TEXT = {
     "quiet": "does not act outside its condition",
     "hold": "holds its state inside the band",
+    "report": "reports what the bench applied, within its accuracy",
 }
 
 VERDICT_TEXT = {

@@ -125,7 +125,7 @@ def test_a_kind_that_makes_no_sense_is_refused_naming_file_item_and_kind(
 @pytest.mark.parametrize(
     ("entry", "match"),
     [
-        ({"quantity": "soc", "kind": "offset", "value": 1}, r"unknown quantity 'soc'"),
+        ({"quantity": "port_voltage", "kind": "offset", "value": 1}, r"unknown quantity 'port_v"),
         ({"quantity": "current", "channel": 1, "kind": "offset", "value": 1}, r"no channels"),
         ({"quantity": "cell_voltage", "kind": "offset", "value": 1}, r"channel' 1\.\.16"),
         ({"quantity": "cell_temperature", "channel": 5, "kind": "offset", "value": 1}, r"1\.\.4"),
@@ -407,3 +407,21 @@ def test_pack_voltage_telemetry_offset() -> None:
     assert dm.pack_v == pytest.approx(hm.pack_v + 0.8)
     assert dm.cell_v == hm.cell_v
     assert dev.twin.status().voltage_level == healthy.twin.status().voltage_level
+
+
+def test_ambient_power_and_soc_telemetry_change_only_what_is_reported() -> None:
+    healthy, dev = pair(
+        _telemetry(
+            {"quantity": "ambient_temperature", "kind": "offset", "value": -3.0},
+            {"quantity": "power_temperature", "kind": "offset", "value": 2.5},
+            {"quantity": "soc", "kind": "offset", "value": 2.0},
+        ),
+        lambda w: w.advance(500),
+    )
+    hm, dm = healthy.twin.measurements(), dev.twin.measurements()
+    assert dm.temps_c[4] == pytest.approx(hm.temps_c[4] - 3.0)
+    assert dm.temps_c[5] == pytest.approx(hm.temps_c[5] + 2.5)
+    assert dm.temps_c[:4] == hm.temps_c[:4]
+    assert dm.soc_permille == hm.soc_permille + 20
+    assert dm.remaining_ah == hm.remaining_ah  # the counter itself is untouched
+    assert dev.flags() == healthy.flags()

@@ -147,6 +147,7 @@ class TwinContract:
         full_ah = b.values[59]
         cells, temps = list(b.cells[:n]), list(b.temps)
         current, pack = b.i_ca / 100.0, round(sum(b.cells[:n]), 2)
+        soc = b.soc_permille()
         f = self.faults
         if f.telemetry:
             # telemetry deviations: what is reported, not what the board acts on
@@ -155,8 +156,11 @@ class TwinContract:
                 round(f.reported("cell_temperature", v, k + 1), 1) if k < 4 else v
                 for k, v in enumerate(temps)
             ]
+            temps[4] = round(f.reported("ambient_temperature", temps[4]), 1)
+            temps[5] = round(f.reported("power_temperature", temps[5]), 1)
             current = round(f.reported("current", current), 2)
             pack = round(f.reported("pack_voltage", pack), 2)
+            soc = max(0, min(1000, round(f.reported("soc", soc / 10.0) * 10)))
         return Measurements(
             cell_v=cells,
             temps_c=temps,
@@ -166,7 +170,7 @@ class TwinContract:
             remaining_ah=round(b.remaining_u / UNITS_PER_AH, 2),
             full_ah=full_ah,
             rated_ah=full_ah,
-            soc_permille=b.soc_permille(),
+            soc_permille=soc,
             cycles=self.coulomb.cycles,
             soh_permille=1000,
         )

@@ -19,6 +19,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from bmsspec import Spec
+from harness.plan import evidence
 from harness.plan.bands import hold_cases
 from harness.plan.block import block_cases, out_of_range_value, readback_value
 from harness.plan.common import (
@@ -27,6 +28,8 @@ from harness.plan.common import (
     DWELL_S,
     HAND_STEP_CAPABILITY,
     OPERATOR_TIMEOUT_S,
+    REGRESSION_BASELINE_S,
+    REGRESSION_BUDGET_S,
     SETUP_S,
     STUCK_TIMEOUT_S,
     SUITES,
@@ -39,6 +42,7 @@ from harness.plan.common import (
 from harness.plan.conditions import quiet_cases
 from harness.plan.delays import delay_cases
 from harness.plan.functions import function_cases
+from harness.plan.reported import report_cases
 from harness.plan.switches import switch_cases
 from harness.plan.thresholds import threshold_cases
 
@@ -51,6 +55,8 @@ __all__ = [
     "DWELL_S",
     "HAND_STEP_CAPABILITY",
     "OPERATOR_TIMEOUT_S",
+    "REGRESSION_BASELINE_S",
+    "REGRESSION_BUDGET_S",
     "SETUP_S",
     "STUCK_TIMEOUT_S",
     "SUITES",
@@ -136,6 +142,7 @@ def build_plan(
         + hold_cases(spec, caps)
         + delay_cases(spec, caps)
         + function_cases(spec, caps)
+        + report_cases(spec, caps)
         + block_cases(spec)
         + switch_cases(spec, caps)
     )
@@ -151,6 +158,7 @@ def build_plan(
         if not case.testable and case.reason is None:
             case.reason = "not testable on this bench"
         operator_fields(case, relays)
+    evidence.resolve(spec, cases)
     ids = [c.id for c in cases]
     if len(ids) != len(set(ids)):
         doubled = sorted({i for i in ids if ids.count(i) > 1})
@@ -159,11 +167,12 @@ def build_plan(
         return cases
     selected = [c for c in cases if suite in c.suites]
     if suite == "regression":
-        # A spec row the regression does not run still appears in it, as a case that says
-        # where it runs, so a regression report (and the release gate) covers every row.
-        covered = {c.item for c in selected}
+        # A kind of test of a spec row the regression does not run (S51's switch-off)
+        # still appears in it, as a case that says where it runs, so a regression report
+        # (and the release gate) covers every row and every state of a switch.
+        covered = {(c.item, c.kind) for c in selected}
         for c in cases:
-            if c.item not in covered and "soak" in c.suites and c.testable:
+            if (c.item, c.kind) not in covered and "soak" in c.suites and c.testable:
                 selected.append(
                     c.model_copy(
                         update={
@@ -200,6 +209,7 @@ def kind_counts(cases: Iterable[Case]) -> dict[str, int]:
         "switch-off",
         "readback",
         "function",
+        "report",
     )
     counts = dict.fromkeys(order, 0)
     for c in cases:

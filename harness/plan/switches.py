@@ -29,6 +29,7 @@ from harness.plan.common import (
 from harness.plan.common import (
     params as computed,
 )
+from harness.plan.evidence import evidence_case
 from harness.plan.thresholds import search_setup
 
 #: Switches the harness can only read back, by what the spec says they need.
@@ -66,6 +67,15 @@ def switch_case(spec: Spec, s: Switch, on: bool, caps: Mapping[str, bool]) -> Ca
     state = r.on if on else r.off
     overrides, switch_overrides = isolation(spec, r)
     switch_overrides[s.number] = on
+    if own := sorted({"switch", "state"} & set(r.params)):
+        raise ValueError(
+            f"switches.yaml row {s.number} ({s.id}): key 'recipe.params.{own[0]}' value "
+            f"{r.params[own[0]]!r}: the plan sets it (the switch and its state under test)"
+        )
+    if state.evidence is not None:
+        return evidence_case(
+            s, on, state.evidence, overrides, switch_overrides, list(state.suites or r.suites)
+        )
     trip = governed_trip(spec, s)
     procedure = r.procedure or ("switch.beyond_trip" if trip is not None else "switch.bit")
     params: dict[str, Any] = {"switch": s.number, "state": on}

@@ -170,13 +170,21 @@ def auto_activation(rig: Rig, m: Measurement, expect: bool) -> None:
             "output forced on",
         )
     else:
-        rig.wait(expected_s * 1.5)
-        o = rig.observe(None)
+        # Watched until past the latest forcing the delay case accepts, polled finer than
+        # the pulse (the output is forced on for ``pulse_s`` only, then off again).
+        watch_s = expected_s + rig.setup.num("band_s") + rig.setup.num("confirm_s")
+        step = min(poll_interval(rig, expected_s), rig.setup.num("pulse_s") / 3.0)
+        t0 = rig.now()
+        o = rig.wait_until(lambda ob: ob.discharge_fet, watch_s, step)
+        after_h = (rig.now() - t0) / 3600
+        if o is None:
+            o = rig.observe(None)
         m.measured = 1.0 if o.discharge_fet else 0.0
         m.check(
             "output stays off",
             not o.discharge_fet,
-            f"discharge FET {fet_state(o.discharge_fet)} {expected_s * 1.5 / 3600:g} h after "
-            f"the protection (configured {expected_s / 3600:g} h)",
-            "output forced on with S53 off",
+            f"discharge FET {fet_state(o.discharge_fet)} {after_h:.3f} h after the protection "
+            f"(configured {expected_s / 3600:g} h; watched every {step:g} s until "
+            f"{watch_s / 3600:.3f} h)",
+            f"output forced on {after_h:.3f} h after the protection with S53 off",
         )

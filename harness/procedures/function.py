@@ -28,7 +28,7 @@ def soc_reported(rig: Rig, m: Measurement, write_ah: float | None = None) -> Non
 
     ``write_ah`` sets the remaining capacity first through the single write (0x49); the
     measured value is the SOC the BMS reports; the case gives the rated capacity in force
-    (``rated_ah``)."""
+    (``rated_ah``) and the discharge that moves it (``discharge_a`` for ``discharge_s``)."""
     if write_ah is not None:
         with rig.rec.step(f"write remaining capacity {write_ah:g} Ah (0x49)"):
             rig.bench.bms.set_remaining_capacity(write_ah)
@@ -41,10 +41,11 @@ def soc_reported(rig: Rig, m: Measurement, write_ah: float | None = None) -> Non
         f"rated {tele.rated_ah:g} Ah reported, {rated:g} Ah configured",
         f"reported rated capacity {tele.rated_ah:g} Ah differs from the configured {rated:g} Ah",
     )
-    amps, hours = 10.0, 0.25
-    with rig.rec.step(f"discharge {amps:g} A for {hours * 60:g} min: coulomb counting"):
+    amps, seconds = rig.setup.num("discharge_a"), rig.setup.num("discharge_s")
+    hours = seconds / 3600.0
+    with rig.rec.step(f"discharge {amps:g} A for {seconds:g} s: coulomb counting"):
         rig.condition("discharging", current_a=amps)
-        rig.wait(hours * 3600)
+        rig.wait(seconds)
         rig.condition("standby")
     after = rig.bench.bms.telemetry()
     moved = tele.remaining_ah - after.remaining_ah
@@ -386,7 +387,11 @@ def history_interval(rig: Rig, m: Measurement, working: bool, expect_records: bo
 
 def standby_shutdown(rig: Rig, m: Measurement, expect: bool) -> None:
     """P78 / S58: with no current for the configured time (the case's ``idle_s``) the BMS
-    shuts down (system state 'shutdown')."""
+    shuts down (system state 'shutdown').
+
+    With S58 off (``expect`` False) the BMS is watched, idle, until past the latest shutdown
+    the delay case accepts (``idle_s`` + its tolerance ``band_s``) plus a confirmation
+    (``confirm_s``): a shutdown at any time in that window fails the case."""
     expected_s = rig.setup.num("idle_s")
     rig.restart_idle()
 
@@ -398,14 +403,22 @@ def standby_shutdown(rig: Rig, m: Measurement, expect: bool) -> None:
         rig.condition("charger")  # a charger wakes it
         rig.wait(2.0)
         rig.condition("standby")
-    else:
-        rig.wait(expected_s * 1.5)
+        return
+    watch_s = expected_s + rig.setup.num("band_s") + rig.setup.num("confirm_s")
+    t0 = rig.now()
+    o = rig.wait_until(asleep, watch_s, poll_interval(rig, expected_s), "shutdown")
+    idle_h = (rig.now() - t0) / 3600
+    if o is None:
         o = rig.observe("shutdown")
-        m.measured = 1.0 if o.flag else 0.0
-        m.check(
-            "stays awake (S58 off)",
-            not o.flag,
-            f"system state {'shutdown' if o.flag else 'awake'} after "
-            f"{expected_s * 1.5 / 3600:g} h idle (configured {expected_s / 3600:g} h)",
-            "shut down with S58 off",
-        )
+    m.measured = 1.0 if o.flag else 0.0
+    m.check(
+        "stays awake (S58 off)",
+        not o.flag,
+        f"system state {'shutdown' if o.flag else 'awake'} after {idle_h:.3f} h idle "
+        f"(configured {expected_s / 3600:g} h; watched until {watch_s / 3600:.3f} h)",
+        f"shut down after {idle_h:.3f} h idle with S58 off",
+    )
+    if o.flag:
+        rig.condition("charger")  # wake it for the next case
+        rig.wait(2.0)
+        rig.condition("standby")

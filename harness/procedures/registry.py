@@ -15,12 +15,14 @@ from harness.procedures import (
     activation,
     delay,
     direction,
+    evidence,
     function,
     hardware,
     hold,
     onset,
     quiet,
     readback,
+    report,
     switch,
     threshold,
     timers,
@@ -29,6 +31,10 @@ from harness.procedures.record import BenchFault, Measurement
 from harness.procedures.rig import Rig
 
 Procedure = Callable[[Rig, Any, Measurement], None]
+
+#: Procedures that touch no bench (a verdict read from another case's record): the runner
+#: skips the nominal state and the return to it.
+WITHOUT_BENCH = frozenset({"evidence"})
 
 
 def _amps(case: Any) -> float:
@@ -62,6 +68,8 @@ PROCEDURES: dict[str, Procedure] = {
     "threshold": threshold.run,
     "quiet": quiet.run,
     "hold": hold.run,
+    "report": report.run,
+    "evidence": evidence.run,
     "readback.write": lambda rig, c, m: readback.write_and_read_back(
         rig, m, c.number, _value(c), _live(c)
     ),

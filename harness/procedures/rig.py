@@ -104,6 +104,8 @@ class Rig:
         self.rated_ah: float | None = None
         #: Voltage of the highest cell in a balancing stimulus (the case's ``top_v``).
         self.balance_top_v: float | None = None
+        #: The run's final record of a test id, or None (``procedures/evidence.py``).
+        self.evidence: Any = None
 
     # -- time ---------------------------------------------------------------------------
     def now(self) -> float:

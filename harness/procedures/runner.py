@@ -109,19 +109,28 @@ def run_case(
     *,
     operator: Any = None,
     operator_absent: str | None = None,
+    evidence: Any = None,
 ) -> Measurement:
     """Run one case; returns its measurement (the verdict is ``measurement.outcome``).
 
     ``operator`` (``harness.operator.Operator``) does the case's hand-steps the bench has no
     relay for; without one (``operator_absent`` says why: "unattended run") such a case is
-    not testable. Raises ``CaseNotTestable`` when the case cannot run on this bench and
-    ``BenchFault`` when the bench, not the device, failed.
+    not testable. ``evidence`` (test id -> the run's final record or None) serves a case
+    proven by another's verdict, which touches no bench. Raises ``CaseNotTestable`` when the
+    case cannot run on this bench and ``BenchFault`` when the bench, not the device, failed.
     """
     if not getattr(case, "testable", True):
         raise CaseNotTestable(case.reason or "not testable on this bench")
     rig = Rig(bench, spec, recorder)
     rig.params = dict(case.params or {})
     rig.setup = Setup(case.id, rig.params)
+    rig.evidence = evidence
+    if case.procedure in registry.WITHOUT_BENCH:
+        m = Measurement(
+            name=case.id, unit=case.unit or "", expected=case.expected, tolerance=case.tolerance
+        )
+        _dispatch(rig, case, m)
+        return m
     # Before anything moves: who does each hand-step (or why nobody can).
     rig.hands = hands.for_case(rig, case, operator, operator_absent)
     if rig.hands.modes:

@@ -171,6 +171,9 @@ def _wrap(fn: Any, **kw: Any):
         behaved = inner.outcome == "passed"
         acted = on if behaved else not on
         m.measured = 1.0 if acted else 0.0
+        # What the function saw is the switch case's evidence too (the verdict is the
+        # same: a failed inner check already makes ``measured`` contradict the state).
+        m.checks.extend(inner.checks)
         m.note = "; ".join([inner.note] + inner.failures()).strip("; ")
 
     return run_special
