@@ -150,7 +150,11 @@ def _summary(mutants: list[Mutant], results: dict[str, Result]) -> list[str]:
     scored = [m for m in mutants if m not in equivalent]
     killed = [m for m in scored if results[m.name].result == "killed"]
     pct = 100.0 * len(killed) / len(scored) if scored else 0.0
-    out = [f"killed {len(killed)} / {len(scored)} non-equivalent ({pct:.1f} %)"]
+    every = sum(1 for m in mutants if results[m.name].result == "killed")
+    out = [
+        f"killed {len(killed)} / {len(scored)} non-equivalent ({pct:.1f} %); "
+        f"{every} / {len(mutants)} of all mutants, equivalent ones included"
+    ]
     if equivalent:
         out.append(f"equivalent (not counted): {len(equivalent)}")
         out += [f"  {m.name}: {m.equivalent}" for m in equivalent]

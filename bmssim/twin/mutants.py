@@ -92,11 +92,17 @@ MUTANTS: tuple[Mutant, ...] = (
     # ------------------------------------------------------------------ threshold rows
     _m("high_trip_strict", "high-side rows trip above the trip value, not at it (> for >=)",
        E(ROWS_EVAL, "trip_c = v >= trip - EPS", "trip_c = v > trip + EPS"),
-       kills="a probe exactly at a high-side trip value"),
+       kills="a probe exactly at a high-side trip value",
+       equivalent="at the spec's tolerance: the trip moves one resolution step (1 mV, 10 mA, "
+       "0.1 degC); the regression measures it (P01 3.552 V for 3.55 V, P21 50.2 degC for 50) "
+       "but the tolerances (10 mV, 2 degC, 1 %) admit it: a conforming verdict cannot fail it"),
     _m("low_recovery_strict", "low-side rows recover above the recovery value, not at it",
        E(ROWS_EVAL, "clear_c = v > rec + EPS if strict else v >= rec - EPS",
          "clear_c = v > rec + EPS"),
-       kills="a probe exactly at a low-side recovery value"),
+       kills="a probe exactly at a low-side recovery value",
+       equivalent="at the spec's tolerance: the recovery moves one resolution step; the "
+       "regression measures it (P04 3.102 V for 3.10 V, P24 5.2 degC for 5) within the "
+       "tolerances (10 mV, 2 degC): a conforming verdict cannot fail it"),
     _m("cell_protection_recovers_at_trip", "P5/P7 recover at their trip value, not at P6/P8",
        E("thresholds.ThresholdRows._thresholds", "return trip, b.eff(row.recovery), False",
          "return trip, b.eff(row.trip if row.trip in (5, 7) else row.recovery), False"),
@@ -105,7 +111,9 @@ MUTANTS: tuple[Mutant, ...] = (
        E("thresholds.ThresholdRows._thresholds",
          "return trip, trip + b.config.charge_prohibition_hysteresis_v, False",
          "return trip, trip, False"),
-       kills="a P10 recovery or hold case"),
+       kills="a P10 recovery or hold case",
+       equivalent="for the spec: it gives P10 no recovery value; the 0.1 V hysteresis is the "
+       "twin's own choice (docs/BEHAVIOUR.md), so a device clearing at P10 conforms"),
     _m("charge_rows_act_discharging", "the charge-only rows (P10, P21-P28) act in any state",
        E(ROWS_EVAL, "trip_c = trip_c and cond == b.state",
          "trip_c = trip_c and (cond == b.state or cond == CHARGING)"),
@@ -188,7 +196,9 @@ MUTANTS: tuple[Mutant, ...] = (
        E("overcurrent.Overcurrent.comparator",
          "current_a = round(self.board.inputs.current_a, 2)",
          "current_a = self.board.i_ca / 100.0"),
-       kills="P69 delay (30 ms, timed to the ms)"),
+       kills="P69 timed at several phases of the 10 ms current sampling (the step repeated "
+       "after each P70 recovery): up to 10 ms late against +-3 ms; the regression's one step "
+       "came 2 ms late (32 ms), inside the tolerance"),
     _m("lockout_survives_block_write", "a block write releases no overcurrent lockout",
        E("overcurrent.Overcurrent.block_written", "for st in self.states.values():",
          "for st in ():"),
@@ -243,7 +253,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("auto_activation_ignores_soc", "S53 automatic activation waits only after P7/P17, not "
        "after the SOC protection P80",
        E("activation.ChargeActivation.waiting_auto", "for n in PULSE_ROWS", "for n in MANUAL_ROWS"),
-       kills="S53 after the remaining-capacity protection"),
+       kills="P74 delay after the remaining-capacity protection"),
     # ------------------------------------------------------------------ capacity, busbar
     _m("coulomb_counts_down_charging", "the coulomb counter counts down while charging",
        E("coulomb.CoulombCounter.integrate", "before + b.i_ca * dt", "before - abs(b.i_ca) * dt"),
@@ -253,7 +263,7 @@ MUTANTS: tuple[Mutant, ...] = (
          "after = max(0, before + b.i_ca * dt)"),
        E("board.Board.soc_permille", "return min(1000, (1000 * self.remaining_u) // full)",
          "return (1000 * self.remaining_u) // full"),
-       kills="a charge past full, remaining capacity and SOC read back"),
+       kills="P60 coulomb counting charging past full"),
     _m("cycle_at_full_capacity", "a cycle is counted per full capacity discharged, not P82 %",
        E("coulomb.CoulombCounter._threshold_u",
          "int(self.board.full_u() * self.board.eff(82) / 100.0)", "int(self.board.full_u())"),
@@ -270,7 +280,8 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("standby_shutdown_ignores_s58", "the standby shutdown cannot be switched off (S58)",
        E("power.PowerState.due", "if b.shutdown or not b.sw(58) or b.inputs.charger_present:",
          "if b.shutdown or b.inputs.charger_present:"),
-       kills="S58 switch-off"),
+       kills="S58 switch-off, once S58 runs in the regression (helper E, issue 10); today it "
+       "runs in the soak suite only (P78 cannot be set below one hour)"),
     _m("power_switch_ignored", "with S57 on, the external power switch has no effect",
        E("power.PowerState.switched_off",
          "return b.sw(57) and (not b.inputs.power_switch or self.switch_latched_off)",
@@ -291,8 +302,8 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("reported_current_sign", "the reported current has the wrong sign (0x42, Modbus)",
        E("contract.TwinContract.measurements", "current, pack = b.i_ca / 100.0,",
          "current, pack = -b.i_ca / 100.0,"),
-       kills="the report cases of issue 10 item 7 (the reported current against the "
-       "terminals)"),
+       kills="P60 coulomb counting while charging, P85/P87 while charging: the reported "
+       "current against the terminals (also the report cases of issue 10 item 7)"),
 )
 # fmt: on
 
