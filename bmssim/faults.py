@@ -24,6 +24,7 @@ File format (``--sim-faults FILE`` or the control channel's ``faults`` request):
       - {quantity: cell_voltage, channel: 7, kind: offset, value: 0.030}
       - {quantity: current, kind: scale, value: -1.0}
     link: {drop_every: 0, corrupt_every: 0, late_every: 0, late_s: 0.0}
+    mutant: scan_skips_cell16                    # a mutant of the twin (bmssim/twin/mutants.py)
 
 Items are ``P1``..``P87``, ``S1``..``S64`` or a slug id of the spec tables. Which of the
 function kinds (``channel_ignored`` .. ``timer_not_reset``) apply to which parameter is
@@ -33,6 +34,7 @@ with the file, the entry, the item and the kind.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -136,6 +138,8 @@ class Faults:
     #: Firmware version the device reports (0x51) instead of its factory one: a deviating
     #: build identifies itself, so runs of different builds can be told apart in history.
     version: tuple[int, int] | None = None
+    #: A mutant of the twin's logic in force (``bmssim/twin/mutants.py``), None: none.
+    mutant: str | None = None
 
     def __post_init__(self) -> None:
         self._index: dict[tuple[str, str, int], FirmwareFault] = {}
@@ -171,7 +175,7 @@ class Faults:
             return cls(source=source)
         if not isinstance(data, Mapping):
             raise ValueError(f"{source}: top level must be a mapping, got {data!r}")
-        unknown = set(data) - {"firmware", "link", "version", "telemetry"}
+        unknown = set(data) - {"firmware", "link", "version", "telemetry", "mutant"}
         if unknown:
             raise ValueError(f"{source}: unknown section(s) {sorted(unknown)}")
         version = _parse_version(data.get("version"), source)
@@ -184,8 +188,14 @@ class Faults:
             _parse_telemetry(entry, i, source)
             for i, entry in enumerate(_as_list(data.get("telemetry"), source, "telemetry"))
         ]
+        mutant = _parse_mutant(data.get("mutant"), source)
         return cls(
-            firmware=firmware, link=link, telemetry=telemetry, source=source, version=version
+            firmware=firmware,
+            link=link,
+            telemetry=telemetry,
+            source=source,
+            version=version,
+            mutant=mutant,
         )
 
     # ------------------------------------------------------------------ queries
@@ -238,7 +248,12 @@ class Faults:
         return switch is not None and (kind, "S", switch) in self._index
 
     def __bool__(self) -> bool:
-        return bool(self.firmware) or bool(self.telemetry) or self.link != LinkFaults()
+        return (
+            bool(self.firmware)
+            or bool(self.telemetry)
+            or self.link != LinkFaults()
+            or self.mutant is not None
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML structure back (for the snapshot and the control channel)."""
@@ -255,6 +270,7 @@ class Faults:
             **({"telemetry": [t.to_dict() for t in self.telemetry]} if self.telemetry else {}),
             "link": {k: getattr(self.link, k) for k in LINK_KEYS},
             **({"version": f"{self.version[0]}.{self.version[1]}"} if self.version else {}),
+            **({"mutant": self.mutant} if self.mutant is not None else {}),
         }
 
 
@@ -385,6 +401,22 @@ def _resolve_item(raw: Any, spec: Any, where: str) -> tuple[str, int]:
                 if obj is not None:
                     return prefix, int(obj.number)
     raise ValueError(f"{where}: unknown item {raw!r} (P1..P87, S1..S64 or a spec slug id)")
+
+
+def _parse_mutant(raw: Any, source: str) -> str | None:
+    """``mutant: NAME``: one of ``bmssim/twin/mutants.py``, or absent / null."""
+    if raw is None:
+        return None
+    from bmssim.twin.mutants import NAMES  # the twin imports this module
+
+    if isinstance(raw, str) and raw in NAMES:
+        return raw
+    close = difflib.get_close_matches(str(raw), NAMES, n=3)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise ValueError(
+        f"{source}: mutant: unknown mutant {raw!r} ({hint}{len(NAMES)} known, listed by "
+        "`python benchmarks/mutation.py --list`)"
+    )
 
 
 def _parse_link(raw: Any, source: str) -> LinkFaults:

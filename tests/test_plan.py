@@ -164,7 +164,12 @@ def test_block_cases(spec, plan):
 
 def test_function_cases(plan):
     functions = {c.number: c for c in plan if c.kind == "function"}
-    assert set(functions) == {51, 59, 60, 66, 81, 82, 83, 84, 85, 86, 87}
+    assert set(functions) == {51, 59, 60, 66, 74, 81, 82, 83, 84, 85, 86, 87}
+    # S53 waits after the remaining-capacity protection too: SOC below P80, not a cell
+    waits = functions[74]
+    assert waits.procedure == "function.auto_activation_waiting"
+    assert waits.params["stimulus"] == "soc" and waits.params["level"] < 5.0
+    assert waits.switch_overrides == {53: True, 54: False}
     # P83 needs a series resistor in a sense lead (capability connection_fault, off here)
     assert not functions[83].testable and "connection_fault" in functions[83].reason
     assert functions[83].switch_overrides == {47: True}

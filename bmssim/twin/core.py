@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bmssim.faults import Faults
-from bmssim.twin import history
+from bmssim.twin import history, mutate
 from bmssim.twin.activation import ChargeActivation
 from bmssim.twin.balancing import Balancing
 from bmssim.twin.board import Board, ceil_grid
@@ -111,6 +111,15 @@ class BmsTwin(TwinContract):
             self.busbar,
             self.connection,
         )
+        #: the mutant in force (bmssim/twin/mutants.py) and the (object, method) it replaced
+        self.mutant: str | None = None
+        self._mutated: list[tuple[object, str]] = []
+        mutate.install(self, b.faults.mutant)  # binds the phase calls (_bind)
+        self.reset(0)
+
+    def _bind(self) -> None:
+        """The bound methods the combination calls; bound again when a mutant comes or goes
+        (it replaces methods of the feature objects)."""
         #: phase or hook name -> the bound methods of the features that have it, in order
         self._calls: dict[str, tuple[Callable[..., None], ...]] = {
             name: tuple(getattr(f, name) for f in self.features if hasattr(f, name))
@@ -121,7 +130,6 @@ class BmsTwin(TwinContract):
         self._flags = overriding(self.features, "flags")
         self._holds = overriding(self.features, "holds")
         self._signatures = overriding(self.features, "signature")
-        self.reset(0)
 
     @property
     def faults(self) -> Faults:
@@ -130,6 +138,8 @@ class BmsTwin(TwinContract):
     @faults.setter
     def faults(self, faults: Faults) -> None:
         self.board.faults = faults
+        if faults.mutant != self.mutant:
+            mutate.install(self, faults.mutant)
 
     # ================================================================== the combination
 

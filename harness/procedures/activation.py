@@ -1,4 +1,5 @@
-"""Charge activation: manual (the button) and automatic (P73-P75), after a cell undervoltage."""
+"""Charge activation: manual (the button) and automatic (P73-P75), after the protection
+that starts the wait (a cell or pack undervoltage, or the remaining-capacity protection)."""
 
 from __future__ import annotations
 
@@ -145,17 +146,20 @@ def manual_activation_switch(rig: Rig, m: Measurement, expect_wait: bool) -> Non
 
 
 def auto_activation(rig: Rig, m: Measurement, expect: bool) -> None:
-    """S53 / P74: after undervoltage protection (cell 1 at the case's ``level``) the output is
-    forced on after the configured interval (``interval_s``) for 60 s to wake a charger."""
+    """S53 / P74: after the protection the case names (``stimulus`` at its ``level``,
+    ``trigger_flag``; default cell 1 and the cell undervoltage protection; the spec names
+    undervoltage and remaining-capacity protection) the output is forced on after the
+    configured interval (``interval_s``) for 60 s to wake a charger."""
     rig.condition("discharging")
-    low = rig.setup.level("cell")
-    obs = rig.probe("cell", low, "cell_undervoltage_protection", 1.5)
+    stimulus, what, flag, _ = _trigger(rig)
+    low = rig.setup.level(stimulus)
+    obs = rig.probe(stimulus, low, flag, 1.5)
     if not obs.flag:
         m.check(
-            "undervoltage protection",
+            "protection before the wait",
             False,
-            f"cell 1 at {low:.3f} V: {obs.describe('cell_undervoltage_protection')}",
-            "did not trip",
+            f"{what} at {low:g}: {obs.describe(flag)}",
+            f"{flag} did not trip",
         )
         return
     rig.condition("standby")
@@ -188,3 +192,39 @@ def auto_activation(rig: Rig, m: Measurement, expect: bool) -> None:
             f"{watch_s / 3600:.3f} h)",
             f"output forced on {after_h:.3f} h after the protection with S53 off",
         )
+
+
+def auto_activation_waiting(rig: Rig, m: Measurement) -> None:
+    """S53 after the protection the case names (``stimulus`` at its ``level``,
+    ``trigger_flag``): the wait for the automatic activation starts at once, the output held
+    off (``hold_s`` later: ``waiting_auto_activation`` set, discharge FET open). The end of
+    the wait, P74 later, is the delay case's (``auto_activation``)."""
+    rig.condition("discharging")
+    stimulus, what, flag, _ = _trigger(rig)
+    low = rig.setup.level(stimulus)
+    obs = rig.probe(stimulus, low, flag, 1.5)
+    if not obs.flag:
+        m.check(
+            "protection before the wait",
+            False,
+            f"{what} at {low:g}: {obs.describe(flag)}",
+            f"{flag} did not trip",
+        )
+        return
+    rig.condition("standby")
+    hold = rig.setup.num("hold_s")
+    rig.wait(hold)
+    o = rig.observe("waiting_auto_activation")
+    m.measured = 1.0 if o.flag else 0.0
+    m.check(
+        "waiting for automatic activation",
+        o.flag,
+        f"{hold:g} s after {flag}: {o.describe('waiting_auto_activation')}",
+        f"waiting_auto_activation not set after {flag}: no automatic activation follows",
+    )
+    m.check(
+        "output held off while waiting",
+        not o.discharge_fet,
+        f"discharge FET {fet_state(o.discharge_fet)} {hold:g} s after {flag}",
+        "output on while waiting for the automatic activation",
+    )

@@ -108,10 +108,19 @@ def coulomb_counting(rig: Rig, m: Measurement) -> None:
     The current of the case's ``direction`` flows at ``current_a`` for ``duration_s``; the
     measured value is the signed change of the reported remaining capacity (Ah, + up),
     against the case's expected charge. The charge the terminals saw is checked against the
-    same value, and the current the BMS reports against the terminals."""
+    same value, and the current the BMS reports against the terminals.
+
+    With ``start_ah`` the remaining capacity is written first (0x49) and ``charge_ah`` is the
+    charge the terminals carry; the expected change may then differ from it: charging past
+    full, the counter stops at the full capacity (and SOC at 100 %)."""
     direction = _direction(rig)
     amps = abs(rig.setup.num("current_a"))
     duration = rig.setup.num("duration_s")
+    if "start_ah" in rig.params:
+        start_ah = rig.setup.num("start_ah")
+        with rig.rec.step(f"remaining capacity to {start_ah:g} Ah"):
+            rig.bench.bms.set_remaining_capacity(start_ah)
+    carried = rig.setup.num("charge_ah") if "charge_ah" in rig.params else m.expected
     before = rig.bench.bms.telemetry()
     with rig.rec.step(f"{direction} {amps:g} A for {duration:g} s: coulomb counting"):
         start = _flow(rig, direction, amps)
@@ -125,14 +134,21 @@ def coulomb_counting(rig: Rig, m: Measurement) -> None:
     terminal_mean = (start.terminal_a + end.terminal_a) / 2.0
     check_reported_current(rig, m, float(mid.current_a), start.terminal_a)
     flowed = terminal_mean * elapsed / 3600.0
-    if m.expected is not None and m.tolerance is not None:
+    if carried is not None and m.tolerance is not None:
         m.check(
             "charge at the terminals",
-            abs(flowed - m.expected) <= m.tolerance,
+            abs(flowed - carried) <= m.tolerance,
             f"{flowed:+.3f} Ah at the terminals ({start.terminal_a:+.2f} -> "
             f"{end.terminal_a:+.2f} A for {elapsed:g} s)",
-            f"the terminals carried {flowed:+.3f} Ah, the case expects {m.expected:+g} Ah: "
+            f"the terminals carried {flowed:+.3f} Ah, the case expects {carried:+g} Ah: "
             "the stimulus, not the counter, is off",
+        )
+    if "start_ah" in rig.params:
+        m.check(
+            "SOC at most 100 %",
+            after.soc_pct <= 100.0,
+            f"SOC {after.soc_pct:g} %, remaining {after.remaining_ah:g} of {after.full_ah:g} Ah",
+            f"SOC {after.soc_pct:g} % reported: beyond full",
         )
     m.measured = round(after.remaining_ah - before.remaining_ah, 3)
     m.note = (

@@ -104,6 +104,9 @@ PROCEDURES: dict[str, Procedure] = {
     "function.soc": _soc,
     "function.series_count": lambda rig, c, m: function.series_count(rig, m),
     "function.gap_compensation": lambda rig, c, m: function.gap_compensation(rig, m),
+    "function.auto_activation_waiting": lambda rig, c, m: activation.auto_activation_waiting(
+        rig, m
+    ),
     "function.cycle_count": lambda rig, c, m: function.cycle_count(rig, m, amps=_amps(c)),
     "function.impedance_compensation": _impedance,
     "direction.busbar_compensation": lambda rig, c, m: direction.busbar_compensation(rig, m),
