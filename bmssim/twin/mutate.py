@@ -12,45 +12,32 @@ board's row listeners are pointed at the method now in force.
 from __future__ import annotations
 import __future__
 
+import importlib
 import inspect
 import textwrap
 from collections.abc import Callable
 from types import MethodType, ModuleType
 from typing import Any
 
-from bmssim.twin import (
-    activation,
-    balancing,
-    board,
-    busbar,
-    contract,
-    coulomb,
-    heating,
-    limiting,
-    overcurrent,
-    power,
-    recording,
-    softstart,
-    thresholds,
-)
 from bmssim.twin.mutants import BY_NAME, Edit, Mutant
 
+#: The twin's modules a mutant may edit, by their short name.
 MODULES: dict[str, ModuleType] = {
-    m.__name__.rsplit(".", 1)[1]: m
-    for m in (
-        activation,
-        balancing,
-        board,
-        busbar,
-        contract,
-        coulomb,
-        heating,
-        limiting,
-        overcurrent,
-        power,
-        recording,
-        softstart,
-        thresholds,
+    name: importlib.import_module(f"bmssim.twin.{name}")
+    for name in (
+        "activation",
+        "balancing",
+        "board",
+        "busbar",
+        "contract",
+        "coulomb",
+        "heating",
+        "limiting",
+        "overcurrent",
+        "power",
+        "recording",
+        "softstart",
+        "thresholds",
     )
 }
 

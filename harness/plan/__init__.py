@@ -16,7 +16,7 @@ whose defaults are the configured values, and every bound, level and expectation
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from bmsspec import Spec
 from harness.plan import evidence
@@ -199,19 +199,7 @@ def suite_estimates(cases: Iterable[Case]) -> dict[str, float]:
 
 def kind_counts(cases: Iterable[Case]) -> dict[str, int]:
     """Number of cases per kind (in a fixed order)."""
-    order = (
-        "trip",
-        "recovery",
-        "quiet",
-        "hold",
-        "delay",
-        "switch-on",
-        "switch-off",
-        "readback",
-        "function",
-        "report",
-    )
-    counts = dict.fromkeys(order, 0)
+    counts = dict.fromkeys(get_args(CaseKind), 0)  # the kinds in the order the model lists
     for c in cases:
         counts[c.kind] = counts.get(c.kind, 0) + 1
     return counts

@@ -145,11 +145,9 @@ def manual_activation_switch(rig: Rig, m: Measurement, expect_wait: bool) -> Non
     )
 
 
-def auto_activation(rig: Rig, m: Measurement, expect: bool) -> None:
-    """S53 / P74: after the protection the case names (``stimulus`` at its ``level``,
-    ``trigger_flag``; default cell 1 and the cell undervoltage protection; the spec names
-    undervoltage and remaining-capacity protection) the output is forced on after the
-    configured interval (``interval_s``) for 60 s to wake a charger."""
+def _protection_before_the_wait(rig: Rig, m: Measurement) -> str | None:
+    """Trips the protection the case names while discharging, then rests (standby): its
+    flag, or None after a failed check when it did not trip."""
     rig.condition("discharging")
     stimulus, what, flag, _ = _trigger(rig)
     low = rig.setup.level(stimulus)
@@ -161,8 +159,19 @@ def auto_activation(rig: Rig, m: Measurement, expect: bool) -> None:
             f"{what} at {low:g}: {obs.describe(flag)}",
             f"{flag} did not trip",
         )
-        return
+        return None
     rig.condition("standby")
+    return flag
+
+
+def auto_activation(rig: Rig, m: Measurement, expect: bool) -> None:
+    """S53 / P74: after the protection the case names (``stimulus`` at its ``level``,
+    ``trigger_flag``; default cell 1 and the cell undervoltage protection; the spec names
+    undervoltage and remaining-capacity protection) the output is forced on after the
+    configured interval (``interval_s``) for 60 s to wake a charger."""
+    flag = _protection_before_the_wait(rig, m)
+    if flag is None:
+        return
     expected_s = rig.setup.num("interval_s")
     if expect:
         timed_until(
@@ -199,19 +208,9 @@ def auto_activation_waiting(rig: Rig, m: Measurement) -> None:
     ``trigger_flag``): the wait for the automatic activation starts at once, the output held
     off (``hold_s`` later: ``waiting_auto_activation`` set, discharge FET open). The end of
     the wait, P74 later, is the delay case's (``auto_activation``)."""
-    rig.condition("discharging")
-    stimulus, what, flag, _ = _trigger(rig)
-    low = rig.setup.level(stimulus)
-    obs = rig.probe(stimulus, low, flag, 1.5)
-    if not obs.flag:
-        m.check(
-            "protection before the wait",
-            False,
-            f"{what} at {low:g}: {obs.describe(flag)}",
-            f"{flag} did not trip",
-        )
+    flag = _protection_before_the_wait(rig, m)
+    if flag is None:
         return
-    rig.condition("standby")
     hold = rig.setup.num("hold_s")
     rig.wait(hold)
     o = rig.observe("waiting_auto_activation")
