@@ -68,6 +68,12 @@ def parse_args(argv: list[str] | None = None) -> SimOptions:
         help="no relay card (Keysight 34972A): the bench file has neither the card, the relays "
         "mapping nor the hand-step capabilities",
     )
+    parser.add_argument(
+        "--bms-protocol",
+        choices=("seplos_v2", "modbus_rtu", "modbus_tcp"),
+        default="seplos_v2",
+        help="the BMS link the bench file names (every endpoint is served either way)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log protocol details")
     args = parser.parse_args(argv)
     parent_pid = args.parent_pid
@@ -90,6 +96,7 @@ def parse_args(argv: list[str] | None = None) -> SimOptions:
         parent_pid=parent_pid if parent_pid is not None and parent_pid > 0 else None,
         remove_on_exit=args.remove_on_exit,
         relays=not args.no_relays,
+        bms_protocol=args.bms_protocol,
     )
 
 

@@ -50,6 +50,8 @@ _log = logging.getLogger(__name__)
 BENCH_ID = "sim"
 SEPLOS_BAUD = 19200
 BMS_ADDRESS = 0
+#: The endpoint the bench file's ``bms.port`` names for each protocol.
+BMS_PORTS = {"seplos_v2": "seplos_pty", "modbus_rtu": "modbus_rtu", "modbus_tcp": "modbus_tcp"}
 #: Measurement noise used by ``--noise``: typical of a BMS front end (1 mV cell ADC LSB,
 #: 0.1 °C NTC resolution).
 NOISE_MV = 1.0
@@ -131,6 +133,9 @@ class SimOptions:
     #: the bench file; False (``--no-relays``): a bench file without them, for a harness whose
     #: bench-file model does not know them yet.
     relays: bool = True
+    #: The BMS link the bench file names: ``seplos_v2`` (the pty), ``modbus_rtu`` (the
+    #: Modbus pty) or ``modbus_tcp``; every endpoint is served whichever it is.
+    bms_protocol: str = "seplos_v2"
 
 
 def calibration_record(idn: str, started_on: dt.date) -> dict[str, Any]:
@@ -400,8 +405,8 @@ class SimBench:
             "instruments": instruments,
             "channels": CHANNELS,
             "bms": {
-                "protocol": "seplos_v2",
-                "port": ep["seplos_pty"],
+                "protocol": self.options.bms_protocol,
+                "port": ep[BMS_PORTS[self.options.bms_protocol]],
                 "baud": SEPLOS_BAUD,
                 "address": BMS_ADDRESS,
             },

@@ -1,14 +1,14 @@
-"""Modbus TCP and Modbus RTU endpoints of the simulated BMS on the register map file.
+"""Modbus TCP and Modbus RTU endpoints of the simulated BMS on the register map file: the
+Seplos V3 layout (``test_plans/modbus_registers.yaml``; what each address holds is
+``bmssim/modbus_map.py``). Values are read from the twin at the moment of each request,
+never cached, so Modbus and the Seplos V2 endpoint always agree.
 
-The register map is data: every register's address, name, unit, scale, signedness and
-source (a twin measurement, a 0x44 flag by name, a parameter or a switch by spec number)
-are written in the YAML file, which the harness's Modbus link reads too. Values are read
-from the twin at the moment of each request, never cached, so Modbus and the Seplos V2
-endpoint always agree.
-
-Writes of parameters (holding registers) and switches (coils) are a read-modify-write of
-the whole parameter block through ``twin.write_block``: the same validation as an 0xA1
-write, and a refusal becomes Modbus exception 03 (illegal value).
+The V3 board's function codes only: 04 (telemetry, parameters, device info), 01 (alarms,
+per-cell bits, switches), 10 (parameters) and 0F (switches); any other gets exception 01,
+an address outside the map's blocks exception 02. Writes are a read-modify-write of the
+whole parameter block through ``twin.write_block``: the same validation as an 0xA1 write,
+and a refusal becomes exception 03 (illegal value); the remaining capacity written alone
+goes through the twin's single write, as 0x49 does.
 
 pymodbus 3.16.1 serves Modbus TCP with :class:`TwinModbusContext` as its datastore (a
 ``ModbusServerContext`` whose ``async_getValues``/``async_setValues`` go to the twin; the
@@ -29,13 +29,10 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.exceptions import NoSuchIdException
@@ -43,148 +40,15 @@ from pymodbus.framer import FramerRTU
 from pymodbus.pdu import DecodePDU, ExceptionResponse
 from pymodbus.server import ModbusTcpServer
 
+from bmssim.modbus_map import DEFAULT_MAP, RegisterMap, TwinRegisters
 from bmssim.seplos_server import DEFAULT_BAUD, LinePace, bms_answers, open_raw_pty
 from bmssim.twin.types import ParameterBlock
 
 _log = logging.getLogger(__name__)
 
-DEFAULT_MAP = Path(__file__).resolve().parent.parent / "test_plans" / "modbus_registers.yaml"
 
-COIL_FCS = (1, 5, 15)
-DISCRETE_FCS = (2,)
-HOLDING_FCS = (3, 6, 16, 22, 23)
-INPUT_FCS = (4,)
-
-_INDEXED = re.compile(r"^(?P<name>[a-z_.]+)\[(?P<index>\d+)\]$")
-
-
-@dataclass(frozen=True)
-class Register:
-    """One 16-bit register: raw = round(value / scale) + offset."""
-
-    address: int
-    name: str
-    source: str
-    unit: str = ""
-    scale: float = 1.0
-    offset: int = 0
-    signed: bool = False
-
-    def to_raw(self, value: float) -> int:
-        """The register content; ValueError if the value does not fit 16 bits."""
-        raw = round(value / self.scale) + self.offset
-        low, high = (-0x8000, 0x7FFF) if self.signed else (0, 0xFFFF)
-        if not low <= raw <= high:
-            raise ValueError(f"{self.name} = {value} {self.unit}: raw {raw} outside 16 bits")
-        return raw & 0xFFFF
-
-    def from_raw(self, raw: int) -> float:
-        if self.signed and raw >= 0x8000:
-            raw -= 0x10000
-        return (raw - self.offset) * self.scale
-
-
-@dataclass(frozen=True)
-class Bit:
-    """One coil or discrete input."""
-
-    address: int
-    name: str
-    source: str
-
-
-@dataclass
-class RegisterMap:
-    """The four tables of the map file, keyed by address."""
-
-    device_id: int
-    input_registers: dict[int, Register] = field(default_factory=dict)
-    holding_registers: dict[int, Register] = field(default_factory=dict)
-    discrete_inputs: dict[int, Bit] = field(default_factory=dict)
-    coils: dict[int, Bit] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, path: Path | str = DEFAULT_MAP, spec: Any = None) -> RegisterMap:
-        """Read and check the map; with ``spec``, holding registers must carry each
-        parameter's wire encoding and every flag/parameter/switch must exist."""
-        path = Path(path)
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        regmap = cls(device_id=int(data["device_id"]))
-
-        def where(table: str, i: int, row: dict[str, Any]) -> str:
-            return f"{path.name}: {table}[{i}] ({row.get('name')!r})"
-
-        for table in ("input_registers", "holding_registers"):
-            target: dict[int, Register] = getattr(regmap, table)
-            for i, row in enumerate(data.get(table) or []):
-                try:
-                    reg = Register(
-                        address=int(row["address"]),
-                        name=str(row["name"]),
-                        source=str(row["source"]),
-                        unit=str(row.get("unit", "")),
-                        scale=float(row.get("scale", 1)),
-                        offset=int(row.get("offset", 0)),
-                        signed=bool(row.get("signed", False)),
-                    )
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise ValueError(f"{where(table, i, row)}: {exc}") from None
-                if reg.address in target:
-                    raise ValueError(f"{where(table, i, row)}: address {reg.address:#06x} twice")
-                target[reg.address] = reg
-        for table in ("discrete_inputs", "coils"):
-            bits: dict[int, Bit] = getattr(regmap, table)
-            for i, row in enumerate(data.get(table) or []):
-                try:
-                    bit = Bit(int(row["address"]), str(row["name"]), str(row["source"]))
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise ValueError(f"{where(table, i, row)}: {exc}") from None
-                if bit.address in bits:
-                    raise ValueError(f"{where(table, i, row)}: address {bit.address:#06x} twice")
-                bits[bit.address] = bit
-        if spec is not None:
-            regmap.check_against(spec, path.name)
-        return regmap
-
-    def check_against(self, spec: Any, filename: str = "modbus_registers.yaml") -> None:
-        """Refuse a map that disagrees with the spec tables (a stale map would otherwise
-        serve wrong values without anyone noticing)."""
-        flag_names = {f.name for f in spec.flags}
-        for reg in self.holding_registers.values():
-            p = spec.param(_number(reg.source, "parameter.P"))
-            enc = p.encoding
-            mine = (reg.scale, reg.offset, reg.signed)
-            theirs = (float(enc.scale), int(enc.offset), bool(enc.signed))
-            if abs(mine[0] - theirs[0]) > 1e-12 or mine[1:] != theirs[1:]:
-                raise ValueError(
-                    f"{filename}: {reg.name} has scale/offset/signed {mine}, "
-                    f"the spec's encoding is {theirs}"
-                )
-        for bit in self.coils.values():
-            spec.switch(_number(bit.source, "switch.S"))
-        for bit in self.discrete_inputs.values():
-            if bit.source.startswith("flag.") and bit.source[5:] not in flag_names:
-                raise ValueError(f"{filename}: {bit.name}: {bit.source[5:]!r} is not a spec flag")
-
-
-def _number(source: str, prefix: str) -> int:
-    if not source.startswith(prefix):
-        raise ValueError(f"source {source!r} should start with {prefix!r}")
-    return int(source[len(prefix) :])
-
-
-def _indexed(obj: Any, path: str) -> Any:
-    """``cell_v[3]`` -> obj.cell_v[3]; ``pack_v`` -> obj.pack_v.
-
-    An index past the end reads 0: with fewer cells in series (P66 < 16) the registers of
-    the missing cells stay mapped and read zero, as a fixed map should.
-    """
-    m = _INDEXED.match(path)
-    if m:
-        items = getattr(obj, m["name"])
-        index = int(m["index"])
-        return items[index] if index < len(items) else 0
-    return getattr(obj, path)
+#: The function codes of the Seplos V3 board (any other one: exception 01).
+READ_COILS, READ_REGISTERS, WRITE_COILS, WRITE_REGISTERS = 0x01, 0x04, 0x0F, 0x10
 
 
 class TwinModbusContext(ModbusServerContext):
@@ -199,6 +63,7 @@ class TwinModbusContext(ModbusServerContext):
         self.world = world
         self.spec = spec
         self.regmap = regmap
+        self.values = TwinRegisters(world, spec, regmap)
         self._ids = list(device_ids)
         self.old_simulator = True
         self.simdevices = []
@@ -223,42 +88,20 @@ class TwinModbusContext(ModbusServerContext):
             return self.read(func_code, address, count)
         except KeyError:
             return ExcCodes.ILLEGAL_ADDRESS
+        except LookupError:
+            return ExcCodes.ILLEGAL_FUNCTION
         except ValueError as exc:
             _log.warning("modbus read %d@%#06x: %s", func_code, address, exc)
             return ExcCodes.DEVICE_FAILURE
 
     def read(self, func_code: int, address: int, count: int) -> list[int] | list[bool]:
-        """Values of ``count`` consecutive addresses; KeyError for an unmapped one."""
-        addresses = range(address, address + count)
-        if func_code in INPUT_FCS:
-            m = self.world.twin.measurements()
-            regs = [self.regmap.input_registers[a] for a in addresses]
-            return [
-                r.to_raw(float(_indexed(m, r.source.removeprefix("measurements.")))) for r in regs
-            ]
-        if func_code in HOLDING_FCS:
-            regs = [self.regmap.holding_registers[a] for a in addresses]
-            values = self.world.twin.read_block().values
-            return [self._param(r).encode(values[_number(r.source, "parameter.P")]) for r in regs]
-        if func_code in DISCRETE_FCS:
-            bits = [self.regmap.discrete_inputs[a] for a in addresses]
-            status = self.world.twin.status()
-            return [self._status_bit(status, b.source) for b in bits]
-        if func_code in COIL_FCS:
-            bits = [self.regmap.coils[a] for a in addresses]
-            switches = self.world.twin.read_block().switches
-            return [bool(switches[_number(b.source, "switch.S")]) for b in bits]
-        raise KeyError(func_code)
-
-    def _param(self, reg: Register) -> Any:
-        """The spec parameter behind a holding register (its encoding is the register's)."""
-        return self.spec.param(_number(reg.source, "parameter.P"))
-
-    @staticmethod
-    def _status_bit(status: Any, source: str) -> bool:
-        if source.startswith("flag."):
-            return source[5:] in status.flags
-        return bool(_indexed(status, source))
+        """Values of ``count`` consecutive addresses (FC 4 registers, FC 1 coils); KeyError
+        for an address outside every block, LookupError for another function code."""
+        if func_code == READ_REGISTERS:
+            return self.values.registers(address, count)
+        if func_code == READ_COILS:
+            return self.values.coils(address, count)
+        raise LookupError(func_code)
 
     # ------------------------------------------------------------------ writes
 
@@ -270,28 +113,36 @@ class TwinModbusContext(ModbusServerContext):
             self.write(func_code, address, list(values))
         except KeyError:
             return ExcCodes.ILLEGAL_ADDRESS
+        except LookupError:
+            return ExcCodes.ILLEGAL_FUNCTION
         except ValueError as exc:
             _log.info("modbus write %d@%#06x refused: %s", func_code, address, exc)
             return ExcCodes.ILLEGAL_VALUE
         return None
 
     def write(self, func_code: int, address: int, values: list[Any]) -> None:
-        """Read-modify-write of the parameter block; ValueError when the twin refuses."""
-        addresses = range(address, address + len(values))
-        block = self.world.twin.read_block()
-        new_values = dict(block.values)
-        new_switches = dict(block.switches)
-        if func_code in HOLDING_FCS:
-            for a, raw in zip(addresses, values, strict=True):
-                p = self._param(self.regmap.holding_registers[a])
-                new_values[p.number] = p.decode(int(raw))  # ValueError if it does not fit
-        elif func_code in COIL_FCS:
-            for a, bit in zip(addresses, values, strict=True):
-                new_switches[_number(self.regmap.coils[a].source, "switch.S")] = bool(bit)
+        """FC 16 parameters, FC 15 switches: a read-modify-write of the parameter block
+        through the twin (0xA1 rules: ValueError when it refuses); the remaining capacity
+        written alone goes through the twin's single write (0x49)."""
+        twin = self.world.twin
+        if func_code == WRITE_REGISTERS:
+            new_values, single = self.values.write_registers(address, values)
+            if single:
+                twin.set_remaining_capacity(new_values[60])
+                self.world.settle()
+                return
+            new_switches: dict[int, bool] = {}
+        elif func_code == WRITE_COILS:
+            new_values, new_switches = {}, self.values.write_coils(address, values)
         else:
-            raise KeyError(func_code)  # input registers and discrete inputs are read-only
-        self.world.twin.write_block(
-            ParameterBlock(values=new_values, switches=new_switches, model_name=block.model_name)
+            raise LookupError(func_code)  # the V3 board writes with FC 16 and FC 15 only
+        block = twin.read_block()
+        twin.write_block(
+            ParameterBlock(
+                values=dict(block.values) | new_values,
+                switches=dict(block.switches) | new_switches,
+                model_name=block.model_name,
+            )
         )
         self.world.settle()
 

@@ -296,3 +296,6 @@ class LaunchFile(_Strict):
     #: What the launched bench may apply, declared so a plan knows its reach without
     #: launching it (the resolved file's envelope is what the instruments are held to).
     envelope: Envelope | None = None
+    #: The protocol of the resolved file's BMS link, declared so a plan knows what the link
+    #: reports without launching (a Modbus bench: the Seplos V3 layout's coverage).
+    bms_protocol: Literal["seplos_v2", "modbus_rtu", "modbus_tcp"] | None = None

@@ -39,6 +39,7 @@ def plan_command(
     from bmsspec import SpecError, load_spec
     from bmsspec.config import configured_spec
     from harness.benchfile import bench_capabilities, bench_relays
+    from harness.link_coverage import coverage_of
     from harness.plan import SUITES, build_plan
     from harness.plan_view import plan_json, render_table, wide_width
     from harness.reach import reach_of
@@ -57,6 +58,7 @@ def plan_command(
         spec, _ = configured_spec(load_spec(), Path(parameters) if parameters else None)
         relays = bench_relays(bench_path)
         reach = reach_of(bench_path)
+        link = coverage_of(bench_path, spec)
     except SpecError as exc:
         flag = "--parameters: " if parameters and "parameters.yaml" not in str(exc) else ""
         typer.echo(f"error: {flag}{exc}", err=True)
@@ -66,9 +68,14 @@ def plan_command(
         raise typer.Exit(2) from None
     # The bench's relays decide which hand-step cases need a person (needs_operator).
     # What the bench can apply: a case beyond it is untestable with the numbers.
-    everything = build_plan(spec, caps, relays=relays, reach=reach)
+    # What the bench's BMS link carries: a case that needs more is untestable, naming it.
+    everything = build_plan(spec, caps, relays=relays, reach=reach, link=link)
     # The run builds its plan with the suite (harness.session): the same call, the same cases.
-    cases = build_plan(spec, caps, suite=suite, relays=relays, reach=reach) if suite else everything
+    cases = (
+        build_plan(spec, caps, suite=suite, relays=relays, reach=reach, link=link)
+        if suite
+        else everything
+    )
     if as_json:
         typer.echo(plan_json(cases))
         return

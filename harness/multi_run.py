@@ -80,10 +80,13 @@ def validate(benches: list[Path], suite: str) -> None:
 
             caps = bench_capabilities(bench)
             relays = bench_relays(bench)
+            from harness.link_coverage import coverage_of
+
+            link = coverage_of(bench, spec)
         except BenchFileError as exc:
             raise BenchSetError(str(exc)) from None
         seen[key] = config
-        cases = build_plan(spec, caps, suite=suite, relays=relays)
+        cases = build_plan(spec, caps, suite=suite, relays=relays, link=link)
         plans[key] = [
             (c.id, bool(getattr(c, "testable", True)), getattr(c, "reason", None)) for c in cases
         ]

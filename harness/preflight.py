@@ -187,9 +187,11 @@ def run_check(bench_file: Any, suite: str | None, allow_overdue: bool, console: 
     for line in lines:
         table.add_row(line.what, "[green]yes[/]" if line.ok else "[red]NO[/]", line.seen)
     console.print(table)
+    from harness.link_coverage import coverage_of
     from harness.reach import reach_of
 
-    cases = build_plan(spec, caps, suite=suite, reach=reach_of(bench_file))
+    link = coverage_of(bench_file, spec)
+    cases = build_plan(spec, caps, suite=suite, reach=reach_of(bench_file), link=link)
     runnable, not_runnable = plan_on_bench(cases)
     console.print(
         f"plan{' (' + suite + ')' if suite else ''}: {len(runnable)} of {len(cases)} cases "

@@ -151,16 +151,23 @@ class BenchSession(SessionResume, SessionBench, SessionEnd):
 
     def cases(self) -> list[Any]:
         from harness.benchfile import BenchFileError, bench_relays
+        from harness.link_coverage import coverage_of
         from harness.plan import build_plan
         from harness.reach import reach_of
 
         try:
             relays = bench_relays(self.bench_file)
             reach = reach_of(self.bench_file)
+            link = coverage_of(self.bench_file, self.spec)
         except BenchFileError as exc:
             raise ConfigError(str(exc)) from None
         return build_plan(
-            self.spec, self.capabilities(), suite=self.suite, relays=relays, reach=reach
+            self.spec,
+            self.capabilities(),
+            suite=self.suite,
+            relays=relays,
+            reach=reach,
+            link=link,
         )
 
     # -- cases --------------------------------------------------------------------------

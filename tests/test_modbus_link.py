@@ -1,5 +1,6 @@
-"""The Modbus link against a fake pymodbus client serving the register map file: decoding
-through the map, whole-block writes, exceptions as BmsRejected, and what the map lacks."""
+"""The Modbus link against a fake pymodbus client serving the register map file (the
+Seplos V3 layout): decoding through the map, one read and one write a block, exceptions as
+BmsRejected, and what the map lacks (absent, never faked)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
 from bmsspec import load_spec
+from instruments.bms.modbus_decode import encode_parameter
 from instruments.bms.modbus_link import ModbusLink, load_register_map, runs
 from instruments.errors import BenchLost, BmsLinkError, BmsRejected
 
@@ -18,12 +20,14 @@ SPEC = load_spec()
 MAP = load_register_map()
 
 
-FUNCTION = {"ir": 4, "hr": 3, "di": 2, "co": 1, "w_hr": 16, "w_r": 6, "w_co": 15}
+FUNCTION = {"ir": 4, "co": 1, "w_r": 16, "w_co": 15}
 
 
 class FakeClient:
-    """Holds the four tables as dicts of raw values, answering like pymodbus responses
-    (function code, registers or bits, echoed address and count for writes).
+    """Serves the map's blocks as dicts of raw values (an address of a block no row lists
+    reads 0), answering like pymodbus responses (function code, registers or bits, echoed
+    address and count for writes). Parameters hold the spec defaults, switches their
+    defaults.
 
     ``script`` (one entry per call, consumed in order; empty = answer normally):
     ``"timeout"`` raises ``ModbusIOException`` as pymodbus does when no valid answer came,
@@ -32,15 +36,18 @@ class FakeClient:
     pyserial port (RTU) whose ``in_waiting`` the link checks and drains."""
 
     def __init__(self) -> None:
-        self.input = {r.address: 0 for r in MAP.input_registers}
-        self.holding = {
-            r.address: SPEC.param(int(r.source.removeprefix("parameter.P"))).encode(
-                SPEC.param(int(r.source.removeprefix("parameter.P"))).default
+        self.input: dict[int, int] = {}
+        self.coils: dict[int, bool] = {}
+        for block in MAP.blocks:
+            table = self.input if block.table == "registers" else self.coils
+            for a in range(block.start, block.start + block.count):
+                table[a] = 0 if block.table == "registers" else False
+        for n, reg in MAP.parameters().items():
+            self.input[reg.address] = encode_parameter(
+                reg, SPEC.param(n).default, SPEC.param(n).unit
             )
-            for r in MAP.holding_registers
-        }
-        self.discrete = {b.address: False for b in MAP.discrete_inputs}
-        self.coils = {c.address: True for c in MAP.coils}
+        for n, bit in MAP.switches().items():
+            self.coils[bit.address] = SPEC.switch(n).default
         self.calls: list[tuple[str, int, int]] = []
         self.refuse: int | None = None
         self.script: list[str] = []
@@ -72,10 +79,10 @@ class FakeClient:
         values = [table[a] for a in range(address, address + count)]  # KeyError = address 02
         code = FUNCTION[name]
         if action == "other":
-            code = 1 if code != 1 else 2
+            code = 1 if code != 1 else 4
         if action == "short":
             values = values[:-1]
-        fields = {key: values} if not name.startswith("w_") or name == "w_r" else {}
+        fields = {} if name.startswith("w_") else {key: values}
         return SimpleNamespace(
             isError=lambda: False, function_code=code, address=address, count=count, **fields
         )
@@ -83,22 +90,12 @@ class FakeClient:
     def read_input_registers(self, address, *, count, device_id):
         return self._answer(self.input, "ir", address, count, "registers")
 
-    def read_holding_registers(self, address, *, count, device_id):
-        return self._answer(self.holding, "hr", address, count, "registers")
-
-    def read_discrete_inputs(self, address, *, count, device_id):
-        return self._answer(self.discrete, "di", address, count, "bits")
-
     def read_coils(self, address, *, count, device_id):
         return self._answer(self.coils, "co", address, count, "bits")
 
     def write_registers(self, address, values, *, device_id):
-        self.holding.update(zip(range(address, address + len(values)), values, strict=True))
-        return self._answer(self.holding, "w_hr", address, len(values), "registers")
-
-    def write_register(self, address, value, *, device_id):
-        self.holding[address] = value
-        return self._answer(self.holding, "w_r", address, 1, "registers")
+        self.input.update(zip(range(address, address + len(values)), values, strict=True))
+        return self._answer(self.input, "w_r", address, len(values), "registers")
 
     def write_coils(self, address, values, *, device_id):
         self.coils.update(zip(range(address, address + len(values)), values, strict=True))
@@ -114,7 +111,7 @@ def make(**kw: Any) -> tuple[ModbusLink, FakeClient]:
 
 
 def by_name(name: str) -> int:
-    return next(r.address for r in MAP.input_registers if r.name == name)
+    return next(r.address for r in MAP.registers if r.name == name)
 
 
 def test_runs():
@@ -122,7 +119,7 @@ def test_runs():
     assert runs(list(range(10)), 4) == [(0, 4), (4, 4), (8, 2)]
 
 
-def test_telemetry_through_the_map():
+def test_telemetry_through_the_map_one_read_a_block():
     link, client = make()
     client.input[by_name("current")] = (-1234) & 0xFFFF
     client.input[by_name("cell_voltage_16")] = 3456
@@ -133,36 +130,66 @@ def test_telemetry_through_the_map():
     assert t.cell_v[15] == pytest.approx(3.456) and len(t.cell_v) == 16
     assert t.ambient_c == pytest.approx(45.2)
     assert t.soc_pct == pytest.approx(50.5)
-    assert all(count <= 125 for _, _, count in client.calls)
+    assert t.rated_ah == pytest.approx(SPEC.param(59).default)  # SPA: the parameter P59
+    assert t.port_v is None  # V3 reports no port voltage: not invented
+    assert [name for name, _, _ in client.calls] == ["ir"] * 3  # PIA, PIB, SPA
 
 
-def test_status_names_every_flag():
+def test_status_names_the_flags_the_layout_carries_and_no_other():
     link, client = make()
-    flag_address = {b.source: b.address for b in MAP.discrete_inputs}
-    client.discrete[flag_address["flag.cell_overvoltage_protection"]] = True
-    client.discrete[flag_address["flag.charge_fet"]] = True
-    client.discrete[flag_address["flag.standby"]] = True
-    client.discrete[flag_address["balancing[4]"]] = True
+    flags = MAP.flags()
+    for name in ("cell_overvoltage_protection", "charge_fet", "standby"):
+        client.coils[flags[name].address] = True
+    client.coils[next(b.address for b in MAP.coils if b.source == "balancing[4]")] = True
+    client.coils[next(b.address for b in MAP.coils if b.source == "cell_high[2]")] = True
     s = link.status()
-    assert set(s.flags) == set(SPEC.flag_names)
+    assert set(s.flags) == set(flags) < set(SPEC.flag_names)
+    assert "secondary_trip_protection" not in s.flags  # not reported, not False
     assert s.active() == ["cell_overvoltage_protection", "charge_fet", "standby"]
     assert s.charge_fet and not s.discharge_fet and s.system_states == ["standby"]
     assert s.balancing == [i == 4 for i in range(16)]
+    assert s.cell_levels == [2 if i == 2 else 0 for i in range(16)]
+    assert [name for name, _, _ in client.calls] == ["co"]  # PIC in one read
 
 
-def test_block_read_modify_write_verified():
+def test_block_read_modify_write_in_one_write_a_block():
     link, client = make()
-    back = link.write_parameters({57: -240.0}, switches={10: False})
+    back = link.write_parameters({57: -240.0, 72: 7.0}, switches={10: False})
     assert back.values[57] == pytest.approx(-240.0) and back.switches[10] is False
+    assert back.values[72] == pytest.approx(7.0)  # minutes, kept as 0.1 s by the board
+    assert client.input[MAP.parameters()[72].address] == 4200
     assert back.values[1] == pytest.approx(SPEC.param(1).default)
-    assert {name for name, _, _ in client.calls} >= {"w_hr", "w_co"}
+    assert 19 not in back.values and 41 not in back.switches  # not in the V3 layout
+    assert [name for name, _, _ in client.calls].count("w_r") == 1
+    assert [name for name, _, _ in client.calls].count("w_co") == 1
+
+
+def test_a_value_off_the_register_step_is_refused_before_any_write():
+    link, client = make()
+    with pytest.raises(BmsLinkError, match=r"P55 cannot be written.*step 1 A"):
+        link.write_parameters({55: 110.5})
+    assert not any(name.startswith("w_") for name, _, _ in client.calls)
+    assert link.resolution(55) == 1.0 and link.resolution(5) == pytest.approx(0.001)
 
 
 def test_single_remaining_capacity_register():
     link, client = make()
     link.set_remaining_capacity(42.5)
-    p60 = next(r.address for r in MAP.holding_registers if r.source == "parameter.P60")
-    assert client.holding[p60] == 4250
+    assert client.input[MAP.parameters()[60].address] == 4250
+    assert client.calls[-1] == ("w_r", MAP.parameters()[60].address, 1)
+
+
+def test_device_info_from_via():
+    link, client = make()
+    via = next(t for t in MAP.text if t.source == "device_info.manufacturer")
+    for k, word in enumerate((b"XZ", b"H-", b"El")):
+        client.input[via.address + k] = int.from_bytes(word, "big")
+    version = next(t for t in MAP.text if t.source == "device_info.version")
+    client.input[version.address] = 0x3135  # "15": a real board's firmware 1.5
+    info = link.device_info()
+    assert info.manufacturer == "XZH-El" and info.version == "1.5"
+    client.input[version.address] = 0x1004
+    assert link.device_info().version == "16.4"
 
 
 def test_exception_becomes_rejected_with_meaning():
@@ -174,16 +201,16 @@ def test_exception_becomes_rejected_with_meaning():
 
 def test_what_the_map_lacks_is_refused_not_faked():
     link, _ = make()
-    with pytest.raises(BmsLinkError, match="device info is not available over Modbus"):
-        link.device_info()
+    with pytest.raises(BmsLinkError, match="history records is not available over Modbus"):
+        link.history_record(0)
     with pytest.raises(BmsLinkError, match="control"):
         link.control(0, 0x1F)
 
 
-def test_a_map_missing_a_flag_is_refused_at_open():
+def test_a_map_without_the_fet_bits_is_refused_at_open():
     partial = load_register_map()
-    partial.discrete_inputs.pop(0)
-    with pytest.raises(BmsLinkError, match="lacks flag.voltage_sensor_fault"):
+    partial.coils[:] = [b for b in partial.coils if b.source != "flag.charge_fet"]
+    with pytest.raises(BmsLinkError, match="lacks flag.charge_fet"):
         ModbusLink("fake", spec=SPEC, register_map=partial, client=FakeClient())
 
 
@@ -243,7 +270,7 @@ def test_timeout_is_rtu_line_time_plus_margin(baud: int):
     expected = [(8 + 5 + 2 * n) * 10 / baud + 0.5 for n in counts]
     assert client.timeouts == pytest.approx(expected)
     link.status()
-    bits = [n for name, _, n in client.calls if name == "di"]
+    bits = [n for name, _, n in client.calls if name == "co"]
     assert client.timeouts[-len(bits) :] == pytest.approx(
         [(8 + 5 + (n + 7) // 8) * 10 / baud + 0.5 for n in bits]
     )

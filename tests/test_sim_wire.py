@@ -313,34 +313,40 @@ def test_link_faults_from_the_control_channel(port: serial.Serial, control: Any)
 
 
 def _check_modbus_telemetry(client: Any) -> None:
-    cells = client.read_input_registers(0x1100, count=16, device_id=1)
-    assert not cells.isError(), cells
-    assert all(2000 < mv < 4000 for mv in cells.registers)
-    pack = client.read_input_registers(0x1000, count=2, device_id=1)
-    assert not pack.isError()
-    assert pack.registers[0] == pytest.approx(sum(cells.registers) / 10, abs=5)
-    temps = client.read_input_registers(0x1110, count=6, device_id=1)
-    assert all(2331 < raw < 3731 for raw in temps.registers)  # -40..100 °C in 0.1 K
+    """The Seplos V3 blocks as a public client reads them (FC 4 PIA x 18, PIB x 26)."""
+    pia = client.read_input_registers(0x1000, count=0x12, device_id=1)
+    assert not pia.isError(), pia
+    pib = client.read_input_registers(0x1100, count=0x1A, device_id=1)
+    assert not pib.isError(), pib
+    cells = pib.registers[:16]
+    assert all(2000 < mv < 4000 for mv in cells)
+    assert pia.registers[0] == pytest.approx(sum(cells) / 10, abs=5)
+    temps = pib.registers[16:20] + pib.registers[24:26]  # 0x1114-0x1117 reserved
+    assert all(2331 < raw < 3731 for raw in temps)  # -40..100 °C in 0.1 K
 
 
 def test_modbus_tcp(sim: dict[str, Any]) -> None:
     host, _, p = sim["bms_endpoints"]["modbus_tcp"].rpartition(":")
+    p5_address = 0x130D  # V3 SPA: cell over-voltage protection
     with ModbusTcpClient(host, port=int(p), timeout=2) as client:
         _check_modbus_telemetry(client)
-        p5 = client.read_holding_registers(0x1304, count=1, device_id=1)
+        p5 = client.read_input_registers(p5_address, count=1, device_id=1)
         assert p5.registers == [SPEC.param(5).encode(SPEC.param(5).default)]
-        assert not client.write_register(0x1304, 3600, device_id=1).isError()
-        assert client.read_holding_registers(0x1304, count=1, device_id=1).registers == [3600]
-        refused = client.write_register(0x1304, 1000, device_id=1)  # below its recovery P6
+        assert not client.write_registers(p5_address, [3600], device_id=1).isError()
+        assert client.read_input_registers(p5_address, count=1, device_id=1).registers == [3600]
+        refused = client.write_registers(p5_address, [1000], device_id=1)  # below recovery P6
         assert refused.isError() and refused.exception_code == 3
-        assert not client.write_register(0x1304, p5.registers[0], device_id=1).isError()
-        assert client.read_input_registers(0x0FFF, count=1, device_id=1).isError()  # unmapped
-        coils = client.read_coils(0x1400, count=64, device_id=1)
-        assert coils.bits[:64] == [SPEC.switch(n).default for n in range(1, 65)]
-        # events 1-6 and the on/off byte: 0x1200 .. 0x1233 are all named, so contiguous
-        flags = client.read_discrete_inputs(0x1200, count=0x34, device_id=1)
-        assert not flags.isError() and any(flags.bits[:0x34])
-        assert client.read_discrete_inputs(0x1234, count=1, device_id=1).isError()  # unnamed bit
+        assert not client.write_registers(p5_address, p5.registers, device_id=1).isError()
+        assert client.read_input_registers(0x0FFF, count=1, device_id=1).exception_code == 2
+        # the V3 board's four function codes only: holding registers are refused (01)
+        assert client.read_holding_registers(p5_address, count=1, device_id=1).exception_code == 1
+        assert client.write_register(p5_address, 3600, device_id=1).exception_code == 1
+        pic = client.read_coils(0x1200, count=0x90, device_id=1)
+        assert not pic.isError()
+        assert pic.bits[0x78] and pic.bits[0x79]  # 0x1278/0x1279: discharge and charge FET on
+        sfa = client.read_coils(0x1400, count=0x50, device_id=1)
+        assert sfa.bits[1] is SPEC.switch(10).default  # 0x1401: cell over-voltage protection
+        assert client.write_coils(0x1240, [True], device_id=1).exception_code == 2  # PIC
 
 
 def test_modbus_rtu(sim: dict[str, Any]) -> None:

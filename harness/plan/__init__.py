@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, get_args
 
 from bmsspec import Spec
 from harness.plan import evidence
+from harness.plan import link as link_pass
 from harness.plan.bands import hold_cases
 from harness.plan.block import block_cases, out_of_range_value, readback_value
 from harness.plan.common import (
@@ -48,6 +49,7 @@ from harness.plan.thresholds import threshold_cases
 
 if TYPE_CHECKING:
     from harness.reach import Reach
+    from instruments.bms.coverage import LinkCoverage
 
 __all__ = [
     "CAPABILITIES",
@@ -120,6 +122,7 @@ def build_plan(
     *,
     relays: Collection[str] | None = None,
     reach: Reach | None = None,
+    link: LinkCoverage | None = None,
 ) -> list[Case]:
     """Every case for this spec on a bench with these capabilities; ``suite`` filters.
 
@@ -130,6 +133,9 @@ def build_plan(
     ``relays``: the hand-steps the bench wires to relays (``harness.benchfile.bench_relays``);
     a case with a hand-step outside it ``needs_operator``. None: not known (then
     ``needs_operator`` is None for every case with hand-steps).
+
+    ``link``: what the bench's BMS link carries (``harness.link_coverage.coverage_of``); a
+    case that needs what it does not carry is untestable, naming it. None: the whole spec.
 
     Raises ValueError for an unknown suite name (the CLI turns it into exit code 2).
     """
@@ -157,6 +163,8 @@ def build_plan(
                 case.testable, case.reason, case.est_bench_s = False, beyond, 0.0
         if not case.testable and case.reason is None:
             case.reason = "not testable on this bench"
+    link_pass.apply(spec, cases, link)
+    for case in cases:
         operator_fields(case, relays)
     evidence.resolve(spec, cases)
     ids = [c.id for c in cases]

@@ -136,10 +136,13 @@ class Rig:
         # that bounds it (its range's ``max_param``: a new rated capacity); then to half of it.
         live = [p for p in self.spec.parameters if p.recipe is not None and p.recipe.live]
         skipped = {p.number for p in live} - set(explicit)
+        # A row the link does not carry (absent from the block it reads: the Modbus link's
+        # Seplos V3 layout) cannot be written; the plan makes a case that needs it untestable.
         differs = {
             n: v
             for n, v in values.items()
             if n not in skipped
+            and n in block.values
             and not _same(block.values.get(n), v, self.spec.param(n).encoding.scale)
         }
         for p in live:
@@ -149,7 +152,11 @@ class Rig:
             cap = differs.get(bound, block.values.get(bound))
             if cap is not None and block.values.get(p.number, 0.0) > cap:
                 differs[p.number] = round(cap / 2, 2)
-        sw_differs = {n: v for n, v in switches.items() if bool(block.switches.get(n)) != bool(v)}
+        sw_differs = {
+            n: v
+            for n, v in switches.items()
+            if n in block.switches and bool(block.switches[n]) != bool(v)
+        }
         self._params_cache = dict(block.values)
         if not differs and not sw_differs:
             return False

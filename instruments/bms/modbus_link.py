@@ -1,13 +1,15 @@
 """``ModbusLink``: the BMS over Modbus RTU or TCP (pymodbus 3.16), on a register map file.
 
-The map (``test_plans/modbus_registers.yaml``) says where each quantity lives; this module
-knows no address. Tables: input registers = telemetry, discrete inputs = 0x44 flags and
-per-cell bits, holding registers = the 87 parameters (raw wire encoding), coils = the 64
-switches. It decodes into the same typed objects as the Seplos link.
+The map (``test_plans/modbus_registers.yaml``, the Seplos V3 layout) says where each
+quantity lives; this module knows no address. The four function codes of the V3 board:
+input registers (FC 4) = telemetry (PIA, PIB), parameters (SPA, written with FC 16) and
+device info (VIA); coils (FC 1) = flags and per-cell bits (PIC), switches (SFA, written with
+FC 15). Each block is read (and written) in one transaction. ``modbus_decode`` turns the
+raw values into the same typed objects as the Seplos link.
 
-What the map does not carry is refused with ``BmsLinkError`` naming it (device info,
-protocol version, 0x45 control, history, alarm levels are reported as not available), never
-faked.
+What the map does not carry is not reported, never faked: a flag, parameter or switch it
+lacks is absent from the status or the block (``coverage`` tells the plan), and protocol
+version, 0x45 control and history are refused with ``BmsLinkError`` naming them.
 
 Transaction policy: the one of ``seplos_link`` (see its module docstring), as far as pymodbus
 allows. pymodbus runs with ``retries=0``; the link makes every attempt itself, so each
@@ -40,6 +42,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from instruments.bms import modbus_decode as decode
+from instruments.bms.coverage import LinkCoverage
 from instruments.bms.line import (
     BITS_PER_CHARACTER,
     LATE_GUARD_S,
@@ -53,11 +57,10 @@ from instruments.bms.modbus_map import (
     MAX_BITS_PER_READ,
     MAX_REGISTERS_PER_READ,
     REGISTER_MAP,
-    Bit,
-    Register,
     RegisterMap,
     answer_problem,
     bytes_of_bits,
+    coverage,
     load_register_map,
     rtu_answer_complete,
     runs,
@@ -73,7 +76,8 @@ try:
 except ImportError:  # pragma: no cover - not posix
     _PORT_ERRORS = (OSError,)
 
-_INDEXED = re.compile(r"^(?P<base>[\w.]+)\[(?P<index>\d+)\]$")
+#: How the plan names this link in a reason.
+LINK_NAME = "the Modbus link (Seplos V3 register layout)"
 
 
 class ModbusLink(BmsLink):
@@ -118,6 +122,9 @@ class ModbusLink(BmsLink):
             ("exchanges", "retries", "timeouts", "corrupt", "stale_discarded"), 0
         )
         self._clock = clock
+        #: The raw SPA registers and SFA coils as last read (written back around the rows).
+        self._last_raw: dict[int, int] | None = None
+        self._last_bits: dict[int, bool] | None = None
         self._check_map()
         self.client = client or self._connect(port, transport, baud, timeout_s)
 
@@ -145,24 +152,13 @@ class ModbusLink(BmsLink):
         return client
 
     def _check_map(self) -> None:
-        """Fail at open, not mid-test, when the map lacks something the typed objects need."""
-        flags = {b.source for b in self.map.discrete_inputs}
-        missing = [f"flag.{n}" for n in self.spec.flag_names if f"flag.{n}" not in flags]
-        params = {r.source for r in self.map.holding_registers}
-        missing += [
-            f"parameter.P{p.number}"
-            for p in self.spec.parameters
-            if f"parameter.P{p.number}" not in params
-        ]
-        coils = {c.source for c in self.map.coils}
-        missing += [
-            f"switch.S{s.number}" for s in self.spec.switches if f"switch.S{s.number}" not in coils
-        ]
+        """Fail at open, not mid-test, when the map lacks what the typed objects need (the
+        FET bits of a status); a flag, parameter or switch it lacks is not reported
+        (``coverage``), never faked."""
+        needed = ("charge_fet", "discharge_fet", "current_limit_fet", "heater")
+        missing = [f"flag.{n}" for n in needed if n not in self.map.flags()]
         if missing:
-            raise BmsLinkError(
-                f"the Modbus register map lacks {', '.join(missing[:8])}"
-                + (" ..." if len(missing) > 8 else "")
-            )
+            raise BmsLinkError(f"the Modbus register map lacks {', '.join(missing)}")
 
     # -- wire --------------------------------------------------------------------------
 
@@ -291,13 +287,31 @@ class ModbusLink(BmsLink):
             )
         raise BmsLinkError(message)
 
-    def _read_registers(self, name: str, method: str, table: list[Register]) -> dict[int, int]:
+    def _spans(self, table: str, addresses: list[int], limit: int) -> list[tuple[int, int]]:
+        """(start, count) reads covering ``addresses``: one span from the first to the last
+        address of each block of the map (the board serves a block whole, gaps read 0), at
+        most ``limit`` long; addresses outside every block in runs of their own."""
+        out: list[tuple[int, int]] = []
+        rest = set(addresses)
+        for block in self.map.blocks:
+            if block.table != table:
+                continue
+            inside = sorted(a for a in rest if block.start <= a < block.start + block.count)
+            rest -= set(inside)
+            while inside:
+                start = inside[0]
+                chunk = [a for a in inside if a < start + limit]
+                out.append((start, chunk[-1] - start + 1))
+                inside = inside[len(chunk) :]
+        return out + runs(sorted(rest), limit)
+
+    def _read_registers(self, name: str, addresses: list[int]) -> dict[int, int]:
         values: dict[int, int] = {}
-        code = FUNCTION_CODES[method]
-        for start, count in runs([r.address for r in table], MAX_REGISTERS_PER_READ):
+        code = FUNCTION_CODES["read_input_registers"]
+        for start, count in self._spans("registers", addresses, MAX_REGISTERS_PER_READ):
             response = self._call(
                 name,
-                method,
+                "read_input_registers",
                 start,
                 count=count,
                 request_bytes=8,
@@ -307,13 +321,13 @@ class ModbusLink(BmsLink):
             values.update(zip(range(start, start + count), response.registers, strict=True))
         return values
 
-    def _read_bits(self, name: str, method: str, table: list[Bit]) -> dict[int, bool]:
+    def _read_bits(self, name: str, addresses: list[int]) -> dict[int, bool]:
         values: dict[int, bool] = {}
-        code = FUNCTION_CODES[method]
-        for start, count in runs([b.address for b in table], MAX_BITS_PER_READ):
+        code = FUNCTION_CODES["read_coils"]
+        for start, count in self._spans("coils", addresses, MAX_BITS_PER_READ):
             response = self._call(
                 name,
-                method,
+                "read_coils",
                 start,
                 count=count,
                 request_bytes=8,
@@ -339,120 +353,96 @@ class ModbusLink(BmsLink):
 
     # -- BmsLink -----------------------------------------------------------------------
 
+    def coverage(self) -> LinkCoverage:
+        """What this link reports and sets (the plan's view of it)."""
+        return coverage(self.map, self.spec, LINK_NAME)
+
     def telemetry(self) -> Telemetry:
-        raw = self._read_registers("telemetry", "read_input_registers", self.map.input_registers)
-        fields: dict[str, Any] = {}
-        lists: dict[str, dict[int, float]] = {}
-        for reg in self.map.input_registers:
-            value = reg.decode(raw[reg.address])
-            source = reg.source.removeprefix("measurements.")
-            if m := _INDEXED.match(source):
-                lists.setdefault(m["base"], {})[int(m["index"])] = value
-            else:
-                fields[source] = value
-        cells = [lists["cell_v"][i] for i in sorted(lists["cell_v"])]
-        temps = [lists["temps_c"][i] for i in sorted(lists["temps_c"])]
-        return Telemetry(
-            cell_v=[round(v, 3) for v in cells],
-            cell_temp_c=[round(t, 1) for t in temps[:4]],
-            ambient_c=round(temps[4], 1),
-            power_c=round(temps[5], 1),
-            current_a=round(fields["current_a"], 2),
-            pack_v=round(fields["pack_v"], 2),
-            port_v=round(fields["port_v"], 2),
-            remaining_ah=round(fields["remaining_ah"], 2),
-            full_ah=round(fields["full_ah"], 2),
-            rated_ah=round(fields["rated_ah"], 2),
-            soc_pct=fields["soc_permille"] / 10.0,
-            cycles=int(fields["cycles"]),
-            soh_pct=fields["soh_permille"] / 10.0,
-        )
+        """PIA and PIB (one read each), and the rated capacity (SPA: the parameter P59)."""
+        rated = self.map.parameters().get(59)
+        wanted = [r.address for r in self.map.telemetry()] + ([rated.address] if rated else [])
+        raw = self._read_registers("telemetry", wanted)
+        rated_ah = None
+        if rated is not None:
+            rated_ah = round(rated.decode(raw[rated.address]), 2)
+        return decode.telemetry(self.map, raw, rated_ah)
 
     def status(self) -> Status:
-        bits = self._read_bits("status", "read_discrete_inputs", self.map.discrete_inputs)
-        named: dict[str, bool] = {}
-        per_cell: dict[str, dict[int, bool]] = {"balancing": {}, "disconnected": {}}
-        for bit in self.map.discrete_inputs:
-            if bit.source.startswith("flag."):
-                named[bit.source.removeprefix("flag.")] = bits[bit.address]
-            elif m := _INDEXED.match(bit.source):
-                per_cell.setdefault(m["base"], {})[int(m["index"])] = bits[bit.address]
-        flags = {name: named[name] for name in self.spec.flag_names}
-        system = [f.name for f in self.spec.flags if f.offset == 38 and flags[f.name]]
-        return Status(
-            flags=flags,
-            charge_fet=flags["charge_fet"],
-            discharge_fet=flags["discharge_fet"],
-            current_limit_fet=flags["current_limit_fet"],
-            heater=flags["heater"],
-            balancing=[v for _, v in sorted(per_cell["balancing"].items())],
-            disconnected=[v for _, v in sorted(per_cell["disconnected"].items())],
-            system_states=system,
-            # The register map carries no alarm levels: empty, not invented.
-            cell_levels=[],
-            temperature_levels=[],
-            current_level=0,
-            voltage_level=0,
-        )
+        bits = self._read_bits("status", [b.address for b in self.map.status_bits()])
+        return decode.status(self.map, bits, self.spec)
 
     def read_parameters(self) -> ParameterBlock:
-        raw = self._read_registers(
-            "read parameters", "read_holding_registers", self.map.holding_registers
-        )
-        coils = self._read_bits("read switches", "read_coils", self.map.coils)
-        values = {}
-        for reg in self.map.holding_registers:
-            number = int(reg.source.removeprefix("parameter.P"))
-            values[number] = self.spec.param(number).decode(raw[reg.address])
-        switches = {
-            int(c.source.removeprefix("switch.S")): coils[c.address] for c in self.map.coils
-        }
-        return ParameterBlock(values=values, switches=switches, model_name="")
+        """The parameters and switches the map carries (a row it lacks is absent)."""
+        params = self.map.parameters()
+        raw = self._read_registers("read parameters", [r.address for r in params.values()])
+        switch_bits = self.map.switches()
+        bits = self._read_bits("read switches", [b.address for b in switch_bits.values()])
+        self._last_raw, self._last_bits = raw, bits
+        switches = {n: bits[b.address] for n, b in switch_bits.items()}
+        return decode.parameters(self.map, raw, self.spec, switches)
 
     def write_block(self, block: ParameterBlock) -> None:
-        by_address = {}
-        for reg in self.map.holding_registers:
-            number = int(reg.source.removeprefix("parameter.P"))
-            by_address[reg.address] = self.spec.param(number).encode(block.values[number])
-        for start, count in runs(list(by_address), MAX_REGISTERS_PER_READ):
-            values = [by_address[a] for a in range(start, start + count)]
+        """The parameters and switches the map carries, each block in one write (FC 16 for
+        SPA, FC 15 for SFA), so the board sees one consistent block; the addresses between
+        them (V3 settings this spec lacks) are written back as last read. A value off its
+        register's step is refused before anything is written."""
+        missing = [f"P{n}" for n in self.map.parameters() if n not in block.values]
+        missing += [f"S{n}" for n in self.map.switches() if n not in block.switches]
+        if missing:
+            raise BmsLinkError(f"the block to write lacks {', '.join(missing[:8])}")
+        if self._last_raw is None or self._last_bits is None:
+            self.read_parameters()
+        assert self._last_raw is not None and self._last_bits is not None
+        words = dict(self._last_raw)
+        for n, reg in self.map.parameters().items():
+            try:
+                words[reg.address] = decode.encode_parameter(
+                    reg, block.values[n], self.spec.param(n).unit
+                )
+            except ValueError as exc:
+                raise BmsLinkError(f"P{n} cannot be written over Modbus: {exc}") from None
+        bits = dict(self._last_bits)
+        for n, bit in self.map.switches().items():
+            bits[bit.address] = bool(block.switches[n])
+        params = self.map.parameters().values()
+        for start, count in self._spans("registers", [r.address for r in params], 123):
+            values = [words[a] for a in range(start, start + count)]
             self._write("write parameters", "write_registers", start, values)
-        coil_values = {
-            c.address: block.switches[int(c.source.removeprefix("switch.S"))]
-            for c in self.map.coils
-        }
-        for start, count in runs(list(coil_values), MAX_BITS_PER_READ):
-            values = [coil_values[a] for a in range(start, start + count)]
+        coils = self.map.switches().values()
+        for start, count in self._spans("coils", [b.address for b in coils], 1968):
+            values = [bits[a] for a in range(start, start + count)]
             self._write("write switches", "write_coils", start, values)
 
     def resolution(self, number: int) -> float:
-        return float(self.spec.param(number).encoding.scale)
+        """The step the board keeps parameter ``number`` in (its register), spec unit."""
+        step = self.coverage().parameters.get(number)
+        return float(step if step is not None else self.spec.param(number).encoding.scale)
 
     def set_remaining_capacity(self, ah: float) -> None:
-        reg = self.map.by_source(self.map.holding_registers).get("parameter.P60")
+        reg = self.map.parameters().get(60)
         if reg is None:
             raise BmsLinkError("the Modbus register map has no remaining capacity (P60)")
-        raw = self.spec.param(60).encode(ah)
-        self._call(
-            "set remaining capacity",
-            "write_register",
-            reg.address,
-            raw,
-            request_bytes=8,
-            answer_bytes=8,
-            check=lambda r: answer_problem(
-                r, FUNCTION_CODES["write_register"], address=reg.address, registers=[raw]
-            ),
-        )
+        try:
+            raw = decode.encode_parameter(reg, ah, self.spec.param(60).unit)
+        except ValueError as exc:
+            raise BmsLinkError(f"remaining capacity cannot be written: {exc}") from None
+        self._write("set remaining capacity", "write_registers", reg.address, [raw])
 
     def _not_in_map(self, what: str) -> BmsLinkError:
-        return BmsLinkError(f"{what} is not available over Modbus (not in {REGISTER_MAP.name})")
+        return BmsLinkError(
+            f"{what} is not available over Modbus (the Seplos V3 layout of "
+            f"{REGISTER_MAP.name} has none)"
+        )
 
     def protocol_version(self) -> str:
         raise self._not_in_map("protocol version")
 
     def device_info(self) -> DeviceInfo:
-        raise self._not_in_map("device info")
+        """VIA: manufacturer, device name and firmware version."""
+        if not self.map.text:
+            raise self._not_in_map("device info")
+        addresses = [a for t in self.map.text for a in range(t.address, t.address + t.registers)]
+        return decode.device_info(self.map, self._read_registers("device info", addresses))
 
     def control(self, item: ControlItem | int, action: ControlAction | int) -> None:
         raise self._not_in_map("control (0x45)")

@@ -11,33 +11,37 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Telemetry:
-    """One 0x42 answer: what the BMS measures.
+    """One 0x42 answer (Modbus: PIA and PIB): what the BMS measures.
 
-    ``cell_temp_c`` are T1..T4; ``soc_pct``/``soh_pct`` are the device's own figures.
+    ``cell_temp_c`` are T1..T4; ``soc_pct``/``soh_pct`` are the device's own figures. None:
+    the link does not report it (the Seplos V3 Modbus layout has no port voltage; its rated
+    capacity is the parameter P59).
     """
 
     cell_v: list[float]
     cell_temp_c: list[float]
-    ambient_c: float
-    power_c: float
-    current_a: float
-    pack_v: float
-    port_v: float
-    remaining_ah: float
-    full_ah: float
-    rated_ah: float
-    soc_pct: float
-    cycles: int
-    soh_pct: float
+    ambient_c: float | None
+    power_c: float | None
+    current_a: float | None
+    pack_v: float | None
+    port_v: float | None
+    remaining_ah: float | None
+    full_ah: float | None
+    rated_ah: float | None
+    soc_pct: float | None
+    cycles: int | None
+    soh_pct: float | None
 
 
 @dataclass(frozen=True)
 class Status:
     """One 0x44 answer: alarms, protections, FET and system states.
 
-    ``flags`` holds every flag name of ``test_plans/status_flags.yaml`` (True = set), so
-    ``status.flags["cell_overvoltage_protection"]`` never raises KeyError for a known name.
-    Levels: 0 normal, 1 below the lower limit, 2 above the upper limit, 0xF0 other fault.
+    ``flags`` holds every flag name of ``test_plans/status_flags.yaml`` the link reports
+    (True = set): all of them on Seplos V2; on Modbus those of the register map, so a flag
+    the link does not report is absent, never False. Levels: 0 normal, 1 below the lower
+    limit, 2 above the upper limit, 0xF0 other fault; None (current, voltage on Modbus) and
+    an empty list: not reported.
     """
 
     flags: dict[str, bool]
@@ -50,8 +54,8 @@ class Status:
     system_states: list[str]
     cell_levels: list[int]
     temperature_levels: list[int]
-    current_level: int
-    voltage_level: int
+    current_level: int | None
+    voltage_level: int | None
 
     def active(self) -> list[str]:
         """Names of the flags that are set, in table order."""
