@@ -125,6 +125,12 @@ def run_command(
         help="device configuration under test: YAML of spec items to values (P55: 160.0); "
         "written to the device at the start, every case judged against it",
     ),
+    decision_rule: str = typer.Option(
+        None,
+        "--decision-rule",
+        help="simple (ILAC-G8 simple acceptance, the default) | guarded (guard band = U): "
+        "how a value whose uncertainty interval straddles a limit is judged",
+    ),
 ) -> None:
     """Run a suite on a bench; exit 0 every planned case passed, 1 a failure, a bench error
     or an incomplete run, 2 a usage or configuration error."""
@@ -148,6 +154,7 @@ def run_command(
         parameters=Path(parameters) if parameters else None,
         benches=[Path(b) for b in bench[1:]] if bench else None,
         sim_benches=sim_benches,
+        decision_rule=decision_rule,
     )
     raise typer.Exit(code)
 

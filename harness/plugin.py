@@ -72,6 +72,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="name of the person answering operator prompts (default: the login name)",
     )
     group.addoption(
+        "--decision-rule",
+        default="simple",
+        choices=("simple", "guarded"),
+        help="simple: ILAC-G8 simple acceptance (default); guarded: guard band = U",
+    )
+    group.addoption(
         "--unattended",
         action="store_true",
         default=False,
@@ -105,6 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
             },
             operator=config.getoption("operator"),
             unattended=config.getoption("unattended"),
+            decision_rule=config.getoption("decision_rule"),
             parameters=Path(p) if (p := config.getoption("parameters")) else None,
         )
     except ConfigError as exc:
@@ -252,7 +259,7 @@ class CaseItem(pytest.Item):
             pytest.skip(result.message)
         if result.outcome == "error":
             raise BenchError(result.message)
-        if result.outcome == "failed":
+        if result.outcome in ("failed", "conditional"):
             raise CaseFailed(result.message)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:

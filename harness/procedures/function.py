@@ -109,7 +109,7 @@ def gap_compensation(rig: Rig, m: Measurement, switch_on: bool = True) -> None:
         obs = rig.probe("soc", pct, "gap_compensation_waiting", 2.0)
         if obs.supply_a >= STOPPED_A and obs.charge_fet:
             m.measured = pct
-            m.uncertainty = 0.5
+            m.bracket(0.5, "SOC step (0.5 %-point)")
             return
     m.check(
         "charging resumes",
@@ -163,7 +163,8 @@ def cycle_count(rig: Rig, m: Measurement, amps: float = 50.0) -> None:
         )
         return
     m.measured = round((increments[1] - increments[0]) * amps / 3600 / rated * 100, 3)
-    m.uncertainty = 2 * share_step
+    m.bracket(share_step, "first increment seen at a poll (0.25 %-point of capacity)")
+    m.bracket(share_step, "second increment seen at a poll (0.25 %-point of capacity)")
 
 
 def impedance_compensation(
@@ -365,7 +366,7 @@ def history_interval(rig: Rig, m: Measurement, working: bool, expect_records: bo
             first, start = rig.now(), n
         elif first is not None and n > start:
             m.measured = to_unit(rig.now() - first, m.unit)
-            m.uncertainty = to_unit(step, m.unit)
+            m.bracket(to_unit(step, m.unit), f"polling period {step:g} s")
             rig.condition("standby")
             return
     rig.condition("standby")
