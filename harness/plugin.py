@@ -259,11 +259,15 @@ class CaseItem(pytest.Item):
             pytest.skip(result.message)
         if result.outcome == "error":
             raise BenchError(result.message)
-        if result.outcome in ("failed", "conditional"):
+        decision = result.measurement.decision if result.measurement is not None else ""
+        if decision.startswith("conditional"):
+            # Never green, whatever the rule made of the outcome (Allure: its own category).
+            raise CaseConditional(f"{decision} ({result.outcome}): {result.message}")
+        if result.outcome == "failed":
             raise CaseFailed(result.message)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, (CaseFailed, BenchError)):
+        if isinstance(excinfo.value, (CaseFailed, BenchError, CaseConditional)):
             return f"{self.case.id} ({self.case.item}): {excinfo.value}"
         return super().repr_failure(excinfo)
 
@@ -277,6 +281,11 @@ class CaseFailed(Exception):
 
 class BenchError(Exception):
     """The bench, not the device, failed the case."""
+
+
+class CaseConditional(Exception):
+    """The measured value's uncertainty interval straddles a limit: a conditional decision
+    (``harness/procedures/uncertainty.py``), never a plain pass."""
 
 
 @pytest.fixture(scope="session")

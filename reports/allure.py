@@ -65,6 +65,13 @@ CATEGORIES = [
         "messageRegex": r"(?s).*\bCaseFailed\b.*",
     },
     {
+        "name": "Conditional verdicts (uncertainty interval straddles a limit)",
+        "description": "The measured value lies within U of a limit: conditional pass or "
+        "conditional fail under the run's decision rule (CaseConditional). Never a plain pass.",
+        "matchedStatuses": ["failed", "broken"],
+        "messageRegex": r"(?s).*\bCaseConditional\b.*",
+    },
+    {
         "name": "Bench errors (no verdict)",
         "description": "The bench, not the device, failed the case: BenchError. Rerun it.",
         "matchedStatuses": ["failed", "broken"],
