@@ -182,6 +182,7 @@ def build(bench: Any, case: Any, m: Measurement) -> unc.Budget | None:
         return None
     contributions = list(m.method)
     quantity = getattr(case, "quantity", None)
+    params = getattr(case, "params", None) or {}
     if quantity == "time":
         if m.timed_on_scope:
             from bmsspec import SECONDS_PER_UNIT
@@ -189,9 +190,10 @@ def build(bench: Any, case: Any, m: Measurement) -> unc.Budget | None:
             seconds = abs(m.measured) * SECONDS_PER_UNIT.get(m.unit, 1.0)
             if seconds > 0:
                 contributions += scope_contributions(bench, m, seconds)
-    elif quantity not in EXACT and (getattr(case, "params", None) or {}).get("stimulus"):
+    elif quantity not in EXACT and m.tolerance != 0 and params.get("stimulus"):
         # The device acted on its reading of a stimulus the bench applied. A value read
-        # back from a register, or counted, has neither contribution: it is exact.
+        # back from a register, counted, or judged exactly (a state: acted / did not act,
+        # tolerance 0) has neither contribution: it is exact.
         contributions += stimulus_contributions(bench, case, m.measured)
         contributions += device_contributions(bench, quantity)
     return unc.Budget(tuple(contributions))
