@@ -25,9 +25,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from harness.procedures.uncertainty import RULE_TEXT
 from harness.results import (
     NOT_RUN,
     SharedResultsWriter,
+    decision_counts,
     final_records,
     read_results,
     read_run_info,
@@ -411,6 +413,8 @@ class ControllerSession(BenchSession):
                     or self.started.isoformat(timespec="seconds"),
                     "sim_faults": str(self.sim_faults) if self.sim_faults else None,
                     "sim_faults_sha256": _file_sha256(self.sim_faults) if self.sim_faults else None,
+                    "decision_rule": self.decision_rule,
+                    "decision_rule_text": RULE_TEXT[self.decision_rule],
                     "planned": self.planned,
                     "end": self.end,
                 }
@@ -431,6 +435,7 @@ class ControllerSession(BenchSession):
             counts[rec["outcome"]] = counts.get(rec["outcome"], 0) + 1
         counts[NOT_RUN] = sum(1 for i in self.planned if i not in finals)
         info["counts"] = {k: v for k, v in counts.items() if v}
+        info["decisions"] = decision_counts(finals)
         this_bench_s = sum(float(e.get("bench_s") or 0.0) for e in entries)
         info["bench_s"] = round(float(self.previous.get("bench_s") or 0.0) + this_bench_s, 3)
         opened = [e for e in entries if e.get("bench_id") is not None]

@@ -49,10 +49,44 @@ class Idn(_Strict):
     model: str = Field(min_length=1)
 
 
+class Accuracy(_Strict):
+    """The accuracy of one function of an instrument over one range, as its datasheet or
+    calibration certificate states it: ``+-(of_reading x |value| + offset)`` for a value
+    within ``[min, max]`` (the function's unit: V, A, ohm, s). The uncertainty budget
+    (``harness/procedures/budget.py``) takes the smallest range that holds the value."""
+
+    function: Literal["voltage", "current", "resistance", "time"]
+    min: float = Field(default=0.0, ge=0, description="range start (magnitude)")
+    max: float = Field(gt=0, description="range end (magnitude)")
+    of_reading: float = Field(
+        default=0.0, ge=0, description="share of the value (0.0005 = 0.05 % of reading)"
+    )
+    offset: float = Field(default=0.0, ge=0, description="absolute part, in the unit")
+    distribution: Literal["rectangular", "normal"] = Field(
+        default="rectangular",
+        description="rectangular: a limit (datasheet); normal: a certificate's expanded "
+        "uncertainty at coverage factor k",
+    )
+    k: float = Field(default=2.0, gt=0, description="coverage factor of a normal figure")
+    source: str = Field(
+        min_length=1, description="where the figure comes from (datasheet page, certificate)"
+    )
+
+    @model_validator(mode="after")
+    def _range(self) -> Accuracy:
+        if self.min >= self.max:
+            raise ValueError(f"min {self.min:g} is not below max {self.max:g}")
+        if self.of_reading == 0 and self.offset == 0:
+            raise ValueError("an accuracy of zero (of_reading and offset both 0) is not a figure")
+        return self
+
+
 class Instrument(_Strict):
     """One instrument: its driver (dialect), VISA address, expected identity, and its
     calibration as on the lab's certificate (due date, certificate id, calibration date),
-    which every run records next to the identity and the compliance report prints."""
+    which every run records next to the identity and the compliance report prints; its
+    accuracy per function and range (``accuracy``, for the uncertainty budget: without it
+    that contribution is "not given")."""
 
     driver: str
     address: str = Field(min_length=1)
@@ -74,6 +108,11 @@ class Instrument(_Strict):
         "must not be after calibration_due.",
     )
     timeout_s: float = Field(default=2.0, gt=0)
+    accuracy: list[Accuracy] = Field(
+        default_factory=list,
+        description="Accuracy per function and range (datasheet or calibration certificate); "
+        "a function or value without an entry is 'not given' in the uncertainty budget.",
+    )
 
     @model_validator(mode="after")
     def _known_driver(self) -> Instrument:

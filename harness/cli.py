@@ -132,6 +132,9 @@ def run_command(
         help="device configuration under test: YAML of spec items to values (P55: 160.0); "
         "written to the device at the start, every case judged against it",
     ),
+    decision_rule: str = typer.Option(
+        None, "--decision-rule", help="simple (ILAC-G8 simple acceptance, default) | guarded"
+    ),
 ) -> None:
     """Run a suite on a bench; exit 0 every planned case passed, 1 a failure, a bench error
     or an incomplete run, 2 a usage or configuration error."""
@@ -155,6 +158,7 @@ def run_command(
         parameters=Path(parameters) if parameters else None,
         benches=[Path(b) for b in bench[1:]] if bench else None,
         sim_benches=sim_benches,
+        decision_rule=decision_rule,
     )
     raise typer.Exit(code)
 
@@ -473,6 +477,9 @@ def gate_command(
     ),
     db: str = typer.Option(None, "--db", help="history database for run ids"),
     summary: str = typer.Option(None, "--summary", help="also append the Markdown to this file"),
+    conditional: str = typer.Option(
+        "reject", "--conditional", help="a conditional verdict: reject (failed) | accept"
+    ),
 ) -> None:
     """Release gate: exit 0 pass, 1 gate failed, 2 cannot compare; prints Markdown for CI."""
     from pathlib import Path
@@ -489,6 +496,7 @@ def gate_command(
         allow_config_change=allow_config_change,
         allow_incomplete_baseline=allow_incomplete_baseline,
         db_url=db,
+        conditional=conditional,
     )
     typer.echo(md)
     if summary:

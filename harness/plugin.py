@@ -72,6 +72,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="name of the person answering operator prompts (default: the login name)",
     )
     group.addoption(
+        "--decision-rule",
+        default="simple",
+        choices=("simple", "guarded"),
+        help="simple: ILAC-G8 simple acceptance (default); guarded: guard band = U",
+    )
+    group.addoption(
         "--unattended",
         action="store_true",
         default=False,
@@ -105,6 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
             },
             operator=config.getoption("operator"),
             unattended=config.getoption("unattended"),
+            decision_rule=config.getoption("decision_rule"),
             parameters=Path(p) if (p := config.getoption("parameters")) else None,
         )
     except ConfigError as exc:
@@ -252,11 +259,15 @@ class CaseItem(pytest.Item):
             pytest.skip(result.message)
         if result.outcome == "error":
             raise BenchError(result.message)
+        decision = result.measurement.decision if result.measurement is not None else ""
+        if decision.startswith("conditional"):
+            # Never green, whatever the rule made of the outcome (Allure: its own category).
+            raise CaseConditional(f"{decision} ({result.outcome}): {result.message}")
         if result.outcome == "failed":
             raise CaseFailed(result.message)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, (CaseFailed, BenchError)):
+        if isinstance(excinfo.value, (CaseFailed, BenchError, CaseConditional)):
             return f"{self.case.id} ({self.case.item}): {excinfo.value}"
         return super().repr_failure(excinfo)
 
@@ -270,6 +281,11 @@ class CaseFailed(Exception):
 
 class BenchError(Exception):
     """The bench, not the device, failed the case."""
+
+
+class CaseConditional(Exception):
+    """The measured value's uncertainty interval straddles a limit: a conditional decision
+    (``harness/procedures/uncertainty.py``), never a plain pass."""
 
 
 @pytest.fixture(scope="session")

@@ -117,6 +117,16 @@ def final_records(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def decision_counts(finals: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """How many final records carry each conditional decision (run.json ``decisions``)."""
+    out: dict[str, int] = {}
+    for rec in finals.values():
+        decision = rec.get("decision")
+        if isinstance(decision, str) and decision.startswith("conditional"):
+            out[decision] = out.get(decision, 0) + 1
+    return out
+
+
 def read_run_info(directory: Path) -> dict[str, Any] | None:
     path = Path(directory) / "run.json"
     try:

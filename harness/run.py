@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import harness
 from harness import multi_run
+from harness.procedures.uncertainty import RULES, SIMPLE
 from harness.results import final_records, read_results
 from harness.run_inputs import (
     UsageProblem,
@@ -141,6 +142,7 @@ def run(
     parameters: Path | None = None,
     benches: list[Path] | None = None,
     sim_benches: int | None = None,
+    decision_rule: str | None = None,
 ) -> int:
     """Run ``suite`` on ``bench`` and write the results directory ``out``; with ``reports``,
     also the compliance report (HTML, and PDF when Chromium is there) and the Allure HTML.
@@ -178,6 +180,18 @@ def run(
                 sim_faults = Path(recorded["sim_faults"])
             if parameters is None and (recorded.get("configuration") or {}).get("file"):
                 parameters = Path(recorded["configuration"]["file"])
+            recorded_rule = recorded.get("decision_rule") or SIMPLE
+            if decision_rule is not None and decision_rule != recorded_rule:
+                raise UsageProblem(
+                    f"--decision-rule {decision_rule}: the run in {resume} was judged by "
+                    f"{recorded_rule}; one run has one decision rule"
+                )
+            decision_rule = recorded_rule
+        decision_rule = decision_rule or SIMPLE
+        if decision_rule not in RULES:
+            raise UsageProblem(
+                f"--decision-rule: unknown rule {decision_rule!r} (choose from {', '.join(RULES)})"
+            )
         parameters = Path(parameters) if parameters else None
         suite = suite or "regression"
         bench_list = bench_list or multi_run.resolve(given, sim_benches, None)
@@ -232,6 +246,7 @@ def run(
         args += ["--allow-overdue"]
     if operator:
         args += ["--operator", operator]
+    args += ["--decision-rule", decision_rule]
     if unattended or len(bench_list) > 1:  # a worker has no terminal to prompt on
         args += ["--unattended"]
     args += multi_run.pytest_args(bench_list)

@@ -46,6 +46,12 @@ def write_junit(out: Path, data: Any) -> Path:
             tally["errors"] += 1
             why = f"not run: {completion.status}: {completion.reason}"
             ET.SubElement(case, "error", type="not_run", message=why).text = why
+        elif str(rec.get("decision") or "").startswith("conditional"):
+            # Never green: a conditional decision is a failure of type "conditional" (its
+            # message says which and why), whatever the rule made of the outcome.
+            tally["failures"] += 1
+            text = f"{rec['decision']} ({rec['outcome']}): {rec.get('message') or ''}"
+            ET.SubElement(case, "failure", type="conditional", message=text).text = text
         elif rec["outcome"] == "failed":
             tally["failures"] += 1
             ET.SubElement(case, "failure", message=rec.get("message") or "").text = (

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from harness import multi_run
-from harness.results import final_records
+from harness.results import decision_counts, final_records
 
 
 def summarize(data: Any, out: Path, console: Console, elapsed_s: float | None = None) -> None:
@@ -24,7 +24,12 @@ def summarize(data: Any, out: Path, console: Console, elapsed_s: float | None = 
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
     bench_s = sum(r.get("bench_s") or 0 for r in records)
     case_s = sum(r.get("wall_s") or 0 for r in records)
-    bad = [r for r in records if r["outcome"] in ("failed", "error")]
+    bad = [
+        r
+        for r in records
+        if r["outcome"] in ("failed", "error", "conditional")
+        or str(r.get("decision") or "").startswith("conditional")
+    ]
 
     def say(chunks: list[Any], indent: int = 2) -> None:
         """Print the chunks space separated, broken into lines of the console width only
@@ -46,10 +51,11 @@ def summarize(data: Any, out: Path, console: Console, elapsed_s: float | None = 
     if bad:
         # One entry per failure, complete ids and values, wrapped to the console (a CI log's
         # 80 columns too); its further lines are indented under the test id.
-        console.print("[bold]Failures[/] (measured against expected):")
+        console.print("[bold]Failures and conditional verdicts[/] (measured against expected):")
         for r in bad:
             unit = r.get("unit")
-            outcome = r["outcome"].upper()
+            decision = str(r.get("decision") or "")
+            outcome = (decision if decision.startswith("conditional") else r["outcome"]).upper()
             message = str(r.get("message") or "").split()
             say(
                 [
@@ -62,8 +68,12 @@ def summarize(data: Any, out: Path, console: Console, elapsed_s: float | None = 
             )
     not_run = len(completion.missing) + len(completion.not_run)
     parts = [
-        f"{counts.get(k, 0)} {k}" for k in ("passed", "failed", "error", "skipped") if counts.get(k)
+        f"{counts.get(k, 0)} {k}"
+        for k in ("passed", "failed", "conditional", "error", "skipped")
+        if counts.get(k)
     ]
+    for decision, n in sorted(decision_counts({str(i): r for i, r in enumerate(records)}).items()):
+        parts.append(f"{n} {decision} ({data.info.get('decision_rule') or 'simple'} acceptance)")
     if not_run:
         parts.append(f"{not_run} not run")
     if not completion.complete:
@@ -125,8 +135,12 @@ def _values(r: dict, unit: str | None) -> list[str]:
     an expected value (a go/no-go check, a bench error) says only what was measured, if any."""
     if r.get("expected") is None:
         return [] if r.get("measured") is None else [f"measured {_fmt(r['measured'], unit)}"]
+    u = r.get("uncertainty")
+    measured = f"measured {_fmt(r.get('measured'), unit)}"
+    if isinstance(u, float) and u > 0 and r.get("measured") is not None:
+        measured += f" ± {u:.3g}"
     return [
-        f"measured {_fmt(r.get('measured'), unit)},",
+        measured + ",",
         f"expected {_fmt(r.get('expected'), unit)}",
         f"+- {_fmt(r.get('tolerance'), unit)}",
     ]

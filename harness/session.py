@@ -66,6 +66,7 @@ class BenchSession(SessionResume, SessionBench, SessionEnd):
         operator: str | None = None,
         unattended: bool = False,
         parameters: Path | None = None,
+        decision_rule: str = "simple",
     ) -> None:
         if suite is not None and suite not in SUITES:
             raise ConfigError(f"--suite: unknown suite {suite!r} (choose from {', '.join(SUITES)})")
@@ -89,6 +90,8 @@ class BenchSession(SessionResume, SessionBench, SessionEnd):
         #: Bench and device identity, read once while the bench is open (run.json, reports).
         self.bench_info: dict[str, Any] = {}
         self.resume = resume
+        #: The decision rule every measurement is judged by (``uncertainty.RULES``).
+        self.decision_rule = decision_rule
         self.allow_overdue = allow_overdue
         self.selection = dict(selection or {})
         from harness.operator import Operator, availability, operator_name
@@ -206,6 +209,7 @@ class BenchSession(SessionResume, SessionBench, SessionEnd):
                     operator=self.operator,
                     operator_absent=self.operator_absent,
                     evidence=self.evidence_record,
+                    rule=self.decision_rule,
                 )
                 outcome = measurement.outcome
                 message = "; ".join(measurement.failures())

@@ -14,7 +14,15 @@ from typing import Any
 
 import harness
 from harness.procedures.record import SKIPPED, Measurement, Recorder
-from harness.results import NOT_RUN, final_records, read_results, read_run_info, write_run_info
+from harness.procedures.uncertainty import RULE_TEXT
+from harness.results import (
+    NOT_RUN,
+    decision_counts,
+    final_records,
+    read_results,
+    read_run_info,
+    write_run_info,
+)
 
 
 def _now() -> str:
@@ -60,6 +68,9 @@ class CaseOutcome:
             "expected": m.expected if m else c.expected,
             "measured": m.measured if m else None,
             "uncertainty": m.uncertainty if m else None,
+            "uncertainty_budget": m.budget.to_dict() if m and m.budget is not None else None,
+            # pass, conditional pass, conditional fail or fail; None without a verdict.
+            "decision": m.decision if m and self.outcome != NOT_RUN else None,
             "tolerance": m.tolerance if m else c.tolerance,
             "unit": c.unit,
             "margin": m.margin if m else None,
@@ -295,6 +306,8 @@ class SessionEnd:
                 "sim_faults_sha256": _file_sha256(self.sim_faults) if self.sim_faults else None,
                 "sim_faults_in_force": self.faults_in_force,
                 "overdue_accepted": self.overdue_accepted,
+                "decision_rule": self.decision_rule,
+                "decision_rule_text": RULE_TEXT[self.decision_rule],
                 "planned": self.planned,
                 "end": self.end,
                 "sessions": sessions,
@@ -310,6 +323,7 @@ class SessionEnd:
                 counts[rec["outcome"]] = counts.get(rec["outcome"], 0) + 1
             counts[NOT_RUN] = sum(1 for i in self.planned if i not in finals)
             info["counts"] = {k: v for k, v in counts.items() if v}
+            info["decisions"] = decision_counts(finals)
             info["bench_s"] = round(
                 float(self.previous.get("bench_s") or 0.0) + self.bench_s_total, 3
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from enum import IntEnum
+from typing import ClassVar
 
 from instruments.bms.types import DeviceInfo, HistoryRecord, ParameterBlock, Status, Telemetry
 
@@ -31,6 +32,25 @@ class ControlAction(IntEnum):
 class BmsLink(ABC):
     """The BMS as procedures see it. The device only accepts whole-block parameter writes;
     remaining capacity is the single value that may be written alone (DOMAIN.md)."""
+
+    #: The step in which the device reports each quantity (Seplos V2 0x42, protocols/
+    #: seplos-v2.md section 5: cells 1 mV, temperatures 0.1 K, current 10 mA, pack and port
+    #: 10 mV, capacities 10 mAh, SOC 0.1 %; the Modbus map carries the same scales). The
+    #: device acts on readings known to this step: the uncertainty budget's "device
+    #: resolution" (``harness/procedures/budget.py``).
+    REPORTING_RESOLUTION: ClassVar[Mapping[str, float]] = {
+        "cell_voltage": 0.001,
+        "cell_voltage_difference": 0.001,
+        "pack_voltage": 0.01,
+        "port_voltage": 0.01,
+        "cell_temperature": 0.1,
+        "ambient_temperature": 0.1,
+        "power_temperature": 0.1,
+        "charge_current": 0.01,
+        "discharge_current": 0.01,
+        "soc": 0.1,
+        "capacity": 0.01,
+    }
 
     @abstractmethod
     def telemetry(self) -> Telemetry:

@@ -71,6 +71,13 @@ CATEGORIES = [
         "messageRegex": r"(?s).*\bBenchError\b.*",
     },
     {
+        "name": "Conditional verdicts (uncertainty interval straddles a limit)",
+        "description": "The measured value lies within U of a limit: conditional pass or "
+        "conditional fail under the run's decision rule (CaseConditional). Never a plain pass.",
+        "matchedStatuses": ["failed", "broken"],
+        "messageRegex": r"(?s).*\bCaseConditional\b.*",
+    },
+    {
         "name": NOT_RUN_CATEGORY,
         "description": "Planned, but the run ended (interrupted, bench lost, crashed) before "
         "the case ran: no verdict. The run is INCOMPLETE.",
@@ -87,7 +94,8 @@ CATEGORIES = [
         "name": "Harness defects",
         "description": "Failed or broken for any other reason: a bug in the harness itself.",
         "matchedStatuses": ["failed", "broken"],
-        "messageRegex": rf"(?s)(?!{NOT_RUN_PREFIX})(?!.*\b(?:CaseFailed|BenchError)\b).*",
+        "messageRegex": rf"(?s)(?!{NOT_RUN_PREFIX})"
+        r"(?!.*\b(?:CaseFailed|BenchError|CaseConditional)\b).*",
     },
 ]
 

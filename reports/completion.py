@@ -61,6 +61,9 @@ class Completion:
     run_id: str | None = None
     sessions: int = 1
     resumed: bool = False
+    #: Planned cases whose final record's decision is conditional (its uncertainty interval
+    #: straddles a limit), with that decision: never a plain PASS.
+    conditional: dict[str, str] = field(default_factory=dict)
 
     @property
     def not_run_count(self) -> int:
@@ -140,6 +143,11 @@ def completion(info: dict[str, Any], records: list[dict[str, Any]]) -> Completio
     outcomes = [r["outcome"] for r in final.values()]
     n_failed, n_error = outcomes.count("failed"), outcomes.count("error")
     n_passed = outcomes.count("passed")
+    conditional = {
+        t: str(final[t]["decision"])
+        for t in planned
+        if t in final and str(final[t].get("decision") or "").startswith("conditional")
+    }
     summary_reason = (
         f"the run is INCOMPLETE: {status}: {reason or 'no reason recorded'}; "
         f"{len(missing) + len(not_run)} of {len(planned)} planned cases not run"
@@ -151,13 +159,23 @@ def completion(info: dict[str, Any], records: list[dict[str, Any]]) -> Completio
         verdict_reasons.append(summary_reason)
     if n_error:
         verdict_reasons.append(f"{n_error} test(s) hit a bench error (no verdict)")
+    if conditional:
+        kinds = sorted(set(conditional.values()))
+        verdict_reasons.append(
+            f"{len(conditional)} test(s) conditional ({', '.join(kinds)}: the uncertainty "
+            f"interval straddles a limit, decision rule {info.get('decision_rule') or 'simple'})"
+        )
     if not n_passed:
         verdict_reasons.append("no test passed")
     if n_failed:
         verdict = "FAIL"
     elif not complete:
         verdict = "INCOMPLETE"
-    elif n_error or not n_passed:
+    elif n_error:
+        verdict = "FAIL"
+    elif conditional:
+        verdict = "CONDITIONAL"
+    elif not n_passed:
         verdict = "FAIL"
     else:
         verdict = "PASS"
@@ -185,6 +203,7 @@ def completion(info: dict[str, Any], records: list[dict[str, Any]]) -> Completio
         run_id=str(run_id) if run_id else None,
         sessions=n_sessions,
         resumed=resumed,
+        conditional=conditional,
     )
 
 

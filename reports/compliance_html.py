@@ -8,6 +8,7 @@ from typing import Any
 
 import jinja2
 
+from harness.procedures.uncertainty import RULE_TEXT
 from reports.compliance_model import (
     _item_of,
     _row_name,
@@ -21,6 +22,26 @@ from reports.compliance_model import (
 )
 from reports.runs import OUTCOMES, RunData
 from reports.traceability import traceability
+
+
+def _conditional_rows(run: RunData) -> list[dict[str, str]]:
+    """The planned cases whose final record is conditional, with value and budget."""
+    from reports.compliance_model import _budget, _measured, _tolerance
+    from reports.compliance_model import _spec_value as spec_value
+
+    finals = {r["test_id"]: r for r in run.records}
+    return [
+        {
+            "test": t,
+            "decision": decision,
+            "measured": _measured(finals[t]),
+            "spec": f"{spec_value(finals[t])} {_tolerance(finals[t])}".strip(),
+            "budget": _budget(finals[t]),
+        }
+        for t, decision in run.completion.conditional.items()
+        if t in finals
+    ]
+
 
 _TEMPLATE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
     """<!DOCTYPE html>
@@ -44,6 +65,9 @@ td.c-test { font-size: 7.5pt; color: #444; }
 td.v-passed { background: #d7f0d7; font-weight: bold; }
 td.v-failed { background: #f7c6c6; font-weight: bold; }
 td.v-error { background: #fde3b0; font-weight: bold; }
+td.v-conditional { background: #fff0a8; font-weight: bold; }
+td.c-uncertainty-budget { max-width: 60mm; font-size: 7.5pt; }
+.verdict.conditional { color: #7a5a00; border-color: #7a5a00; }
 td.v-skipped { background: #e6e6e6; }
 td.v-not_run { background: #f3dfc1; font-weight: bold; }
 .banner { font-size: 14pt; font-weight: bold; color: #fff; background: #a05000;
@@ -150,6 +174,20 @@ h2 { break-after: avoid; }
 {% if verdict.reasons %}<ul id="verdict-reasons">
 {% for r in verdict.reasons %}<li>{{ r }}</li>{% endfor %}
 </ul>{% endif %}
+<h3 id="decision-rule-title">Decision rule</h3>
+<p id="decision-rule">{{ decision_rule }}. Each measured value carries its uncertainty
+budget (GUM: contributions as standard uncertainties, root-sum-square, expanded
+U = k u<sub>c</sub>, k = 2, about 95 %): the search bracket or timing step, the accuracy of
+the instrument that applied the stimulus (bench file), the device's reporting resolution,
+the scope's time base. A contribution the bench file does not give is shown as not given,
+never counted as zero.</p>
+{% if conditional_rows %}<table class="results" id="conditional"><thead><tr><th>test</th>
+<th>decision</th><th>measured</th><th>spec value</th><th>uncertainty budget</th></tr></thead>
+{% for r in conditional_rows %}<tr class="row-conditional" id="cond-{{ r.test }}">
+<td class="c-test">{{ r.test }}</td><td class="c-verdict v-conditional">{{ r.decision }}</td>
+<td>{{ r.measured }}</td><td>{{ r.spec }}</td>
+<td class="c-uncertainty-budget">{{ r.budget }}</td></tr>
+{% endfor %}</table>{% else %}<p id="no-conditional">No conditional decision.</p>{% endif %}
 <table id="counts"><tr>{% for o in outcomes %}<th>{{ o }}</th>{% endfor %}<th>total</th></tr>
 <tr>{% for o in outcomes %}<td id="count-{{ o }}">{{ counts[o] }}</td>{% endfor %}
 <td id="count-total">{{ total }}</td></tr></table>
@@ -337,6 +375,9 @@ def render_html(run: RunData, spec: Any | None = None) -> str:
         trace=traceability(run, spec) if spec is not None else None,
         warnings=warnings,
         verdict=verdict(run),
+        decision_rule=RULE_TEXT.get(str(info.get("decision_rule") or "simple"), "")
+        or f"decision rule {info.get('decision_rule')}",
+        conditional_rows=_conditional_rows(run),
         outcomes=OUTCOMES,
         counts=counts,
         total=sum(counts.values()),

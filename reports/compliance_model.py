@@ -37,6 +37,7 @@ SPEC_TEXT = {
 VERDICT_TEXT = {
     "passed": "PASS",
     "failed": "FAIL",
+    "conditional": "CONDITIONAL",
     "error": "BENCH ERROR",
     "skipped": "NOT TESTED",
     "not_run": "NOT RUN",
@@ -57,7 +58,9 @@ class Verdict:
 
     @property
     def css(self) -> str:
-        return {"PASS": "pass", "INCOMPLETE": "incomplete"}.get(self.text, "fail")
+        return {"PASS": "pass", "INCOMPLETE": "incomplete", "CONDITIONAL": "conditional"}.get(
+            self.text, "fail"
+        )
 
 
 def _spec() -> Any | None:
@@ -139,6 +142,41 @@ def _measured(rec: dict[str, Any]) -> str:
     return _with_unit(text, rec.get("unit"))
 
 
+def _budget(rec: dict[str, Any]) -> str:
+    """The uncertainty budget in one cell: U (k) and each contribution's standard
+    uncertainty; a contribution not given says so."""
+    budget = rec.get("uncertainty_budget")
+    if not isinstance(budget, dict):
+        return ""
+    unit = rec.get("unit")
+    parts = []
+    for c in budget.get("contributions") or []:
+        if c.get("standard") is None:
+            parts.append(f"{c.get('source')}: not given")
+        else:
+            parts.append(
+                f"{c.get('source')}: u {_with_unit(_num(c['standard']), unit)} "
+                f"({c.get('distribution')})"
+            )
+    head = f"U {_with_unit(_num(budget.get('expanded')), unit)} (k = {_num(budget.get('k'))})"
+    if not budget.get("complete", True):
+        head += ", incomplete"
+    return "; ".join([head, *parts]) if parts else f"{head}: no contribution (exact)"
+
+
+def verdict_text(rec: dict[str, Any]) -> str:
+    """A record's verdict cell: a conditional decision says so whatever the outcome."""
+    decision = str(rec.get("decision") or "")
+    if decision.startswith("conditional"):
+        return decision.upper()
+    return VERDICT_TEXT[rec["outcome"]]
+
+
+def verdict_css(rec: dict[str, Any]) -> str:
+    decision = str(rec.get("decision") or "")
+    return "conditional" if decision.startswith("conditional") else rec["outcome"]
+
+
 def _notes(rec: dict[str, Any]) -> str:
     parts = []
     if rec["outcome"] == "skipped":
@@ -169,6 +207,7 @@ _DISPLAY = [
     "spec value",
     "tolerance",
     "measured",
+    "uncertainty budget",
     "margin",
     "verdict",
     "notes",
@@ -203,6 +242,7 @@ def results_frame(run: RunData, spec: Any | None = None) -> pd.DataFrame:
                 ),
                 "_category": rec.get("category") or "uncategorised",
                 "_outcome": rec["outcome"],
+                "_css": verdict_css(rec),
                 "item": canonical_item(rec["item"]),
                 "test": rec["test_id"],
                 "name": _row_name(spec, rec),
@@ -210,13 +250,14 @@ def results_frame(run: RunData, spec: Any | None = None) -> pd.DataFrame:
                 "spec value": _spec_value(rec),
                 "tolerance": _tolerance(rec),
                 "measured": _measured(rec),
+                "uncertainty budget": _budget(rec),
                 "margin": _with_unit(_num(rec.get("margin")), rec.get("unit")),
-                "verdict": VERDICT_TEXT[rec["outcome"]],
+                "verdict": verdict_text(rec),
                 "notes": _notes(rec),
                 "plot": _plot_html(run, rec["test_id"]),
             }
         )
-    frame = pd.DataFrame(rows, columns=["_order", "_category", "_outcome", *_DISPLAY])
+    frame = pd.DataFrame(rows, columns=["_order", "_category", "_outcome", "_css", *_DISPLAY])
     if frame.empty:
         return frame
     return frame.sort_values("_order", kind="stable").reset_index(drop=True)
@@ -232,13 +273,14 @@ def category_table_html(frame: pd.DataFrame, category: str, table_id: str) -> st
     column raw (it is an ``<img>`` built here), one CSS class per verdict on its cell."""
     part = frame[frame["_category"] == category]
     outcomes = part["_outcome"].tolist()
+    css = part["_css"].tolist()
     tests = part["test"].tolist()
     # A category without any saved plot gets no empty plot column.
     columns = _DISPLAY if part["plot"].astype(bool).any() else _DISPLAY[:-1]
     shown = part[columns].reset_index(drop=True)
     text_cols = [c for c in columns if c != "plot"]
     classes = {c: [f"c-{c.replace(' ', '-')}"] * len(shown) for c in columns}
-    classes["verdict"] = [f"c-verdict v-{o}" for o in outcomes]
+    classes["verdict"] = [f"c-verdict v-{o}" for o in css]
     styler = (
         shown.style.format(escape="html", subset=text_cols)
         .set_td_classes(pd.DataFrame(classes))

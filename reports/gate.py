@@ -136,6 +136,33 @@ def _config_identity(run: RunData) -> str:
 # --------------------------------------------------------------------------- rules
 
 
+#: ``--conditional``: what the gate makes of a conditional decision.
+CONDITIONAL_CHOICES = ("accept", "reject")
+
+
+def judged(rec: dict[str, Any], conditional: str = "reject") -> dict[str, Any]:
+    """``rec`` as the gate counts it. A conditional decision (its uncertainty interval
+    straddles a limit) is ``failed`` under ``reject`` (the default: it never reads better
+    than it is); under ``accept`` it counts as ``passed`` unless the run's rule already
+    failed it (a conditional fail under simple acceptance)."""
+    decision = str(rec.get("decision") or "")
+    if not decision.startswith("conditional") and rec.get("outcome") != "conditional":
+        return rec
+    if conditional not in CONDITIONAL_CHOICES:
+        raise ReportInputError(
+            f"--conditional {conditional!r}: choose from {', '.join(CONDITIONAL_CHOICES)}"
+        )
+    kept = conditional == "accept" and rec.get("outcome") in ("passed", "conditional")
+    why = f"{decision or 'conditional'} ({conditional}ed by --conditional {conditional})"
+    message = f"{why}: {rec.get('message') or ''}".rstrip(": ")
+    return {**rec, "outcome": "passed" if kept else "failed", "message": message}
+
+
+def with_conditional(run: RunData, conditional: str) -> RunData:
+    """A copy of ``run`` whose records are :func:`judged`."""
+    return RunData(run.directory, run.info, [judged(r, conditional) for r in run.records])
+
+
 def _by_test(run: RunData) -> dict[str, dict[str, Any]]:
     return {r["test_id"]: r for r in run.records}
 
@@ -278,8 +305,12 @@ def evaluate(
     today: dt.date | None = None,
     baseline_label: str = "baseline",
     candidate_label: str = "candidate",
+    conditional: str = "reject",
 ) -> GateResult:
-    """Run every rule; raises IncompatibleRuns when the runs must not be compared."""
+    """Run every rule; raises IncompatibleRuns when the runs must not be compared.
+    ``conditional`` says what a conditional decision counts as (:func:`judged`)."""
+    baseline = with_conditional(baseline, conditional)
+    candidate = with_conditional(candidate, conditional)
     if not drift_share > 0:
         raise ReportInputError(f"--drift {drift_share!r}: must be a share above 0 (e.g. 0.5)")
     notes = check_compatible(
@@ -331,6 +362,7 @@ def run_gate(
     today: dt.date | None = None,
     allow_incomplete_baseline: bool = False,
     allow_config_change: bool = False,
+    conditional: str = "reject",
 ) -> tuple[int, str]:
     """The CLI's whole job: (exit code, Markdown). Bad input, incompatible runs and an
     incomplete baseline (unless ``allow_incomplete_baseline``) give exit 2 with a Markdown
@@ -356,6 +388,7 @@ def run_gate(
             today=today,
             baseline_label=base_label,
             candidate_label=cand_label,
+            conditional=conditional,
         )
     except (ReportInputError, IncompatibleRuns) as exc:
         md = f"## Release gate: CANNOT COMPARE\n\n{_md(str(exc))}\n"

@@ -32,7 +32,10 @@ from reports.instrument_info import _IDENTITY_RE as _IDENTITY_RE
 from reports.instrument_info import _INSTRUMENT_FIELDS as _INSTRUMENT_FIELDS
 from reports.instrument_info import Instrument, parse_instruments
 
-OUTCOMES = ("passed", "failed", "error", "skipped", "not_run")
+#: ``conditional``: a decision guarded acceptance neither accepts nor rejects.
+OUTCOMES = ("passed", "failed", "conditional", "error", "skipped", "not_run")
+#: A record's ``decision`` (``harness/procedures/uncertainty.py``); absent in older runs.
+DECISIONS = ("pass", "conditional pass", "conditional fail", "fail")
 #: Keys every record must carry for any report to make sense of it.
 REQUIRED_KEYS = ("test_id", "item", "outcome")
 RESULTS_FILE = "results.jsonl"
@@ -348,6 +351,11 @@ def _load_records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
         if rec["outcome"] not in OUTCOMES:
             raise ReportInputError(
                 f"{path}:{n}: key 'outcome': {rec['outcome']!r} is not one of {', '.join(OUTCOMES)}"
+            )
+        decision = rec.get("decision")
+        if decision is not None and decision not in DECISIONS:
+            raise ReportInputError(
+                f"{path}:{n}: key 'decision': {decision!r} is not one of {', '.join(DECISIONS)}"
             )
         for key in ("expected", "measured", "uncertainty", "tolerance", "margin"):
             value = rec.get(key)

@@ -315,7 +315,7 @@ def test_environment_and_categories_files(failing_run: Path) -> None:
     def java_full_match(pattern: str, text: str) -> bool:
         return re.fullmatch(pattern.replace("(?s)", ""), text, re.S) is not None
 
-    defect, bench, not_run, _skip, harness_bug = cats
+    defect, bench, conditional, not_run, _skip, harness_bug = cats
     assert not_run["name"] == allure_mod.NOT_RUN_CATEGORY
     failed = "harness.plugin.CaseFailed: P05 (P5): trip: measured 3.7 V"
     broke = "harness.plugin.BenchError: supply did not answer"
@@ -323,6 +323,11 @@ def test_environment_and_categories_files(failing_run: Path) -> None:
     assert not java_full_match(defect["messageRegex"], broke)
     assert java_full_match(bench["messageRegex"], broke)
     assert not java_full_match(harness_bug["messageRegex"], failed)
+    straddles = "harness.plugin.CaseConditional: conditional pass (passed): P05 ..."
+    assert java_full_match(conditional["messageRegex"], straddles)
+    assert not java_full_match(conditional["messageRegex"], failed)
+    assert not java_full_match(defect["messageRegex"], straddles)
+    assert not java_full_match(harness_bug["messageRegex"], straddles)
     assert java_full_match(harness_bug["messageRegex"], "KeyError: 'x'")
 
 

@@ -15,6 +15,9 @@ from harness.procedures import expect
 from harness.procedures.record import CaseNotTestable, Measurement
 from harness.procedures.rig import STOPPED_A, Observation, Rig, fet_state
 
+#: The time resolution of a scope capture as the scope driver reads edges (1 ms).
+SCOPE_RESOLUTION_S = 0.001
+
 
 def to_unit(seconds: float, unit: str) -> float:
     return seconds / SECONDS_PER_UNIT[unit]
@@ -72,7 +75,8 @@ def overcurrent_delay(rig: Rig, m: Measurement, side: str, flag: str) -> None:
     if scope is not None:
         delay = scope.delay_between_edges_s("current", "rise", "current", "fall")
         m.note = "timed on the scope (current edge to current edge)"
-        m.uncertainty = to_unit(0.001, m.unit)  # the scope resolves 1 ms
+        m.bracket(to_unit(SCOPE_RESOLUTION_S, m.unit), "scope edge timing resolution (1 ms)")
+        m.timed_on_scope = True
         if delay is None:
             m.check(
                 "scope saw both edges",
@@ -84,7 +88,7 @@ def overcurrent_delay(rig: Rig, m: Measurement, side: str, flag: str) -> None:
     else:
         delay = end.t_s - t0
         m.note = f"timed by polling every {step:g} s"
-        m.uncertainty = to_unit(step, m.unit)
+        m.bracket(to_unit(step, m.unit), f"polling period {step:g} s")
     m.measured = to_unit(delay, m.unit)
     m.check(
         "flag reported",
@@ -131,7 +135,8 @@ def transient_delay(rig: Rig, m: Measurement, flag: str) -> None:
     rig.bench.load.transient(False)
     delay = scope.delay_between_edges_s("current", "rise", "current", "fall")
     m.note = "timed on the scope: current step to current interruption"
-    m.uncertainty = to_unit(0.001, m.unit)
+    m.bracket(to_unit(SCOPE_RESOLUTION_S, m.unit), "scope edge timing resolution (1 ms)")
+    m.timed_on_scope = True
     if delay is None:
         m.check(
             "scope saw the interruption",
@@ -205,7 +210,8 @@ def overcurrent_recovery(rig: Rig, m: Measurement) -> None:
         )
         return
     m.measured = to_unit(back.t_s - tripped.t_s, m.unit)
-    m.uncertainty = to_unit(2 * step, m.unit)
+    m.bracket(to_unit(step, m.unit), f"trip seen by polling every {step:g} s")
+    m.bracket(to_unit(step, m.unit), f"return seen by polling every {step:g} s")
     m.note = f"timed by polling every {step:g} s (trip and return both polled)"
 
 
@@ -318,7 +324,7 @@ def soft_start(rig: Rig, m: Measurement) -> None:
         )
         return
     m.measured = to_unit(full.t_s - t0, m.unit)
-    m.uncertainty = to_unit(step, m.unit)
+    m.bracket(to_unit(step, m.unit), f"polling period {step * 1000:g} ms")
     m.note = f"timed by polling every {step * 1000:g} ms"
 
 
@@ -340,5 +346,5 @@ def timed_until(
         )
         return
     m.measured = to_unit(end.t_s - t0, m.unit)
-    m.uncertainty = to_unit(step, m.unit)
+    m.bracket(to_unit(step, m.unit), f"polling period {step:g} s")
     m.note = f"timed by polling every {step:g} s"

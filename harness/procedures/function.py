@@ -66,11 +66,17 @@ def series_count(rig: Rig, m: Measurement) -> None:
     m.measured = float(len(tele.cell_v))
 
 
+#: The SOC step of the P81 ramp. The first SOC that resumes is one step past the setting
+#: (charging resumes below P81), so the value is at the step's edge: at 0.5 %-point against
+#: the +-1 %-point tolerance the conforming twin read 95.5 % +- 0.58 (conditional).
+GAP_STEP_PCT = 0.25
+
+
 def gap_compensation(rig: Rig, m: Measurement, switch_on: bool = True) -> None:
     """P81 / S42: after a cell overvoltage protection, charging resumes only below P81 SOC.
 
-    The SOC is stepped down in 0.5 %-point steps from 98 %; the measured value is the first
-    SOC at which charging resumed. The case gives the cell ``level`` beyond the cell
+    The SOC is stepped down in ``GAP_STEP_PCT`` steps from 98 %; the measured value is the
+    first SOC at which charging resumed. The case gives the cell ``level`` beyond the cell
     overvoltage protection and the rated capacity (``rated_ah``)."""
     rated = rig.setup.num("rated_ah")
     rig.set_soc_pct(98.0)
@@ -105,11 +111,11 @@ def gap_compensation(rig: Rig, m: Measurement, switch_on: bool = True) -> None:
     )
     pct = 98.0
     while pct > 80.0:
-        pct -= 0.5
+        pct -= GAP_STEP_PCT
         obs = rig.probe("soc", pct, "gap_compensation_waiting", 2.0)
         if obs.supply_a >= STOPPED_A and obs.charge_fet:
             m.measured = pct
-            m.uncertainty = 0.5
+            m.bracket(GAP_STEP_PCT, f"SOC step ({GAP_STEP_PCT:g} %-point)")
             return
     m.check(
         "charging resumes",
@@ -163,7 +169,8 @@ def cycle_count(rig: Rig, m: Measurement, amps: float = 50.0) -> None:
         )
         return
     m.measured = round((increments[1] - increments[0]) * amps / 3600 / rated * 100, 3)
-    m.uncertainty = 2 * share_step
+    m.bracket(share_step, "first increment seen at a poll (0.25 %-point of capacity)")
+    m.bracket(share_step, "second increment seen at a poll (0.25 %-point of capacity)")
 
 
 def impedance_compensation(
@@ -365,7 +372,7 @@ def history_interval(rig: Rig, m: Measurement, working: bool, expect_records: bo
             first, start = rig.now(), n
         elif first is not None and n > start:
             m.measured = to_unit(rig.now() - first, m.unit)
-            m.uncertainty = to_unit(step, m.unit)
+            m.bracket(to_unit(step, m.unit), f"polling period {step:g} s")
             rig.condition("standby")
             return
     rig.condition("standby")

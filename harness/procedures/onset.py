@@ -59,7 +59,7 @@ def current_limit_onset(rig: Rig, m: Measurement) -> None:
         )
     else:
         m.measured = round(level, 3)
-        m.uncertainty = step
+        m.bracket(step, "ramp step (last unlimited offer to the onset)")
         m.check(
             "limit flag at the onset",
             onset.flag,

@@ -2,7 +2,9 @@
 
 The verdict and the margin are computed here and nowhere else, so every test kind judges the
 same way: a measured value passes when it lies within ``expected +- tolerance``, and the
-margin is the distance to the nearer limit (positive inside, negative outside).
+margin is the distance to the nearer limit (positive inside, negative outside). The value's
+uncertainty budget (``harness/procedures/uncertainty.py``) and the run's decision rule turn
+that into a decision: pass, conditional pass, conditional fail or fail.
 
 Procedures receive a ``Recorder`` and never import pytest or allure: the pytest plugin
 supplies a recorder that also writes Allure steps and attachments, and a script can use the
@@ -17,10 +19,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.procedures import uncertainty as unc
+
 PASSED = "passed"
 FAILED = "failed"
 SKIPPED = "skipped"
 ERROR = "error"
+#: A conditional decision the rule neither accepts nor rejects (guarded acceptance only).
+CONDITIONAL = "conditional"
 
 
 def margin_to_limits(expected: float, tolerance: float, measured: float) -> float:
@@ -65,7 +71,13 @@ class Measurement:
 
     ``checks`` holds the independent observations the verdict needs (DOMAIN.md: the flag the
     BMS reports and the current at the terminals), as :class:`Check`. The outcome is
-    ``passed`` only when the value is within tolerance and every check holds.
+    ``passed`` only when every check holds and the decision rule accepts the value
+    (``decision``; simple acceptance: the value is within tolerance).
+
+    A procedure states what its own method contributes to the uncertainty (the search
+    bracket, the polling period: :meth:`bracket`); the runner adds the bench's and the
+    device's contributions (``harness/procedures/budget.py``) and sets ``budget``.
+    ``uncertainty`` is then the expanded uncertainty U.
     """
 
     name: str
@@ -85,6 +97,25 @@ class Measurement:
     channel: str | None = None
     #: Of ``probes``, those the go/no-go pairs on the other channels took (with their resets).
     channel_probes: int = 0
+    #: What the procedure's method contributes (``uncertainty.Contribution``).
+    method: list[unc.Contribution] = field(default_factory=list)
+    #: The whole budget, set by the runner once the case has run.
+    budget: unc.Budget | None = None
+    #: The decision rule of the run (``uncertainty.RULES``).
+    rule: str = unc.SIMPLE
+    #: The measured time was taken on the scope (its time base enters the budget).
+    timed_on_scope: bool = False
+
+    def bracket(self, width: float, source: str) -> None:
+        """The method's own contribution: a search bracket or a timing step of ``width``
+        (in the measurement's unit), the value reported at its edge. Until the budget is
+        complete ``uncertainty`` is the width, as a procedure saw it."""
+        self.method.append(unc.bracket(source, width))
+        self.uncertainty = abs(width) if self.uncertainty is None else self.uncertainty
+
+    def set_budget(self, budget: unc.Budget) -> None:
+        self.budget = budget
+        self.uncertainty = budget.expanded
 
     def check(
         self,
@@ -127,23 +158,54 @@ class Measurement:
         return abs(self.measured - self.expected) <= self.tolerance + 1e-9
 
     @property
+    def decision(self) -> str:
+        """pass, conditional pass, conditional fail or fail (``uncertainty.decide``)."""
+        budget = self.budget
+        return unc.decide(
+            self.measured,
+            self.expected,
+            self.tolerance,
+            budget.expanded if budget is not None else 0.0,
+            checks_ok=all(c.ok for c in self.checks),
+            complete=budget.complete if budget is not None else True,
+            rule=self.rule,
+        )
+
+    @property
     def outcome(self) -> str:
-        ok = self.within_tolerance and all(c.ok for c in self.checks)
-        return PASSED if ok else FAILED
+        accepted = unc.accepted(self.decision, self.rule)
+        if accepted is None:
+            return CONDITIONAL
+        return PASSED if accepted else FAILED
 
     def failures(self) -> list[str]:
-        """Human-readable reasons the measurement failed (empty when it passed)."""
+        """Human-readable reasons the measurement failed or is conditional (empty when it
+        passed plainly)."""
         out = []
+        u = self.uncertainty or 0.0
         if not self.within_tolerance:
             if self.measured is None:
                 out.append(
                     f"{self.name}: nothing measured (expected {self.expected:g} {self.unit})"
                 )
             else:
-                out.append(
+                text = (
                     f"{self.name}: measured {self.measured:g} {self.unit}, expected "
                     f"{self.expected:g} +- {self.tolerance:g} {self.unit}"
                 )
+                if self.decision == unc.CONDITIONAL_FAIL:
+                    text += f" (conditional fail: ± {u:.3g} {self.unit} reaches the limits)"
+                out.append(text)
+        elif self.decision == unc.CONDITIONAL_PASS and self.expected is not None:
+            reason = (
+                f"measured {self.measured:g} ± {u:.3g} {self.unit} straddles a limit of "
+                f"{self.expected:g} +- {self.tolerance:g} {self.unit}"
+            )
+            budget = self.budget
+            if budget is not None and not budget.complete and self.margin is not None:
+                if self.margin >= u:
+                    reason = f"uncertainty budget incomplete: {', '.join(budget.missing)} not given"
+            out.append(f"{self.name}: conditional pass: {reason}")
         out.extend(f"{c.name}: {c.reason}" for c in self.failed_checks())
         return out
 
@@ -155,6 +217,8 @@ class Measurement:
             "tolerance": self.tolerance,
             "measured": self.measured,
             "uncertainty": self.uncertainty,
+            "uncertainty_budget": self.budget.to_dict() if self.budget is not None else None,
+            "decision": self.decision,
             "margin": self.margin,
             "probes": self.probes,
             "naive_probes": self.naive_probes,

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.procedures import expect, hands, power, registry, threshold
+from harness.procedures import budget, expect, hands, power, registry, threshold
 from harness.procedures.record import BenchFault, CaseNotTestable, Measurement, Recorder
 from harness.procedures.rig import Observation, Rig
 from harness.procedures.setup import Nominal, Setup
+from harness.procedures.uncertainty import SIMPLE
 
 
 def _configure_nominal(rig: Rig, case: Any, nominal: Nominal) -> bool:
@@ -110,13 +111,16 @@ def run_case(
     operator: Any = None,
     operator_absent: str | None = None,
     evidence: Any = None,
+    rule: str = SIMPLE,
 ) -> Measurement:
     """Run one case; returns its measurement (the verdict is ``measurement.outcome``).
 
     ``operator`` (``harness.operator.Operator``) does the case's hand-steps the bench has no
     relay for; without one (``operator_absent`` says why: "unattended run") such a case is
     not testable. ``evidence`` (test id -> the run's final record or None) serves a case
-    proven by another's verdict, which touches no bench. Raises ``CaseNotTestable`` when the
+    proven by another's verdict, which touches no bench. ``rule`` is the decision rule the
+    measurement is judged by (``uncertainty.RULES``); its budget is completed here
+    (``budget.complete``). Raises ``CaseNotTestable`` when the
     case cannot run on this bench and ``BenchFault`` when the bench, not the device, failed.
     """
     if not getattr(case, "testable", True):
@@ -129,6 +133,7 @@ def run_case(
         m = Measurement(
             name=case.id, unit=case.unit or "", expected=case.expected, tolerance=case.tolerance
         )
+        m.rule = rule
         _dispatch(rig, case, m)
         return m
     # Before anything moves: who does each hand-step (or why nobody can).
@@ -161,6 +166,7 @@ def run_case(
             _release_hands(rig, in_flight=not ok)
         finally:
             restore(rig)
+    budget.complete(bench, case, m, rule)
     return m
 
 

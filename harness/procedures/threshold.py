@@ -206,7 +206,7 @@ def find_trip(
         )
         return None
     m.measured = acting
-    m.uncertainty = abs(acting - quiet)
+    m.bracket(abs(acting - quiet), "search bracket (quiet to acting)")
     return final
 
 
@@ -263,7 +263,7 @@ def find_recovery(
             )
             return None
     m.measured = clearing
-    m.uncertainty = abs(holding - clearing)
+    m.bracket(abs(holding - clearing), "search bracket (holding to clearing)")
     return cleared_obs
 
 

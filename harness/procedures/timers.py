@@ -103,7 +103,7 @@ def overcurrent_restart(rig: Rig, m: Measurement) -> None:
         )
         return
     m.measured = to_unit(end.t_s - t0, m.unit)
-    m.uncertainty = to_unit(step, m.unit)
+    m.bracket(to_unit(step, m.unit), f"polling period {step:g} s")
     m.note = (
         f"first excursion {first_s:g} s, {gap_s:g} s back at {back_a:g} A; timed by polling "
         f"every {step:g} s"
