@@ -67,15 +67,12 @@ def plan_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     # The bench's relays decide which hand-step cases need a person (needs_operator).
-    # What the bench can apply: a case beyond it is untestable with the numbers.
-    # What the bench's BMS link carries: a case that needs more is untestable, naming it.
-    everything = build_plan(spec, caps, relays=relays, reach=reach, link=link)
+    # What the bench can apply, and what its BMS link carries: a case beyond either is
+    # untestable, naming why.
+    on_bench = {"relays": relays, "reach": reach, "link": link}
+    everything = build_plan(spec, caps, **on_bench)
     # The run builds its plan with the suite (harness.session): the same call, the same cases.
-    cases = (
-        build_plan(spec, caps, suite=suite, relays=relays, reach=reach, link=link)
-        if suite
-        else everything
-    )
+    cases = build_plan(spec, caps, suite=suite, **on_bench) if suite else everything
     if as_json:
         typer.echo(plan_json(cases))
         return
@@ -132,9 +129,7 @@ def run_command(
         help="device configuration under test: YAML of spec items to values (P55: 160.0); "
         "written to the device at the start, every case judged against it",
     ),
-    decision_rule: str = typer.Option(
-        None, "--decision-rule", help="simple (ILAC-G8 simple acceptance, default) | guarded"
-    ),
+    decision_rule: str = typer.Option(None, help="simple (ILAC-G8, default) | guarded"),
 ) -> None:
     """Run a suite on a bench; exit 0 every planned case passed, 1 a failure, a bench error
     or an incomplete run, 2 a usage or configuration error."""
@@ -477,9 +472,7 @@ def gate_command(
     ),
     db: str = typer.Option(None, "--db", help="history database for run ids"),
     summary: str = typer.Option(None, "--summary", help="also append the Markdown to this file"),
-    conditional: str = typer.Option(
-        "reject", "--conditional", help="a conditional verdict: reject (failed) | accept"
-    ),
+    conditional: str = typer.Option("reject", help="conditional verdict: reject | accept"),
 ) -> None:
     """Release gate: exit 0 pass, 1 gate failed, 2 cannot compare; prints Markdown for CI."""
     from pathlib import Path
