@@ -121,6 +121,33 @@ def cid(row: Parameter | Switch, suffix: str) -> str:
     return f"{prefix}{row.number:02d}-{row.id}" + (f"-{suffix}" if suffix else "")
 
 
+def switch_state_case(
+    s: Switch,
+    on: bool,
+    overrides: dict[int, float],
+    switch_overrides: dict[int, bool],
+    **fields: Any,
+) -> Case:
+    """The case proving switch ``s`` in state ``on`` (``switch-on``/``switch-off``): what
+    every switch case shares (id, item, flag, expected state, no tolerance, the state under
+    test in ``switch_overrides``); ``fields`` are the rest (procedure, params, estimate)."""
+    kind: CaseKind = "switch-on" if on else "switch-off"
+    return Case(
+        id=cid(s, kind),
+        item=s.item,
+        number=s.number,
+        kind=kind,
+        category="function switch",
+        flag=s.flag,
+        expected=1.0 if on else 0.0,
+        tolerance=0.0,
+        unit="",
+        overrides=overrides,
+        switch_overrides=switch_overrides,
+        **fields,
+    )
+
+
 def grid(value: float, step: float) -> float:
     """Round to the grid of ``step`` (and to clean decimals)."""
     decimals = max(0, -math.floor(math.log10(step))) + 1 if step < 1 else 3

@@ -18,7 +18,7 @@ benches keeps them on one bench, the evidence first.
 from __future__ import annotations
 
 from bmsspec import Spec, Switch
-from harness.plan.common import Case, CaseKind, cid
+from harness.plan.common import Case, switch_state_case
 
 #: Procedure of a case proven by another's verdict (``harness/procedures/registry.py``).
 PROCEDURE = "evidence"
@@ -32,19 +32,11 @@ def evidence_case(
     switch_overrides: dict[int, bool],
     suites: list[str],
 ) -> Case:
-    kind: CaseKind = "switch-on" if on else "switch-off"
-    return Case(
-        id=cid(s, kind),
-        item=s.item,
-        number=s.number,
-        kind=kind,
-        category="function switch",
-        flag=s.flag,
-        expected=1.0 if on else 0.0,
-        tolerance=0.0,
-        unit="",
-        overrides=overrides,
-        switch_overrides=switch_overrides,
+    return switch_state_case(
+        s,
+        on,
+        overrides,
+        switch_overrides,
         procedure=PROCEDURE,
         params={"switch": s.number, "state": on, "evidence": evidence},
         suites=suites,

@@ -16,15 +16,14 @@ from harness.plan.common import (
     DWELL_S,
     SETUP_S,
     Case,
-    CaseKind,
     band,
     capable,
-    cid,
     delay_s,
     hands_reason,
     hardware_reason,
     isolation,
     missing,
+    switch_state_case,
 )
 from harness.plan.common import (
     params as computed,
@@ -63,7 +62,6 @@ def governed_trip(spec: Spec, s: Switch) -> Parameter | None:
 
 def switch_case(spec: Spec, s: Switch, on: bool, caps: Mapping[str, bool]) -> Case:
     r = s.recipe
-    kind: CaseKind = "switch-on" if on else "switch-off"
     state = r.on if on else r.off
     overrides, switch_overrides = isolation(spec, r)
     switch_overrides[s.number] = on
@@ -137,21 +135,14 @@ def switch_case(spec: Spec, s: Switch, on: bool, caps: Mapping[str, bool]) -> Ca
             testable, reason = False, UNSAFE
         if not hands_anywhere and r.est_s is not None:
             est = SETUP_S + r.est_s
-    return Case(
-        id=cid(s, kind),
-        item=s.item,
-        number=s.number,
-        kind=kind,
-        category="function switch",
+    return switch_state_case(
+        s,
+        on,
+        overrides,
+        switch_overrides,
         quantity=quantity,
         direction=direction,
         condition=condition,
-        flag=s.flag,
-        expected=1.0 if on else 0.0,
-        tolerance=0.0,
-        unit="",
-        overrides=overrides,
-        switch_overrides=switch_overrides,
         procedure=procedure,
         params=params,
         suites=list(state.suites or r.suites),
