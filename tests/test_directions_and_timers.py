@@ -15,15 +15,13 @@ Each new plan case is run twice over:
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
+from e2e_support import run_by_id
 
 from bmssim.twin import activation as twin_activation
 from bmssim.twin.balancing import Balancing
@@ -295,25 +293,12 @@ def test_static_balancing_time_not_restarted_by_a_charge_fails(cases, monkeypatc
 # -- end to end, where a deviation kind exists ----------------------------------------------
 
 
-def bmshil_run(out: Path, *args: str) -> tuple[int, str, dict[str, dict]]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--suite", "regression", "--out", str(out), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    path = out / "results.jsonl"
-    records = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-    return proc.returncode, proc.stdout + proc.stderr, {r["test_id"]: r for r in records}
-
-
 @pytest.mark.parametrize("row", [67, 68])
 def test_overcurrent_timer_not_reset_fails_the_restart_only(tmp_path: Path, row: int) -> None:
     faults = tmp_path / "faults.yaml"
     faults.write_text(f"firmware:\n  - {{item: P{row}, kind: timer_not_reset}}\n")
     sel = f"{OC_RESTART[row]} or {OC_DELAY[row]}"
-    code, text, ids = bmshil_run(tmp_path / "out", "-k", sel, "--sim-faults", str(faults))
+    code, text, ids = run_by_id(tmp_path / "out", "-k", sel, "--sim-faults", str(faults))
     assert code == 1, text
     restart = ids[OC_RESTART[row]]
     assert restart["outcome"] == "failed", restart
@@ -328,7 +313,7 @@ def test_a_reported_current_with_the_wrong_sign_fails_the_direction_checks(tmp_p
     faults = tmp_path / "faults.yaml"
     faults.write_text("telemetry:\n  - {quantity: current, kind: scale, value: -1.0}\n")
     sel = f"{COULOMB_UP} or {BUSBAR_CHARGING}"
-    code, text, ids = bmshil_run(tmp_path / "out", "-k", sel, "--sim-faults", str(faults))
+    code, text, ids = run_by_id(tmp_path / "out", "-k", sel, "--sim-faults", str(faults))
     assert code == 1, text
     for cid in (COULOMB_UP, BUSBAR_CHARGING):
         r = ids[cid]

@@ -10,14 +10,12 @@ and nothing else fails."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from e2e_support import bmshil_run
 
 from bmsspec import TEST_PLANS_DIR, SpecError, load_spec
 from harness.plan import DEFAULT_CAPABILITIES, build_plan
@@ -282,21 +280,6 @@ SELECTION = " or ".join(
     for i in ["P01", "P02", "P03", "P05", "P06", "P07", "P08", "P09", "P21", "P25", "P26"]
     + ["P31", "P32", "P37", "P38", "P61", "P62", "P63", "P64"]
 )
-
-
-def bmshil_run(out: Path, *args: str) -> tuple[int, str, list[dict]]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--out", str(out), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    path = out / "results.jsonl"
-    records = (
-        [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-    )
-    return proc.returncode, proc.stdout + proc.stderr, records
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,12 @@ simulated bench through the wire and read the results directory it leaves.
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from e2e_support import bmshil_run
 
 from harness.procedures.record import Check, Measurement
 from harness.procedures.rig import Observation, Rig
@@ -248,21 +246,6 @@ SELECTION = (
     "P01- or P02- or P05- or P06- or P07- or P08- or P19- or P25- or P26- or P67- or P69- "
     "or S10- or S12- or P60-"
 )
-
-
-def bmshil_run(out: Path, *args: str) -> tuple[int, str, list[dict]]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--out", str(out), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    path = out / "results.jsonl"
-    records = (
-        [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-    )
-    return proc.returncode, proc.stdout + proc.stderr, records
 
 
 def assert_checks_read_true(records: list[dict]) -> int:

@@ -12,13 +12,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_support import run_outcomes
 from twin_support import configure
 
 from bmssim.faults import Faults
@@ -495,24 +494,6 @@ def test_an_unknown_mutant_is_refused_naming_file_key_and_value(
 # ---------------------------------------------------------------------- end to end
 
 
-def bmshil_run(out: Path, *args: str) -> tuple[int, str, dict[str, str]]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--out", str(out), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    path = out / "results.jsonl"
-    outcomes: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                outcomes[r["test_id"]] = r["outcome"]
-    return proc.returncode, proc.stdout + proc.stderr, outcomes
-
-
 @pytest.mark.parametrize(
     ("mutant", "selection", "killer"),
     [
@@ -538,7 +519,7 @@ def test_a_sample_of_mutants_is_killed_end_to_end(
 ) -> None:
     faults = tmp_path / "faults.yaml"
     faults.write_text(f"mutant: {mutant}\n", encoding="utf-8")
-    code, text, outcomes = bmshil_run(
+    code, text, outcomes = run_outcomes(
         tmp_path / "out", "-k", selection, "--sim-faults", str(faults)
     )
     assert code == 1, text
@@ -551,7 +532,7 @@ def test_a_sample_of_mutants_is_killed_end_to_end(
 def test_an_unknown_mutant_is_refused_by_the_run(tmp_path: Path) -> None:
     faults = tmp_path / "faults.yaml"
     faults.write_text("mutant: scan_skips_cell17\n", encoding="utf-8")
-    code, text, outcomes = bmshil_run(
+    code, text, outcomes = run_outcomes(
         tmp_path / "out", "-k", "P01-cell-high-voltage-alarm-trip", "--sim-faults", str(faults)
     )
     assert code == 2, text

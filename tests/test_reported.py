@@ -14,15 +14,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from e2e_support import run_by_id
 
 from bmsspec import TEST_PLANS_DIR, SpecError, load_spec
 from bmsspec.config import configured_spec
@@ -243,19 +241,6 @@ def test_evidence_without_a_verdict_gives_none(regression) -> None:
 # -- end to end ---------------------------------------------------------------------------
 
 
-def bmshil_run(out: Path, *args: str) -> tuple[int, str, dict[str, dict]]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--suite", "regression", "--out", str(out), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    path = out / "results.jsonl"
-    records = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-    return proc.returncode, proc.stdout + proc.stderr, {r["test_id"]: r for r in records}
-
-
 def _faults(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "faults.yaml"
     path.write_text(text, encoding="utf-8")
@@ -267,7 +252,7 @@ SELECTION = " or ".join(REPORTS + UNRELATED)
 
 def test_the_conforming_twin_passes_the_reports_s58_and_p63(tmp_path: Path) -> None:
     sel = " or ".join([*REPORTS, S58_ON, S58_OFF, P78_SHORT, P63_TRIP])
-    code, text, ids = bmshil_run(tmp_path / "out", "-k", sel)
+    code, text, ids = run_by_id(tmp_path / "out", "-k", sel)
     assert code == 0, text
     assert all(r["outcome"] == "passed" for r in ids.values()), text
     cells = ids[CELLS]
@@ -322,7 +307,7 @@ def test_a_telemetry_deviation_fails_exactly_its_report_case_naming_the_channel(
     tmp_path: Path, deviation: str, case: str, failure: str
 ) -> None:
     faults = _faults(tmp_path, f"telemetry:\n  - {deviation}\n")
-    code, text, ids = bmshil_run(tmp_path / "out", "-k", SELECTION, "--sim-faults", str(faults))
+    code, text, ids = run_by_id(tmp_path / "out", "-k", SELECTION, "--sim-faults", str(faults))
     assert code == 1, text
     failed = sorted(i for i, r in ids.items() if r["outcome"] == "failed")
     assert failed == [case], text
@@ -344,7 +329,7 @@ def test_deviations_inside_the_accuracy_fail_nothing(tmp_path: Path) -> None:
         "  - {quantity: pack_voltage, kind: offset, value: 0.2}\n"
         "  - {quantity: soc, kind: offset, value: 0.5}\n",
     )
-    code, text, ids = bmshil_run(tmp_path / "out", "-k", SELECTION, "--sim-faults", str(faults))
+    code, text, ids = run_by_id(tmp_path / "out", "-k", SELECTION, "--sim-faults", str(faults))
     assert code == 0, text
     assert all(r["outcome"] == "passed" for r in ids.values()), text
     assert ids[CELLS]["measured"] == pytest.approx(0.008, abs=1e-4)  # the deviation is seen
@@ -353,7 +338,7 @@ def test_deviations_inside_the_accuracy_fail_nothing(tmp_path: Path) -> None:
 def test_an_ignored_s58_fails_its_switch_off_case(tmp_path: Path) -> None:
     faults = _faults(tmp_path, "firmware:\n  - {item: S58, kind: ignored}\n")
     sel = f"{S58_ON} or {S58_OFF} or {P78_SHORT}"
-    code, text, ids = bmshil_run(tmp_path / "out", "-k", sel, "--sim-faults", str(faults))
+    code, text, ids = run_by_id(tmp_path / "out", "-k", sel, "--sim-faults", str(faults))
     assert code == 1, text
     off = ids[S58_OFF]
     assert off["outcome"] == "failed" and off["measured"] == 1.0
@@ -363,7 +348,7 @@ def test_an_ignored_s58_fails_its_switch_off_case(tmp_path: Path) -> None:
 
 def test_a_switch_on_case_without_its_evidence_in_the_run_is_not_tested(tmp_path: Path) -> None:
     # (with one case that passes: a run in which nothing passed is a FAIL)
-    code, text, ids = bmshil_run(tmp_path / "out", "-k", f"{S58_ON} or {UNRELATED[0]}")
+    code, text, ids = run_by_id(tmp_path / "out", "-k", f"{S58_ON} or {UNRELATED[0]}")
     assert code == 0, text
     r = ids[S58_ON]
     assert r["outcome"] == "skipped"

@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from e2e_support import bmshil_run
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = (
@@ -30,21 +31,6 @@ REQUIRED = (
     "bench_s",
     "wall_s",
 )
-
-
-def bmshil_run(out: Path, *args: str) -> tuple[int, str, list[dict]]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--out", str(out), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    path = out / "results.jsonl"
-    records = (
-        [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-    )
-    return proc.returncode, proc.stdout + proc.stderr, records
 
 
 def by_id(records: list[dict]) -> dict[str, dict]:

@@ -9,14 +9,12 @@ the row does not own, or the wrong one.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from e2e_support import run_by_id
 
 from bmsspec import load_spec
 from harness.plan import DEFAULT_CAPABILITIES, build_plan
@@ -344,19 +342,6 @@ def test_a_latched_flag_the_block_write_clears_gives_a_recorded_clean_start() ->
 # -- end to end on the simulated bench ---------------------------------------------------------
 
 
-def bmshil_run(out: Path, *args: str) -> tuple[int, str, dict[str, dict]]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--out", str(out), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    path = out / "results.jsonl"
-    records = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-    return proc.returncode, proc.stdout + proc.stderr, {r["test_id"]: r for r in records}
-
-
 def test_a_fet_the_row_does_not_own_or_the_wrong_one_fails_naming_the_fet(tmp_path: Path) -> None:
     faults = tmp_path / "faults.yaml"
     faults.write_text(
@@ -373,7 +358,7 @@ def test_a_fet_the_row_does_not_own_or_the_wrong_one_fails_naming_the_fet(tmp_pa
         ("P47-power-high-temperature-alarm-trip", "P43-ambient-overtemperature-protection-trip")
         + unrelated
     )
-    code, text, ids = bmshil_run(tmp_path / "out", "-k", sel, "--sim-faults", str(faults))
+    code, text, ids = run_by_id(tmp_path / "out", "-k", sel, "--sim-faults", str(faults))
     assert code == 1, text
     alarm = ids["P47-power-high-temperature-alarm-trip"]
     assert alarm["outcome"] == "failed", alarm
