@@ -121,8 +121,19 @@ class BloomyAbsCells(CellSimulator):
                 low_key="min_voltage_v",
                 high_key="max_voltage_v",
             )
+        if len(set(values)) == 1:
+            self.set_all_v(values[0])
+            return
+        # Unit by unit, one error check per unit (its batch) rather than one per cell.
+        by_unit: dict[str, list[tuple[int, float]]] = {}
         for cell, value in enumerate(values, start=1):
-            self.set_cell_v(cell, value)
+            unit_name, ch = self.cell_map[cell]
+            by_unit.setdefault(unit_name, []).append((ch, value))
+        for unit_name, settings in by_unit.items():
+            unit = self.units[unit_name]
+            with unit.batch():
+                for ch, value in settings:
+                    unit.set_voltage(ch, value)
 
     def read_cell_v(self, cell: int) -> float:
         unit, ch = self._locate(cell)

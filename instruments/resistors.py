@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, nullcontext
 
 from instruments.ntc import BetaNtc, NtcModel
 
@@ -47,6 +48,11 @@ class Resistors(ABC):
     @abstractmethod
     def normal(self, channel: str) -> None:
         """Back to the programmed resistance after open() or short()."""
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Several settings, their errors checked once at the end (a driver that can says
+        how; otherwise each setting is checked as it is sent)."""
+        return nullcontext()
 
     def safe_state(self) -> None:
         """Every channel normal at 25 °C; each channel attempted even if one fails."""

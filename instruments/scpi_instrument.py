@@ -8,7 +8,8 @@ a bench trustworthy live here once:
   address is refused before anything is sent to it);
 * after every command the error queue (``SYST:ERR?``) is drained, and any error raises
   naming the command that caused it (an instrument that silently ignored a setpoint would
-  turn a protection test into a lie);
+  turn a protection test into a lie); inside ``batch()`` the queue is drained once after the
+  last command of the batch, and an error names every command of it;
 * a timeout raises naming instrument, address and command;
 * every setpoint is checked against the bench envelope *before* it is sent, and refused
   (``EnvelopeError``), never clamped.
@@ -17,7 +18,8 @@ a bench trustworthy live here once:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, ClassVar, Protocol
@@ -131,6 +133,8 @@ class ScpiInstrument:
     CLEAR: ClassVar[str] = "*CLS"
     #: Sent once after identification (remote mode, function selection, ...).
     CONFIGURE: ClassVar[tuple[str, ...]] = ()
+    #: Commands sent inside ``batch()`` whose error check is still to come.
+    _batched: list[str] | None = None
 
     def __init__(
         self,
@@ -236,9 +240,39 @@ class ScpiInstrument:
         return str(self._io(command, self.resource.read)).strip()
 
     def send(self, command: str) -> None:
-        """Send a command and drain the error queue; raise if the instrument objected."""
+        """Send a command and drain the error queue; raise if the instrument objected.
+        Inside ``batch()`` the queue is drained when the batch ends."""
         self.write(command)
+        if self._batched is not None:
+            self._batched.append(command)
+            return
         self.check_errors(command)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Send several commands, then drain the error queue once: one round trip for a
+        group of setpoints (16 cell voltages, six NTC channels) instead of one each. An
+        error raises naming every command of the batch, since the queue does not say which
+        one caused it. Nested batches join the outer one. If the body raises, the queue is
+        still drained (so a later command is not blamed), and the body's error propagates.
+        """
+        if self._batched is not None:
+            yield
+            return
+        self._batched = []
+        try:
+            yield
+        except BaseException:
+            sent, self._batched = self._batched, None
+            if sent and not getattr(self, "_stale", False):
+                try:
+                    self._drain_errors(_batch_text(sent))
+                except Exception:  # noqa: BLE001 - the body's error is the one to report
+                    pass
+            raise
+        sent, self._batched = self._batched, None
+        if sent:
+            self._drain_errors(_batch_text(sent))
 
     def ask(self, command: str) -> str:
         """A query whose answer is text."""
@@ -272,6 +306,11 @@ class ScpiInstrument:
 
     def check_errors(self, command: str) -> None:
         """Drain ``SYST:ERR?``; raise naming ``command`` if any error was queued."""
+        self._drain_errors(repr(command))
+
+    def _drain_errors(self, what: str) -> None:
+        """Drain ``SYST:ERR?``; raise naming ``what`` (the command, or a batch) if any error
+        was queued."""
         errors: list[str] = []
         for _ in range(MAX_QUEUED_ERRORS):
             answer = self.query(self.ERROR_QUERY)
@@ -282,9 +321,9 @@ class ScpiInstrument:
                 break
             errors.append(answer)
         else:
-            raise InstrumentError(f"{self._where()}: error queue does not empty after {command!r}")
+            raise InstrumentError(f"{self._where()}: error queue does not empty after {what}")
         if errors:
-            raise InstrumentError(f"{self._where()}: {command!r} caused {'; '.join(errors)}")
+            raise InstrumentError(f"{self._where()}: {what} caused {'; '.join(errors)}")
 
     # -- identity and envelope -------------------------------------------------------------
 
@@ -381,6 +420,13 @@ def _is_timeout(exc: Exception) -> bool:
         isinstance(exc, pyvisa.errors.VisaIOError)
         and exc.error_code == pyvisa.constants.StatusCode.error_timeout
     )
+
+
+def _batch_text(commands: list[str]) -> str:
+    """How an error check after a batch names it: the one command, or every command."""
+    if len(commands) == 1:
+        return repr(commands[0])
+    return "one of " + ", ".join(repr(c) for c in commands)
 
 
 #: Most late answers drained after a timeout before the stream counts as broken.

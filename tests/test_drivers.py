@@ -316,6 +316,30 @@ def test_bloomy_safe_state_nominal():
     assert res_a.pairs == [] and res_b.pairs == []
 
 
+def test_bloomy_sixteen_values_one_error_check_per_unit():
+    """Sixteen different voltages: each unit gets its eight setpoints, then one SYST:ERR?."""
+    values = [3.2 + 0.01 * c for c in range(1, 17)]
+    res_a = ExpectedProtocolResource(
+        ABS_OPEN_A + [(f"SOUR{c}:VOLT {values[c - 1]:.4f}", None) for c in range(1, 9)] + [OK]
+    )
+    res_b = ExpectedProtocolResource(
+        ABS_OPEN_B + [(f"SOUR{c}:VOLT {values[c + 7]:.4f}", None) for c in range(1, 9)] + [OK]
+    )
+    unit_a = BloomyAbsUnit(res_a, name="cells_a", address="A", envelope=CELL_ENV)
+    unit_b = BloomyAbsUnit(res_b, name="cells_b", address="B", envelope=CELL_ENV)
+    cell_map = {c: ("cells_a", c) for c in range(1, 9)} | {
+        c: ("cells_b", c - 8) for c in range(9, 17)
+    }
+    BloomyAbsCells({"cells_a": unit_a, "cells_b": unit_b}, cell_map).set_all_v(values)
+    assert res_a.pairs == [] and res_b.pairs == []
+    # Sixteen equal values are one channel-list command per unit.
+    cells, res_a, res_b = make_cells(
+        [("SOUR:VOLT 3.3000,(@1:8)", None)], [("SOUR:VOLT 3.3000,(@1:8)", None)]
+    )
+    cells.set_all_v([3.3] * 16)
+    assert res_a.pairs == [] and res_b.pairs == []
+
+
 NTC_MAP = {"cell1": 1, "cell2": 2, "cell3": 3, "cell4": 4, "ambient": 5, "power": 6}
 RES_OPEN = [("*IDN?", "bms-hil,RES6,0001,1.0"), ("*CLS", None), OK]
 
@@ -524,3 +548,49 @@ def test_an_answer_cut_off_by_ctrl_c_is_drained_before_the_safe_state_talks():
     with pytest.raises(KeyboardInterrupt):
         psu.measure_voltage_v()
     assert psu.measure_current_a() == 3.25
+
+
+def test_a_batch_checks_errors_once_and_an_error_names_every_command():
+    pairs = [
+        ("OUTP:STAT NORMAL,(@1)", None),
+        ("SOUR:RES 10000,(@1)", None),
+        ("SYST:ERR?", '-222,"Data out of range"'),
+        OK,
+    ]
+    resource = ExpectedProtocolResource(RES_OPEN + pairs)
+    res = ResistorModule(
+        resource,
+        name="res",
+        address="R",
+        channel_map=NTC_MAP,
+        envelope={"min_ohm": 0.0, "max_ohm": 1e6},
+    )
+    with pytest.raises(InstrumentError) as raised:
+        with res.batch():
+            res.normal("cell1")
+            res.set_temperature_c("cell1", 25.0)
+    assert str(raised.value) == (
+        "res (R): one of 'OUTP:STAT NORMAL,(@1)', 'SOUR:RES 10000,(@1)' caused "
+        '-222,"Data out of range"'
+    )
+    assert resource.pairs == []
+
+
+def test_a_batch_whose_body_fails_still_drains_the_error_queue():
+    """A refusal inside a batch propagates, and what was sent before it is still checked, so
+    the next command is not blamed for its errors."""
+    pairs = [("SOUR:RES 10000,(@1)", None), OK, ("SOUR:RES 10000,(@2)", None), OK]
+    resource = ExpectedProtocolResource(RES_OPEN + pairs)
+    res = ResistorModule(
+        resource,
+        name="res",
+        address="R",
+        channel_map=NTC_MAP,
+        envelope={"min_ohm": 0.0, "max_ohm": 1e6},
+    )
+    with pytest.raises(EnvelopeError, match="max_ohm"):
+        with res.batch():
+            res.set_ohm("cell1", 10000)
+            res.set_ohm("cell2", 2e6)
+    res.set_ohm("cell2", 10000)
+    assert resource.pairs == []

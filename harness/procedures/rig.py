@@ -434,9 +434,10 @@ class Rig:
         self.condition("standby")
         self.bench.load.transient(False)
         self.set_cells([NOMINAL_CELL_V] * CELLS)
-        for ch in NTC_CHANNELS:
-            self.bench.resistors.normal(ch)
-            self.set_temperature(ch, NOMINAL_TEMP_C)
+        with self.bench.resistors.batch():
+            for ch in NTC_CHANNELS:
+                self.bench.resistors.normal(ch)
+                self.set_temperature(ch, NOMINAL_TEMP_C)
 
 
 def _same(current: float | None, wanted: float, scale: float) -> bool:
