@@ -367,7 +367,7 @@ def history_interval(rig: Rig, m: Measurement, working: bool, expect_records: bo
     deadline = t0 + interval_s * 2.5
     while rig.now() < deadline:
         rig.wait(step)
-        n = rig.history_count()
+        n = rig.history_count(n)
         if n > start and first is None:
             first, start = rig.now(), n
         elif first is not None and n > start:

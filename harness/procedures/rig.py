@@ -182,24 +182,9 @@ class Rig:
             self.bench.bms.write_block(self.bench.bms.read_parameters())
         self._params_cache = None
 
-    def history_count(self) -> int:
-        """Number of history records the device holds (0x4B answers "no data" past the last).
-
-        Found by doubling then bisecting the record index: a few exchanges even when the
-        device holds hundreds of records."""
-        link = self.bench.bms
-        if link.history_record(0) is None:
-            return 0
-        present, absent = 0, 1
-        while link.history_record(absent) is not None:
-            present, absent = absent, absent * 2
-        while absent - present > 1:
-            mid = (present + absent) // 2
-            if link.history_record(mid) is not None:
-                present = mid
-            else:
-                absent = mid
-        return absent
+    def history_count(self, known: int = 0) -> int:
+        """Number of history records the device holds (see :func:`count_history`)."""
+        return count_history(self.bench.bms.history_record, known)
 
     # -- stimuli ------------------------------------------------------------------------
     def set_cells(self, volts: list[float]) -> None:
@@ -438,6 +423,46 @@ class Rig:
             for ch in NTC_CHANNELS:
                 self.bench.resistors.normal(ch)
                 self.set_temperature(ch, NOMINAL_TEMP_C)
+
+
+def count_history(record: Any, known: int = 0) -> int:
+    """Number of history records a device holds, ``record(i)`` being None past the last one
+    (0x4B answers "no data").
+
+    Found by doubling then bisecting the record index: a few exchanges even when the device
+    holds hundreds of records. ``known``, a count read earlier in the same case (records only
+    accumulate while it runs), starts the search there: one exchange when no record was
+    added since.
+
+    >>> asked = []
+    >>> def record(i):
+    ...     asked.append(i)
+    ...     return "r" if i < 37 else None
+    >>> count_history(record), len(asked)
+    (37, 12)
+    >>> asked.clear(); count_history(record, known=37), asked
+    (37, [37])
+    """
+    if known > 0:
+        if record(known) is None:
+            return known
+        present = known
+    elif record(0) is None:
+        return 0
+    else:
+        present = 0
+    step = 1
+    absent = present + step
+    while record(absent) is not None:
+        present, step = absent, step * 2
+        absent = present + step
+    while absent - present > 1:
+        mid = (present + absent) // 2
+        if record(mid) is not None:
+            present = mid
+        else:
+            absent = mid
+    return absent
 
 
 def _same(current: float | None, wanted: float, scale: float) -> bool:
