@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from bmssim.clock import SharedClockPage
 from bmssim.control import ControlServer
 from bmssim.faults import Faults
 from bmssim.instruments.bloomy_abs import BloomyAbs
@@ -213,6 +214,7 @@ class SimBench:
         self.modbus_tcp: ModbusTcpEndpoint | None = None
         self.modbus_rtu: ModbusRtuEndpoint | None = None
         self.control: ControlServer | None = None
+        self.clock_page: SharedClockPage | None = None
         self._stop = asyncio.Event()
         #: The simulator's start date: its simulated calibrations date from it.
         self.started_on: dt.date = dt.date.today()
@@ -256,6 +258,11 @@ class SimBench:
         """Start every endpoint; on any failure close what was opened and re-raise."""
         try:
             self.world = self._build_world()
+            if self.options.bench_out is not None:
+                # Beside the bench file: the harness on this machine reads the time there.
+                self.clock_page = SharedClockPage.create(Path(f"{self.options.bench_out}.clock"))
+                self.world.clock.on_move = self.clock_page.publish
+                self.clock_page.publish(self.world.clock.now_ms)
             self.instruments = self._build_instruments()
             host = self.options.host
             for name, instrument in self.instruments.items():
@@ -401,7 +408,11 @@ class SimBench:
         document: dict[str, Any] = {
             "bench": BENCH_ID,
             "description": "Simulated bench (bmssim), resolved at start-up",
-            "clock": {"kind": "sim", "address": ep["clock"]},
+            "clock": {
+                "kind": "sim",
+                "address": ep["clock"],
+                **({"shared": str(self.clock_page.path)} if self.clock_page else {}),
+            },
             "instruments": instruments,
             "channels": CHANNELS,
             "bms": {

@@ -105,7 +105,11 @@ class Bench:
 
     def _open_all(self) -> None:
         cfg = self.config
-        self.clock = SimClock(cfg.clock.address) if cfg.clock.kind == "sim" else RealClock()
+        self.clock = (
+            SimClock(cfg.clock.address, cfg.clock.shared)
+            if cfg.clock.kind == "sim"
+            else RealClock()
+        )
         self._closers.append(self.clock.close)
         if cfg.relays:
             # First, so every later step (and every exit) can put the relays safe.

@@ -30,10 +30,13 @@ class Launch(_Strict):
 
 
 class Clock(_Strict):
-    """``real``: wall clock. ``sim``: the simulator's virtual clock at ``address`` (host:port)."""
+    """``real``: wall clock. ``sim``: the simulator's virtual clock at ``address`` (host:port);
+    ``shared``, if given, is the simulator's shared clock page on this machine (read instead
+    of asking the control channel for the time)."""
 
     kind: Literal["real", "sim"]
     address: str | None = Field(default=None, pattern=r"^[^:\s]+:\d+$")
+    shared: str | None = None
 
     @model_validator(mode="after")
     def _address_for_sim(self) -> Clock:

@@ -396,6 +396,25 @@ def test_harness_sim_clock_drives_the_control_channel(sim: dict[str, Any]) -> No
         clock.close()
 
 
+def test_the_shared_clock_page_reads_what_the_control_channel_answers(
+    sim: dict[str, Any], port: serial.Serial, control: Any
+) -> None:
+    """The resolved bench file names the clock page; reading it gives the control channel's
+    time after an advance and after a serial exchange (whose line time moved the clock)."""
+    from harness.clock import SimClock
+
+    assert sim["clock"]["shared"].endswith(".clock")
+    clock = SimClock(sim["clock"]["address"], sim["clock"]["shared"])
+    try:
+        clock.sleep(2.5)
+        assert clock.now() == control(op="now")["now_s"]
+        before = clock.now()
+        exchange(port, "~20004647E00200FD32")  # a parameter block: about 0.19 s of line
+        assert clock.now() == control(op="now")["now_s"] > before + 0.15
+    finally:
+        clock.close()
+
+
 def test_control_reset(port: serial.Serial, control: Any) -> None:
     assert exchange(port, "~200046498008003B1D4CFBD6") == ACK
     assert control(op="reset") == {"ok": True}
