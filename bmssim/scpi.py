@@ -189,6 +189,7 @@ class ScpiInstrument:
         self.sre = 0  # service request enable (power-on 0)
         self._output_pending = False  # a response of the current message is queued (MAV)
         self._table: list[Command] = [*self._common_commands(), *self.commands()]
+        self._lookup_cache: dict[tuple[tuple[str, ...], bool], tuple[Command, list]] = {}
 
     # -- to override -------------------------------------------------------------------------
     def commands(self) -> list[Command]:
@@ -288,6 +289,15 @@ class ScpiInstrument:
         return _Parsed(header, tokens, absolute, query, common, params)
 
     def _lookup(self, tokens: Sequence[str], query: bool) -> tuple[Command, list[int | None]]:
+        # A bench sends the same few headers thousands of times: each is matched against the
+        # table once (the table does not change after construction).
+        key = (tuple(tokens), query)
+        found = self._lookup_cache.get(key)
+        if found is None:
+            found = self._lookup_cache[key] = self._match_table(tokens, query)
+        return found[0], list(found[1])
+
+    def _match_table(self, tokens: Sequence[str], query: bool) -> tuple[Command, list[int | None]]:
         for command in self._table:
             if command.query != query:
                 continue
