@@ -15,6 +15,7 @@ Each new plan case is run twice over:
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -115,7 +116,9 @@ class WorldBench:
             measure_current_a=w.load_current_a,
         )
         self.cells = SimpleNamespace(set_cell_v=settled(set_cell), set_all_v=settled(set_all))
-        self.resistors = SimpleNamespace(set_temperature_c=set_temp, normal=settled(normal))
+        self.resistors = SimpleNamespace(
+            set_temperature_c=set_temp, normal=settled(normal), batch=contextlib.nullcontext
+        )
         self.relays = SimpleNamespace(
             has=lambda name: name in RELAYS,
             activate=lambda name: w.set_relay(name, True),
