@@ -40,8 +40,9 @@ from pymodbus.framer import FramerRTU
 from pymodbus.pdu import DecodePDU, ExceptionResponse
 from pymodbus.server import ModbusTcpServer
 
+from bmssim.line import DEFAULT_BAUD, LinePace, open_raw_pty
 from bmssim.modbus_map import DEFAULT_MAP, RegisterMap, TwinRegisters
-from bmssim.seplos_server import DEFAULT_BAUD, LinePace, bms_answers, open_raw_pty
+from bmssim.seplos_server import bms_answers
 from bmssim.twin.types import ParameterBlock
 
 _log = logging.getLogger(__name__)

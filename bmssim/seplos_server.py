@@ -30,77 +30,19 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import struct
-import tty
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bmssim import seplos_codec as sc
+from bmssim.line import DEFAULT_BAUD, LinePace, open_raw_pty
 from bmssim.tcp import TcpServer
 from bmssim.twin.types import ParameterBlock
 
 _log = logging.getLogger(__name__)
-
-#: 8N1: start bit, 8 data bits, stop bit.
-BITS_PER_CHARACTER = 10
-#: The line rate of the simulated board unless told otherwise (the bench file's bms.baud).
-DEFAULT_BAUD = 19200
-#: The simulated device's turnaround: end of the request to the first reply character.
-TURNAROUND_S = 0.002
-
-
-class LinePace:
-    """The time a serial line at ``baud`` takes, put on the World's virtual clock (integer
-    ms, the sub-millisecond rest carried to the next transaction so that nothing is lost
-    to rounding) or, in real-time mode, returned as a wall-time delay.
-
-    >>> pace = LinePace(19200)
-    >>> round(pace.line_s(356), 4)  # a 0x47 parameter block answer
-    0.1854
-    """
-
-    def __init__(
-        self,
-        baud: int = DEFAULT_BAUD,
-        *,
-        turnaround_s: float = TURNAROUND_S,
-        realtime: Callable[[], bool] | None = None,
-    ) -> None:
-        if baud <= 0 or turnaround_s < 0:
-            raise ValueError(f"line pace: baud {baud} must be > 0, turnaround {turnaround_s} >= 0")
-        self.baud = baud
-        self.turnaround_s = turnaround_s
-        self._realtime = realtime or (lambda: False)
-        self._carry_ms = 0.0
-        #: Seconds of line time accounted so far (for tests and the benchmark).
-        self.total_s = 0.0
-
-    def line_s(self, characters: int) -> float:
-        """Seconds ``characters`` take on the line."""
-        return characters * BITS_PER_CHARACTER / self.baud
-
-    @property
-    def realtime(self) -> bool:
-        return bool(self._realtime())
-
-    def spend(self, world: Any, seconds: float) -> float:
-        """Account ``seconds`` of line time: advance ``world`` in virtual mode and return 0;
-        in real-time mode return ``seconds`` (the caller holds its reply back that long)."""
-        if seconds <= 0:
-            return 0.0
-        self.total_s += seconds
-        if self.realtime:
-            return seconds
-        advance = getattr(world, "advance", None)
-        if advance is None:
-            return 0.0
-        self._carry_ms += seconds * 1000.0
-        whole = int(self._carry_ms)
-        if whole:
-            self._carry_ms -= whole
-            advance(whole)
-        return 0.0
 
 
 @dataclass
@@ -402,6 +344,11 @@ class SeplosServer(TcpServer):
         self.pty_path = ""
         self._pty_reader = sc.FrameReader()
         self._pending: set[asyncio.TimerHandle] = set()
+        #: Late replies held back until a virtual instant (virtual mode): (ms, data, write).
+        self._held: list[tuple[int, bytes, Callable[[bytes], None]]] = []
+        #: Characters read from and written to the pty so far (``await_line``).
+        self.pty_read = 0
+        self.pty_written = 0
 
     @property
     def tcp_port(self) -> int:
@@ -416,12 +363,16 @@ class SeplosServer(TcpServer):
         self._master, self._slave = open_raw_pty()
         self.pty_path = os.ttyname(self._slave)
         loop.add_reader(self._master, self._on_pty_readable)
+        self.device.world.clock.observers.append(self._release_due)
         return await super().start()
 
     async def stop(self) -> None:
         for handle in list(self._pending):
             handle.cancel()
         self._pending.clear()
+        self._held.clear()
+        with contextlib.suppress(ValueError):
+            self.device.world.clock.observers.remove(self._release_due)
         if self._master is not None:
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_reader(self._master)
@@ -433,24 +384,73 @@ class SeplosServer(TcpServer):
 
     # ------------------------------------------------------------------ pty
 
-    def _on_pty_readable(self) -> None:
+    def _on_pty_readable(self) -> int:
+        """Serve what the serial side wrote; returns the number of characters read."""
         assert self._master is not None
         try:
             data = os.read(self._master, 4096)
         except BlockingIOError:
-            return
+            return 0
         except OSError:
             # EIO: no process holds the slave open. We keep our own slave fd open so this
             # should not happen; if it does, there is nothing to read.
-            return
+            return 0
+        self.pty_read += len(data)
         for item in self._pty_reader.feed(data):
             self._send(self.device.handle(item), self._write_pty)
+        return len(data)
+
+    def serve_until(self, sent: int, wall_s: float = 1.0) -> None:
+        """Serve the serial side's requests until ``sent`` characters have been read (a pty
+        delivers asynchronously: what the harness wrote may still be on its way), waiting
+        at most ``wall_s`` of wall time for them."""
+        if self._master is None:
+            return
+        deadline = time.monotonic() + wall_s
+        while self._on_pty_readable() or self.pty_read < sent:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _log.warning("await_line: %d of %d characters arrived", self.pty_read, sent)
+                return
+            if self.pty_read < sent:
+                select.select([self._master], [], [], remaining)
+
+    def line_counts(self) -> tuple[int, int]:
+        """Characters read from and written to the pty so far (what is waiting served)."""
+        self.serve_until(0)
+        return self.pty_read, self.pty_written
+
+    def await_answer(self, ms: int, sent: int, received: int) -> bool:
+        """Serve the pty's requests up to the harness's ``sent`` characters, then let the
+        virtual clock run until an answer beyond its ``received`` ones is out (a late one at
+        its instant) or ``ms`` have passed. True if the pty has input for the harness."""
+        self.serve_until(sent)
+        world = self.device.world
+        clock = world.clock
+        target = clock.now_ms + ms
+        while self.pty_written <= received and clock.now_ms < target:
+            release = self.next_release_ms()
+            until = target if release is None else min(target, max(release, clock.now_ms + 1))
+            world.advance(until - clock.now_ms)
+        return self.pty_written > received
+
+    def next_release_ms(self) -> int | None:
+        """The virtual instant the next held-back (late) reply goes out, if any."""
+        return min((ms for ms, _, _ in self._held), default=None)
+
+    def _release_due(self, now_ms: int) -> None:
+        if not self._held:
+            return
+        due = [item for item in self._held if item[0] <= now_ms]
+        self._held = [item for item in self._held if item[0] > now_ms]
+        for _, data, write in sorted(due, key=lambda item: item[0]):
+            write(data)
 
     def _write_pty(self, data: bytes) -> None:
         if self._master is None:
             return
         try:
-            os.write(self._master, data)
+            self.pty_written += os.write(self._master, data)
         except (BlockingIOError, OSError) as exc:
             # nobody reads the serial side and the pty buffer is full: the answer is lost,
             # as it would be on a bus with no master listening
@@ -481,6 +481,12 @@ class SeplosServer(TcpServer):
         if reply.delay_s <= 0:
             write(reply.data)
             return
+        if not self.device.line.realtime:
+            # Late on the virtual clock: out when the clock passes the instant (a real line
+            # would carry it then), not after a wall-time delay.
+            release = self.device.world.clock.now_ms + round(reply.delay_s * 1000)
+            self._held.append((release, reply.data, write))
+            return
         loop = asyncio.get_running_loop()
 
         def later() -> None:
@@ -489,12 +495,3 @@ class SeplosServer(TcpServer):
 
         handle = loop.call_later(reply.delay_s, later)
         self._pending.add(handle)
-
-
-def open_raw_pty() -> tuple[int, int]:
-    """A pty pair with the slave in raw mode (no echo, no CR/LF translation, 8-bit clean)
-    and the master non-blocking for the event loop. Returns (master, slave)."""
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    os.set_blocking(master, False)
-    return master, slave

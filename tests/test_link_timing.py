@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bmssim.seplos_server import LinePace
+from bmssim.line import LinePace
 from harness import FIXTURES_DIR
 from harness.benchfile import BenchFileError, load_bench_file
 from instruments.bms.line import LATE_GUARD_S, REPLY_MARGIN_S
