@@ -261,7 +261,8 @@ class SimBench:
             if self.options.bench_out is not None:
                 # Beside the bench file: the harness on this machine reads the time there.
                 self.clock_page = SharedClockPage.create(Path(f"{self.options.bench_out}.clock"))
-                self.world.clock.on_move = self.clock_page.publish
+                # First observer: the time is on the page before a held reply goes out.
+                self.world.clock.observers.insert(0, self.clock_page.publish)
                 self.clock_page.publish(self.world.clock.now_ms)
             self.instruments = self._build_instruments()
             host = self.options.host
@@ -287,6 +288,8 @@ class SimBench:
                 faults_in_force=self.faults_in_force,
                 reset=self.reset,
                 shutdown=self.request_stop,
+                await_line=self.await_line,
+                line_counts=self.line_counts,
                 host=host,
             ).start()
             if self.options.realtime:
@@ -322,6 +325,21 @@ class SimBench:
         for instrument in self.instruments.values():
             instrument.reset()
         self.world.settle()
+
+    def line_counts(self, line: str) -> tuple[int, int] | None:
+        """Control channel ``line_counts`` (SeplosServer.line_counts); None for a line this
+        bench does not serve on a pty."""
+        if self.seplos is None or line != self.seplos.pty_path:
+            return None
+        return self.seplos.line_counts()
+
+    def await_line(self, ms: int, line: str, sent: int, received: int) -> bool | None:
+        """Control channel ``await_line`` (SeplosServer.await_answer): the harness's serial
+        link waits this way, so its timeouts are bench time. None for a line this bench
+        does not serve on a pty."""
+        if self.seplos is None or line != self.seplos.pty_path:
+            return None
+        return self.seplos.await_answer(ms, sent, received)
 
     def request_stop(self) -> None:
         self._stop.set()

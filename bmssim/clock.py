@@ -33,8 +33,9 @@ class VirtualClock:
         if start_ms < 0:
             raise ValueError(f"clock start {start_ms} ms: must not be negative")
         self._now_ms = int(start_ms)
-        #: Called with the new time after every move (the shared clock page, if any).
-        self.on_move: Callable[[int], None] | None = None
+        #: Called with the new time after every move (the shared clock page, replies held
+        #: back until a virtual instant).
+        self.observers: list[Callable[[int], None]] = []
 
     @property
     def now_ms(self) -> int:
@@ -53,16 +54,16 @@ class VirtualClock:
         if t_ms < self._now_ms:
             raise ValueError(f"clock cannot go back from {self._now_ms} ms to {t_ms} ms")
         self._now_ms = t_ms
-        if self.on_move is not None:
-            self.on_move(t_ms)
+        for observer in self.observers:
+            observer(t_ms)
 
     def advance(self, dt_ms: int) -> None:
         """Move forward by ``dt_ms`` (non-negative)."""
         if dt_ms < 0:
             raise ValueError(f"advance by {dt_ms} ms: must not be negative")
         self._now_ms += int(dt_ms)
-        if self.on_move is not None:
-            self.on_move(self._now_ms)
+        for observer in self.observers:
+            observer(self._now_ms)
 
     def __repr__(self) -> str:
         return f"VirtualClock(now_ms={self._now_ms})"

@@ -6,6 +6,14 @@ bench and stops the process. One request per line, one answer per line:
 
     {"op": "now"}                           -> {"ok": true, "now_s": 12.345}
     {"op": "advance", "s": 1.5}             -> {"ok": true, "now_s": 13.845}
+    {"op": "line_counts", "line": "/dev/pts/3"}
+                                            -> {"ok": true, "served": true, "read": 120,
+                                                "written": 480}
+    {"op": "await_line", "s": 0.17, "line": "/dev/pts/3", "sent": 136, "received": 480}
+                                            -> {"ok": true, "served": true, "now_s": ...,
+                                                "input": true}
+       (serve the line's requests up to "sent" characters, then advance until an answer
+       beyond "received" is out or s passed)
     {"op": "mode", "mode": "real"}          -> {"ok": true}
     {"op": "snapshot"}                      -> {"ok": true, "snapshot": {...}}
     {"op": "faults", "faults": {...}}       -> {"ok": true}     ({} or null: no faults)
@@ -15,7 +23,8 @@ bench and stops the process. One request per line, one answer per line:
 
 Errors: ``{"ok": false, "error": "..."}``; the connection stays open.
 
-Virtual mode (default): time moves only on ``advance``. Real-time mode: a periodic task
+Virtual mode (default): time moves only on ``advance``, ``await_line`` and the serial
+lines' own line time. Real-time mode: a periodic task
 advances the world by the wall time elapsed (every ``tick_s``), so an interactive user or a
 real-time client sees a live bench; ``advance`` is refused there because two masters of
 time would make results irreproducible.
@@ -49,7 +58,8 @@ class ControlServer(TcpServer):
     """Serves the control channel for one World.
 
     The operations that depend on how the bench is assembled are passed in as callables
-    (``set_faults(dict)``, ``faults_in_force() -> dict``, ``reset()``, ``shutdown()``), so
+    (``set_faults(dict)``, ``faults_in_force() -> dict``, ``reset()``, ``shutdown()``,
+    ``line_counts(line)``, ``await_line(ms, line, sent, received)``), so
     this module knows the World only through ``clock.now_ms``, ``advance(dt_ms)`` and
     ``snapshot()`` (and ``faults.to_dict()`` when no ``faults_in_force`` is given).
     """
@@ -64,6 +74,8 @@ class ControlServer(TcpServer):
         reset: Callable[[], None],
         faults_in_force: Callable[[], dict[str, Any]] | None = None,
         shutdown: Callable[[], None],
+        await_line: Callable[[int, str, int, int], bool | None] | None = None,
+        line_counts: Callable[[str], tuple[int, int] | None] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         tick_s: float = 0.005,
@@ -74,6 +86,8 @@ class ControlServer(TcpServer):
         self._faults_in_force = faults_in_force or (lambda: self.world.faults.to_dict())
         self._reset = reset
         self._shutdown = shutdown
+        self._await_line = await_line
+        self._line_counts = line_counts or (lambda line: None)
         self.tick_s = tick_s
         self.mode = VIRTUAL
         self._ticker: asyncio.Task[None] | None = None
@@ -156,6 +170,29 @@ class ControlServer(TcpServer):
                 raise ControlError(f"cannot advance by a negative time ({s} s)")
             self.world.advance(round(s * 1000))
             return {"ok": True, "now_s": self.now_s()}
+        if op == "line_counts":
+            counts = self._line_counts(str(request.get("line")))
+            if counts is None:
+                return {"ok": True, "served": False}
+            return {"ok": True, "served": True, "read": counts[0], "written": counts[1]}
+        if op == "await_line":
+            if self.mode == REAL or self._await_line is None:
+                raise ControlError("await_line needs the virtual clock and a serial line")
+            s = request.get("s")
+            if isinstance(s, bool) or not isinstance(s, int | float) or not math.isfinite(s):
+                raise ControlError(f'"s" must be a finite number of seconds, got {s!r}')
+            if s < 0:
+                raise ControlError(f"cannot wait a negative time ({s} s)")
+            counts = [request.get(key, 0) for key in ("sent", "received")]
+            if any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in counts):
+                raise ControlError(f'"sent" and "received" must be counts, got {counts}')
+            # Whole milliseconds, rounded up: a wait shorter than the clock's step still
+            # moves it (the harness's deadline then passes instead of never coming).
+            ms = math.ceil(round(s * 1000, 6))
+            has_input = self._await_line(ms, str(request.get("line")), *counts)
+            if has_input is None:
+                return {"ok": True, "served": False, "now_s": self.now_s()}
+            return {"ok": True, "served": True, "now_s": self.now_s(), "input": has_input}
         if op == "mode":
             self.set_mode(request.get("mode"))  # type: ignore[arg-type]
             return {"ok": True}
@@ -177,8 +214,8 @@ class ControlServer(TcpServer):
         if op == "shutdown":
             return {"ok": True}
         raise ControlError(
-            f"unknown op {op!r}; known: now, advance, mode, snapshot, faults, faults_in_force, "
-            "reset, shutdown"
+            f"unknown op {op!r}; known: now, advance, line_counts, await_line, mode, snapshot, "
+            "faults, faults_in_force, reset, shutdown"
         )
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -193,6 +193,7 @@ class Bench:
                     retries=bms.retries,
                     late_guard_s=bms.late_guard_s,
                     lost_after=bms.lost_after,
+                    bench_clock=self.clock,
                 )
             from instruments.bms.modbus_link import ModbusLink
 

@@ -117,6 +117,25 @@ class SimClock:
         if seconds > 0:
             self.channel.call("advance", s=float(seconds))
 
+    def line_counts(self, line: str) -> tuple[int, int] | None:
+        """Characters the simulator has read from and written to the serial ``line`` so
+        far, or None if it does not serve that line (see ``wait_line``)."""
+        reply = self.channel.call("line_counts", line=line)
+        if not reply.get("served"):
+            return None
+        return int(reply["read"]), int(reply["written"])
+
+    def wait_line(self, seconds: float, *, line: str, sent: int, received: int) -> bool:
+        """Let the bench clock run until the serial ``line`` has input for the harness, or
+        for ``seconds`` (a serial link's timeouts are bench time: instruments/bms/line.py,
+        ``ClockedLine``). ``sent``/``received``: the characters the harness has written and
+        read on the line; the simulator serves every request up to ``sent`` before time
+        runs, and an answer beyond ``received`` is input. True if the line has input."""
+        reply = self.channel.call(
+            "await_line", s=max(0.0, float(seconds)), line=line, sent=sent, received=received
+        )
+        return bool(reply.get("input"))
+
     def close(self) -> None:
         if self._page is not None:
             self._page.close()

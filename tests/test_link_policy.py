@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from bmsspec import load_spec
+from harness.clock import SimClock
 from instruments.bms.seplos_link import SeplosLink
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,7 +97,10 @@ def test_status_reads_reflect_the_stimulus_despite_late_replies(sim: dict[str, A
         units[unit].send(f"SOUR{channel}:VOLT {volts:.3f}")
         assert units[unit].ask("*OPC?") == "1"  # the command has been applied
 
-    link = SeplosLink(sim["bms"]["port"], baud=sim["bms"]["baud"], spec=SPEC)
+    # The link waits on the bench clock, as the harness opens it: the late replies are late
+    # on the virtual clock, and the drain after a timeout waits for them there.
+    clock = SimClock(sim["clock"]["address"], sim["clock"].get("shared"))
+    link = SeplosLink(sim["bms"]["port"], baud=sim["bms"]["baud"], spec=SPEC, bench_clock=clock)
     # late beyond the line-derived timeout, within the drain that follows it
     late_s = link.timeout_for(0x44, 20) + link.late_guard_s / 2
     assert late_s > link.timeout_for(0x44, 20) + 0.4
@@ -123,6 +127,7 @@ def test_status_reads_reflect_the_stimulus_despite_late_replies(sim: dict[str, A
     finally:
         call(op="faults", faults={})
         link.close()
+        clock.close()
         for unit in units.values():
             unit.close()
         control.close()

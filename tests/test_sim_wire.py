@@ -291,7 +291,27 @@ def test_seplos_over_tcp(sim: dict[str, Any]) -> None:
     assert len(t.cell_v) == 16
 
 
-def test_link_faults_from_the_control_channel(port: serial.Serial, control: Any) -> None:
+def test_link_faults_from_the_control_channel(
+    sim: dict[str, Any], port: serial.Serial, control: Any
+) -> None:
+    line = sim["bms"]["port"]
+    request = b"~2000464F0000FD9A\r"
+
+    def await_after_request(s: float) -> tuple[float, dict[str, Any]]:
+        counts = control(op="line_counts", line=line)
+        assert counts["served"] is True, counts
+        port.reset_input_buffer()
+        port.write(request)
+        t0 = control(op="now")["now_s"]
+        waited = control(
+            op="await_line",
+            s=s,
+            line=line,
+            sent=counts["read"] + len(request),
+            received=counts["written"],
+        )
+        return t0, waited
+
     try:
         assert control(op="faults", faults={"link": {"drop_every": 2}}) == {"ok": True}
         replies = [exchange(port, "~2000464F0000FD9A", timeout=0.3) for _ in range(4)]
@@ -300,13 +320,32 @@ def test_link_faults_from_the_control_channel(port: serial.Serial, control: Any)
         with pytest.raises(sc.FrameError) as bad:
             sc.decode_frame(exchange(port, "~2000464F0000FD9A"))
         assert bad.value.rtn == sc.Rtn.CHKSUM_ERROR
+        # Late on the virtual clock: nothing however long the wall clock runs, the answer
+        # once the bench clock has passed its instant.
         assert control(op="faults", faults={"link": {"late_every": 1, "late_s": 0.3}})["ok"]
-        t0 = time.monotonic()
-        assert exchange(port, "~2000464F0000FD9A") == ACK
-        assert time.monotonic() - t0 >= 0.28
+        assert exchange(port, "~2000464F0000FD9A", timeout=0.2) == b""
+        assert control(op="advance", s=0.25)["ok"]
+        assert port.read_until(b"\r") == b""
+        assert control(op="advance", s=0.1)["ok"]
+        assert port.read_until(b"\r") == ACK
+        # await_line: the clock runs until the late answer is out, not to the end of s.
+        t0, waited = await_after_request(5.0)
+        assert waited["input"] is True and 0.3 <= waited["now_s"] - t0 < 0.35, waited
+        assert port.read_until(b"\r") == ACK
+        # A dropped answer: await_line runs the whole time and reports no input.
+        assert control(op="faults", faults={"link": {"drop_every": 1}})["ok"]
+        t0, waited = await_after_request(1.0)
+        assert waited["input"] is False and waited["now_s"] - t0 == pytest.approx(1.0, abs=0.05)
     finally:
         assert control(op="faults", faults={})["ok"]
     assert exchange(port, "~2000464F0000FD9A") == ACK
+    # An answer on time: await_line returns once it is out (its line time), however early
+    # the request is still on its way through the pty.
+    t0, waited = await_after_request(5.0)
+    assert waited["input"] is True and waited["now_s"] - t0 < 0.05, waited
+    assert port.read_until(b"\r") == ACK
+    # A line the simulator does not serve on a pty: not served, the clock does not move.
+    assert control(op="line_counts", line="/dev/null") == {"ok": True, "served": False}
 
 
 # --------------------------------------------------------------------------- Modbus

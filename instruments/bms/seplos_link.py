@@ -30,6 +30,12 @@ from the answer to the current one by its content: the policy makes sure it is n
   attempt of one exchange is the same request, so an answer to an earlier attempt of it is
   still an answer to the question asked; what must never happen, an answer taken for a
   later exchange, the drain after a timeout and the ambiguity rule prevent.
+* **Waits on the bench clock** (the simulated bench's, ``bench_clock``): the timeout and
+  the late guard are bench time. A read with nothing after a brief wall-time grace lets
+  the bench clock run until the line has input or the time left has passed
+  (``instruments.bms.line.ClockedLine``): a lost answer costs its timeout and guard on the
+  bench clock, as on a real bench, and milliseconds of wall time. Without one (a real
+  bench) the line's own time bounds every read.
 * **Line pace**: a transaction does not start before the previous one's line time (its
   request and the answer received, or the longest answer when none came) has elapsed on
   ``pace_clock`` (anything with ``now()`` and ``sleep(s)``: the bench clock). On a real
@@ -69,6 +75,7 @@ from instruments.bms.line import (
     BITS_PER_CHARACTER,
     LATE_GUARD_S,
     REPLY_MARGIN_S,
+    ClockedLine,
     LinePace,
     check_settings,
 )
@@ -183,6 +190,7 @@ class SeplosLink(BmsLink):
         serial_port: Any = None,
         clock: Callable[[], float] = time.monotonic,
         pace_clock: Any = None,
+        bench_clock: Any = None,
     ) -> None:
         if spec is None:
             from bmsspec import load_spec
@@ -202,7 +210,6 @@ class SeplosLink(BmsLink):
         self.stats: dict[str, int] = dict.fromkeys(
             ("exchanges", "retries", "timeouts", "corrupt", "stale_discarded"), 0
         )
-        self._clock = clock
         self._last_raw_block: codec.RawBlock | None = None
         try:
             self.serial = serial_port or serial.serial_for_url(
@@ -210,6 +217,9 @@ class SeplosLink(BmsLink):
             )
         except (serial.SerialException, ValueError, OSError) as exc:
             raise BmsLinkError(f"cannot open BMS port {port}: {exc}") from exc
+        # The bench clock, when it serves this line, times every read (module docstring).
+        self.line = ClockedLine(self.serial, port, bench_clock)
+        self._clock = self.line.now if self.line.clocked else clock
 
     # -- timing ------------------------------------------------------------------------
 
@@ -235,8 +245,7 @@ class SeplosLink(BmsLink):
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise LinkTimeout(f"{len(data)} of {n} characters")
-            self.serial.timeout = remaining
-            data += self.serial.read(n - len(data))
+            data += self.line.read_within(n - len(data), remaining)
         return bytes(data)
 
     def _read_frame(self, deadline: float) -> bytes:
@@ -269,8 +278,10 @@ class SeplosLink(BmsLink):
                 if not waiting or len(data) > FRAME_OVERHEAD_CHARACTERS + 2 * ANY_ANSWER_BYTES:
                     break
                 remaining = 0.0  # past the guard: still take what is already here
-            self.serial.timeout = remaining
-            data += self.serial.read(max(1, waiting))
+            if remaining <= 0:
+                data += self.line.read_now(max(1, waiting))
+            else:
+                data += self.line.read_within(max(1, waiting), remaining)
         if data:
             self.stats["stale_discarded"] += 1
         return len(data)
@@ -344,8 +355,7 @@ class SeplosLink(BmsLink):
             self._drain()
             return _Problem(f"{waiting} characters waiting before the request (discarded)")
         self.pace.wait()
-        self.serial.write(request)
-        self.serial.flush()
+        self.line.write(request)
         longest = answer.characters if answer is not None else 2 * ANY_ANSWER_BYTES + 18
         try:
             raw = self._read_frame(self._clock() + timeout)
