@@ -23,10 +23,37 @@ def to_unit(seconds: float, unit: str) -> float:
     return seconds / SECONDS_PER_UNIT[unit]
 
 
+#: A poll later than twice the polling period plus this lost its resolution to the link
+#: (a lost reply costs its timeout plus the late guard; line time and a corrupt answer's
+#: retry stay below it).
+LOST_POLL_MARGIN_S = 0.25
+
+
 def poll_interval(rig: Rig, expected_s: float) -> float:
     """Resolution of a polled delay: 1/200 of the delay, not finer than the bench allows."""
     floor = float(getattr(rig.bench, "poll_interval_s", 0.05))
     return max(floor, expected_s / 200.0)
+
+
+def poll_resolution(
+    rig: Rig, end: Observation, step: float, source: str, since: float | None = None
+) -> tuple[float, str]:
+    """The timing resolution a polled delay achieved at its deciding poll ``end``: the
+    polling period ``step``, unless the link lost replies just before it (each lost reply
+    costs its timeout and the late guard on the bench clock), in which case the time since
+    the poll before it (or since ``since``, when the timed window began). A lost resolution
+    is noted on the rig and in the record's note (``runner.run_case``); the wider bracket
+    makes a value near a limit conditional. Returns the width and the budget's source."""
+    gap = end.gap_s
+    if gap is not None and since is not None:
+        gap = min(gap, end.t_s - since)
+    if gap is None or gap <= 2 * step + LOST_POLL_MARGIN_S:
+        return step, source
+    rig.resolution_lost.append(
+        f"the deciding poll came {gap:.3g} s after the one before it (polling every {step:g} "
+        "s): the BMS link lost replies in between"
+    )
+    return gap, f"{source}, stretched to {gap:.3g} s by lost link replies"
 
 
 def _edges_seen(scope) -> str:
@@ -88,7 +115,8 @@ def overcurrent_delay(rig: Rig, m: Measurement, side: str, flag: str) -> None:
     else:
         delay = end.t_s - t0
         m.note = f"timed by polling every {step:g} s"
-        m.bracket(to_unit(step, m.unit), f"polling period {step:g} s")
+        width, source = poll_resolution(rig, end, step, f"polling period {step:g} s", t0)
+        m.bracket(to_unit(width, m.unit), source)
     m.measured = to_unit(delay, m.unit)
     m.check(
         "flag reported",
@@ -210,8 +238,10 @@ def overcurrent_recovery(rig: Rig, m: Measurement) -> None:
         )
         return
     m.measured = to_unit(back.t_s - tripped.t_s, m.unit)
-    m.bracket(to_unit(step, m.unit), f"trip seen by polling every {step:g} s")
-    m.bracket(to_unit(step, m.unit), f"return seen by polling every {step:g} s")
+    for seen, what, since in ((tripped, "trip", None), (back, "return", tripped.t_s)):
+        text = f"{what} seen by polling every {step:g} s"
+        width, source = poll_resolution(rig, seen, step, text, since)
+        m.bracket(to_unit(width, m.unit), source)
     m.note = f"timed by polling every {step:g} s (trip and return both polled)"
 
 
@@ -324,7 +354,8 @@ def soft_start(rig: Rig, m: Measurement) -> None:
         )
         return
     m.measured = to_unit(full.t_s - t0, m.unit)
-    m.bracket(to_unit(step, m.unit), f"polling period {step * 1000:g} ms")
+    width, source = poll_resolution(rig, full, step, f"polling period {step * 1000:g} ms", t0)
+    m.bracket(to_unit(width, m.unit), source)
     m.note = f"timed by polling every {step * 1000:g} ms"
 
 
@@ -346,5 +377,6 @@ def timed_until(
         )
         return
     m.measured = to_unit(end.t_s - t0, m.unit)
-    m.bracket(to_unit(step, m.unit), f"polling period {step:g} s")
+    width, source = poll_resolution(rig, end, step, f"polling period {step:g} s", t0)
+    m.bracket(to_unit(width, m.unit), source)
     m.note = f"timed by polling every {step:g} s"

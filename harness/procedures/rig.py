@@ -42,6 +42,8 @@ class Observation:
     supply_a: float
     load_a: float
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Bench seconds since the observation before it (None for a case's first).
+    gap_s: float | None = None
 
     @property
     def terminal_a(self) -> float:
@@ -90,6 +92,10 @@ class Rig:
         self._load_a: float | None = None
         self._params_cache: dict[int, float] | None = None
         self.probes = 0
+        #: Polls whose timing resolution the link lost (``delay.poll_resolution``), for the
+        #: record's note (``runner.run_case``).
+        self.resolution_lost: list[str] = []
+        self._last_observed_s: float | None = None
         #: The stimulus value in force, logged with every observation (continuous traces).
         self.stimulus_value: float | None = None
         #: Voltage of the cells that do not move in a difference stimulus (plan ``base_v``).
@@ -348,8 +354,12 @@ class Rig:
             raised = False
         else:
             raised = bool(flags.get(flag, False))
+        t_s = self.now()
+        gap_s = None if self._last_observed_s is None else t_s - self._last_observed_s
+        self._last_observed_s = t_s
         obs = Observation(
-            t_s=self.now(),
+            gap_s=gap_s,
+            t_s=t_s,
             stimulus=stimulus,
             flag=raised,
             flags=flags,

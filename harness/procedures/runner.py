@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.procedures import budget, expect, hands, power, registry, threshold
+from harness.procedures import uncertainty as unc
 from harness.procedures.record import BenchFault, CaseNotTestable, Measurement, Recorder
 from harness.procedures.rig import Observation, Rig
 from harness.procedures.setup import Nominal, Setup
@@ -141,6 +142,24 @@ def run_case(
     if rig.hands.modes:
         with rig.rec.step(f"hand-steps: {rig.hands.describe()}"):
             pass
+    m = _attempt(rig, case)
+    budget.complete(bench, case, m, rule)
+    if rig.resolution_lost:
+        lost = "timing resolution lost to the link: " + rig.resolution_lost[0]
+        if m.decision in unc.CONDITIONAL:
+            # The widened interval reaches both sides of a limit: the verdict would be the
+            # link's, not the device's. Not measured again (a repeat would start from the
+            # state this attempt left: a trip count, a lock-out), so a bench error.
+            raise BenchFault(
+                f"{lost}; measured {m.measured:g} ± {m.uncertainty:.3g} {m.unit} against "
+                f"{m.expected:g} +- {m.tolerance:g} {m.unit} cannot be decided"
+            )
+        m.note = "; ".join(filter(None, [m.note, lost]))
+    return m
+
+
+def _attempt(rig: Rig, case: Any) -> Measurement:
+    """One attempt of a bench case: prepare, the procedure, back to nominal."""
     m = Measurement(
         name=case.id,
         unit=case.unit or "",
@@ -166,7 +185,6 @@ def run_case(
             _release_hands(rig, in_flight=not ok)
         finally:
             restore(rig)
-    budget.complete(bench, case, m, rule)
     return m
 
 
