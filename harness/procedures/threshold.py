@@ -210,7 +210,7 @@ def find_trip(
         state["acted"] = _acted(obs, setup)
         return state["acted"], obs
 
-    step = setup.resolution if setup.direction == "high" else -setup.resolution
+    step = setup.resolution if acting > quiet else -setup.resolution
     edges = stability.stabilise(
         decide, quiet, acting, step, max(1, setup.repeats), setup.chatter_steps
     )
@@ -272,7 +272,7 @@ def find_recovery(
         state["active"] = _acted(obs, setup)
         return not state["active"], obs
 
-    step = setup.resolution if _beyond(clearing, holding, setup.direction) else -setup.resolution
+    step = setup.resolution if clearing > holding else -setup.resolution
     try:
         edges = stability.stabilise(
             decide, holding, clearing, step, max(1, setup.repeats), setup.chatter_steps
