@@ -2,7 +2,7 @@
 
 Runs ``bmshil run --sim-profile realistic --sim-seed S`` for each seed (at most ``--jobs``
 at a time, under ``nice``), then prints:
-- per run: verdict line (passed/failed counts), wall time, bench time;
+- per run: wall time, outcome counts, bench time (the sum of the cases' ``bench_s``);
 - per measured row (a case with an expected and a measured value): the measured values'
   spread across the seeds (max - min), the largest deviation from the configured value, the
   largest expanded uncertainty U, the tolerance (the stated accuracy), and whether every
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -48,10 +47,14 @@ def _run(profile: str, seed: int, out: Path, keyword: str | None) -> subprocess.
     )
 
 
-def _summary(text: str) -> str:
-    flat = " ".join(text.replace("\r", "\n").split())
-    found = re.search(r"(PASS|FAIL|INCOMPLETE)[^;]*; bench time [^;(]*", flat)
-    return found.group(0) if found else flat[-200:]
+def _summary(records: list[dict]) -> str:
+    """Outcome counts and bench time (the sum of the cases' bench_s) of one run."""
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.get("outcome", "?")] = counts.get(r.get("outcome", "?"), 0) + 1
+    bench_h = sum(float(r.get("bench_s") or 0.0) for r in records) / 3600
+    told = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    return f"{len(records)} cases ({told}); bench time {bench_h:.2f} h"
 
 
 def _records(run: Path) -> list[dict]:
@@ -91,12 +94,11 @@ def main() -> int:
     rows: dict[str, dict] = {}
     chatter: dict[str, list[int]] = {}
     for s in seeds:
-        log = root / f"seed-{s}.log"
         wall = root / f"seed-{s}.wall"
-        line = _summary(log.read_text(errors="replace")) if log.exists() else "no log"
+        records = _records(root / f"seed-{s}")
         walls = f"{float(wall.read_text()):.1f} s" if wall.exists() else "?"
-        print(f"seed {s:>3}: wall {walls:>8}  {line}")
-        for r in _records(root / f"seed-{s}"):
+        print(f"seed {s:>3}: wall {walls:>8}  {_summary(records)}")
+        for r in records:
             if r.get("expected") is None or r.get("measured") is None:
                 continue
             row = rows.setdefault(r["test_id"], {"dev": [], "m": [], "u": [], "tol": None})

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from harness.run_inputs import UsageProblem, resumed_profile
-from tests.e2e_support import bmshil_run, run_by_id
+from tests.e2e_support import ROOT, bmshil_run, run_by_id
 
 CASE = "P01-cell-high-voltage-alarm-trip"
-REALISTIC = ("--sim-profile", "realistic", "--sim-seed", "2")
+REALISTIC = ("--sim-profile", "realistic", "--sim-seed", "1")
+BENCH = ROOT / "fixtures" / "sim-realistic.yaml"
 
 
 def _same(record: dict) -> dict:
@@ -22,12 +23,16 @@ def _same(record: dict) -> dict:
 
 
 def test_the_same_seed_gives_the_same_results(tmp_path: Path) -> None:
+    """Once through --sim-profile/--sim-seed, once through a bench file that launches the
+    simulator with the same profile and seed: the same device, the same results."""
     code_a, text_a, a = run_by_id(tmp_path / "a", "-k", CASE, *REALISTIC)
-    code_b, _, b = run_by_id(tmp_path / "b", "-k", CASE, *REALISTIC)
-    assert code_a == code_b == 0, text_a
+    code_b, text_b, b = run_by_id(tmp_path / "b", "-k", CASE, "--bench", str(BENCH))
+    assert code_a == code_b == 0, text_a + text_b
     assert _same(a[CASE]) == _same(b[CASE])
-    info = json.loads((tmp_path / "a" / "run.json").read_text())
-    assert info["sim_profile"]["profile"] == "realistic" and info["sim_profile"]["seed"] == 2
+    for run, requested in (("a", {"profile": "realistic", "seed": 1}), ("b", None)):
+        info = json.loads((tmp_path / run / "run.json").read_text())
+        assert info["sim_profile"]["profile"] == "realistic" and info["sim_profile"]["seed"] == 1
+        assert info["sim_profile_requested"] == requested
 
 
 @pytest.mark.parametrize(("offset", "outcome"), [(0.025, "failed"), (0.002, "passed")])
