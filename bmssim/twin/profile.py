@@ -21,6 +21,7 @@ add up to less than it, so the worst case of a realistic board still conforms:
 is set by the difference of two cells (tolerances.yaml: ±10 mV too), and the temperature
 share by the difference of two NTC channels against the go/no-go margin (2 °C).
 
+A current read below 0.15 A counts as zero (the firmware's deadband at rest).
 Confirmation: the firmware's confirmation time plus 0..``confirm_jitter_ms`` (drawn per
 100 ms window). Line errors: each Seplos reply is lost (half of them) or arrives with a bad
 checksum (the other half) with probability ``line_error_rate``.
@@ -80,6 +81,9 @@ class Allocation:
     current_gain: float = 0.005
     current_noise_a: float = 0.05
     confirm_jitter_ms: int = 150
+    #: The firmware reads (and counts) a current below this as zero, so the offset and
+    #: noise at rest neither show nor drain the charge count (as BMS firmware does).
+    zero_deadband_a: float = 0.15
 
 
 @dataclass(frozen=True)
@@ -133,11 +137,9 @@ class DeviceProfile:
             return amps
         a = self.allocation
         w = t // self.window_ms
-        return (
-            amps * (1.0 + self.current_gain)
-            + self.current_offset
-            + _tri(a.current_noise_a, self.seed, _CURRENT, w)
-        )
+        read = amps * (1.0 + self.current_gain) + self.current_offset
+        read += _tri(a.current_noise_a, self.seed, _CURRENT, w)
+        return 0.0 if abs(read) < a.zero_deadband_a else read
 
     def confirm_jitter_ms(self, t: int) -> int:
         """Extra confirmation time in the window of ``t`` (0 for the ideal profile)."""
