@@ -86,6 +86,7 @@ def test_the_twin_measures_as_its_profile_says() -> None:
     real = _twin_readings(TwinConfig(profile=REALISTIC, seed=5))
     assert real == _twin_readings(TwinConfig(profile=REALISTIC, seed=5))
     assert real != ideal
+    assert real[2] == 0.0  # at rest: inside the firmware's zero deadband, whatever the offset
     for got, exact in zip(real[0], ideal[0], strict=True):
         assert abs(got - exact) <= CELL_V
     for got, exact in zip(real[1], ideal[1], strict=True):
