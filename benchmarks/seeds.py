@@ -2,7 +2,8 @@
 
 Runs ``bmshil run --sim-profile realistic --sim-seed S`` for each seed (at most ``--jobs``
 at a time, under ``nice``), then prints:
-- per run: wall time, outcome counts, bench time (the sum of the cases' ``bench_s``);
+- per run: wall time, its verdict (PASS, CONDITIONAL: a conditional decision, FAIL), outcome
+  counts, bench time (the sum of the cases' ``bench_s``), and each conditional decision;
 - per measured row (a case with an expected and a measured value): the measured values'
   spread across the seeds (max - min), the largest deviation from the configured value, the
   largest expanded uncertainty U, the tolerance (the stated accuracy), and whether every
@@ -52,9 +53,16 @@ def _summary(records: list[dict]) -> str:
     counts: dict[str, int] = {}
     for r in records:
         counts[r.get("outcome", "?")] = counts.get(r.get("outcome", "?"), 0) + 1
+    conditional = [
+        f"{r['test_id']} {r['decision']}"
+        for r in records
+        if str(r.get("decision") or "").startswith("conditional")
+    ]
     bench_h = sum(float(r.get("bench_s") or 0.0) for r in records) / 3600
     told = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    return f"{len(records)} cases ({told}); bench time {bench_h:.2f} h"
+    verdict = "FAIL" if counts.get("failed") else ("CONDITIONAL" if conditional else "PASS")
+    line = f"{verdict}: {len(records)} cases ({told}); bench time {bench_h:.2f} h"
+    return line + "".join(f"\n           {c}" for c in conditional)
 
 
 def _records(run: Path) -> list[dict]:
