@@ -48,6 +48,21 @@ def parse_args(argv: list[str] | None = None) -> SimOptions:
     parser.add_argument(
         "--noise", action="store_true", help="add measurement noise (1 mV cells, 0.1 °C)"
     )
+    parser.add_argument(
+        "--profile",
+        choices=("ideal", "realistic"),
+        default="ideal",
+        help="device profile: ideal (exact readings) or realistic (per-channel offset, gain "
+        "and noise within the stated accuracy, confirmation jitter, line errors; seeded by "
+        "--seed)",
+    )
+    parser.add_argument(
+        "--line-error-rate",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="realistic profile: probability that a reply is lost or corrupted (default 0.002)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument(
         "--parent-pid",
@@ -82,6 +97,12 @@ def parse_args(argv: list[str] | None = None) -> SimOptions:
             parent_pid = int(os.environ[PARENT_PID_ENV])
         except ValueError:
             parser.error(f"${PARENT_PID_ENV}={os.environ[PARENT_PID_ENV]!r} is not a pid")
+    from bmssim.twin.profile import make
+
+    try:
+        make(args.profile, args.seed, args.line_error_rate)
+    except ValueError as exc:
+        parser.error(f"--profile {args.profile} --line-error-rate {args.line_error_rate}: {exc}")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="bmssim %(levelname)s %(name)s: %(message)s",
@@ -92,6 +113,8 @@ def parse_args(argv: list[str] | None = None) -> SimOptions:
         realtime=args.realtime,
         seed=args.seed,
         noise=args.noise,
+        profile=args.profile,
+        line_error_rate=args.line_error_rate,
         host=args.host,
         parent_pid=parent_pid if parent_pid is not None and parent_pid > 0 else None,
         remove_on_exit=args.remove_on_exit,

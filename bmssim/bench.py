@@ -124,6 +124,9 @@ class SimOptions:
     realtime: bool = False
     seed: int = 0
     noise: bool = False
+    #: Device profile (bmssim/twin/profile.py) and its line error rate (None: its default).
+    profile: str = "ideal"
+    line_error_rate: float | None = None
     host: str = "127.0.0.1"
     modbus_map: Path = DEFAULT_MAP
     #: Stop when this process is gone (or our own parent changes); None: no watching.
@@ -233,6 +236,8 @@ class SimBench:
             seed=self.options.seed,
             noise_mv=NOISE_MV if self.options.noise else 0.0,
             noise_c=NOISE_C if self.options.noise else 0.0,
+            profile=self.options.profile,
+            line_error_rate=self.options.line_error_rate,
         )
         return World(self.spec, twin_config=config, faults=faults)
 

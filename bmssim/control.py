@@ -18,6 +18,9 @@ bench and stops the process. One request per line, one answer per line:
     {"op": "snapshot"}                      -> {"ok": true, "snapshot": {...}}
     {"op": "faults", "faults": {...}}       -> {"ok": true}     ({} or null: no faults)
     {"op": "faults_in_force"}               -> {"ok": true, "faults": {...}}
+    {"op": "profile", "profile": "realistic", "seed": 3, "line_error_rate": null}
+                                            -> {"ok": true, "profile": {...}}
+    {"op": "profile_in_force"}              -> {"ok": true, "profile": {...}}
     {"op": "reset"}                         -> {"ok": true}
     {"op": "shutdown"}                      -> {"ok": true}   (then the process exits)
 
@@ -208,6 +211,11 @@ class ControlServer(TcpServer):
             return {"ok": True}
         if op == "faults_in_force":
             return {"ok": True, "faults": self._faults_in_force()}
+        if op == "profile":
+            self.world.twin.set_profile(_profile(request))
+            return {"ok": True, "profile": self.world.twin.board.profile.describe()}
+        if op == "profile_in_force":
+            return {"ok": True, "profile": self.world.twin.board.profile.describe()}
         if op == "reset":
             self._reset()
             return {"ok": True}
@@ -215,7 +223,7 @@ class ControlServer(TcpServer):
             return {"ok": True}
         raise ControlError(
             f"unknown op {op!r}; known: now, advance, line_counts, await_line, mode, snapshot, "
-            "faults, faults_in_force, reset, shutdown"
+            "faults, faults_in_force, profile, profile_in_force, reset, shutdown"
         )
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -240,6 +248,21 @@ class ControlServer(TcpServer):
             if answer.get("ok") and isinstance(request, dict) and request.get("op") == "shutdown":
                 self._shutdown()
                 break
+
+
+def _profile(request: dict[str, Any]) -> Any:
+    """The device profile a ``profile`` request names (ControlError naming the bad value)."""
+    from bmssim.twin.profile import make
+
+    seed, rate = request.get("seed", 0), request.get("line_error_rate")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ControlError(f'"seed" must be an integer, got {seed!r}')
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float)):
+        raise ControlError(f'"line_error_rate" must be a number or null, got {rate!r}')
+    try:
+        return make(str(request.get("profile", "ideal")), seed, rate)
+    except ValueError as exc:
+        raise ControlError(str(exc)) from None
 
 
 def _jsonable(obj: Any) -> Any:

@@ -91,8 +91,7 @@ class Reply:
 class SeplosDevice:
     """The protocol logic of one BMS at one address: frames in, answers out.
 
-    Transport-free so it can be unit-tested and shared by the pty and TCP endpoints. Every
-    reply (success or error) counts for the link faults.
+    Transport-free (unit-tested, shared by pty and TCP); every reply counts for link faults.
     """
 
     def __init__(
@@ -143,11 +142,12 @@ class SeplosDevice:
         self._replies += 1
         n = self._replies
         faults = self._link_faults()
-        if faults.drop_every and n % faults.drop_every == 0:
+        line = self.twin.board.profile.line_error(n)  # the profile's seeded line errors
+        if (faults.drop_every and n % faults.drop_every == 0) or line == "drop":
             _log.info("link fault: reply %d dropped", n)
             return None
-        if faults.corrupt_every and n % faults.corrupt_every == 0:
-            # flip the checksum's last hex digit; the frame stays well formed otherwise
+        if (faults.corrupt_every and n % faults.corrupt_every == 0) or line == "corrupt":
+            # flip the checksum's last hex digit (the frame stays well formed)
             last = answer[-2:-1]
             answer = answer[:-2] + (b"0" if last != b"0" else b"1") + answer[-1:]
             _log.info("link fault: reply %d checksum corrupted", n)

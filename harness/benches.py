@@ -413,6 +413,7 @@ class ControllerSession(BenchSession):
                     or self.started.isoformat(timespec="seconds"),
                     "sim_faults": str(self.sim_faults) if self.sim_faults else None,
                     "sim_faults_sha256": _file_sha256(self.sim_faults) if self.sim_faults else None,
+                    "sim_profile_requested": self.sim_profile,
                     "decision_rule": self.decision_rule,
                     "decision_rule_text": RULE_TEXT[self.decision_rule],
                     "planned": self.planned,

@@ -130,6 +130,10 @@ def run_command(
         "written to the device at the start, every case judged against it",
     ),
     decision_rule: str = typer.Option(None, help="simple (ILAC-G8, default) | guarded"),
+    sim_profile: str = typer.Option(
+        None, "--sim-profile", help="simulated device profile: ideal (default) | realistic"
+    ),
+    sim_seed: int = typer.Option(None, "--sim-seed", help="seed of the simulated profile (0)"),
 ) -> None:
     """Run a suite on a bench; exit 0 every planned case passed, 1 a failure, a bench error
     or an incomplete run, 2 a usage or configuration error."""
@@ -154,6 +158,8 @@ def run_command(
         benches=[Path(b) for b in bench[1:]] if bench else None,
         sim_benches=sim_benches,
         decision_rule=decision_rule,
+        sim_profile=sim_profile,
+        sim_seed=sim_seed,
     )
     raise typer.Exit(code)
 
@@ -267,6 +273,10 @@ def sim_command(
     realtime: bool = typer.Option(False, "--realtime", help="clock runs in real time"),
     seed: int = typer.Option(0, "--seed", help="seed of the measurement noise"),
     noise: bool = typer.Option(False, "--noise", help="add measurement noise"),
+    profile: str = typer.Option("ideal", "--profile", help="device profile: ideal | realistic"),
+    line_error_rate: float = typer.Option(
+        None, "--line-error-rate", help="realistic profile: lost/corrupt reply rate (0.002)"
+    ),
 ) -> None:
     """Serve the simulated bench until Ctrl-C/SIGTERM: instruments, BMS (pty, TCP, Modbus),
     clock.
@@ -276,65 +286,17 @@ def sim_command(
     SIGINT and SIGTERM are forwarded to it (exit 0 once it has stopped; killed after 15 s),
     and it dies with this process even on kill -9 (PR_SET_PDEATHSIG, ``--parent-pid``).
     """
-    import contextlib
-    import os
-    import signal
-    import subprocess
     import sys
-    import time
 
-    from harness.bench import parent_death_preexec
+    from harness.sim_launch import serve
 
-    stop_timeout_s = 15.0
     cmd = [sys.executable, "-m", "bmssim", "--bench-out", bench_out, "--seed", str(seed)]
     cmd += ["--faults", faults] if faults else []
     cmd += ["--realtime"] if realtime else []
     cmd += ["--noise"] if noise else []
-    cmd += ["--parent-pid", str(os.getpid())]
-    children: list[subprocess.Popen[bytes]] = []
-    forwarded: list[int] = []
-
-    def forward(signum: int, frame: object) -> None:
-        forwarded.append(signum)
-        for child in children:
-            if child.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(child.pid, signum)
-
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        # Own session: a terminal's Ctrl-C reaches the simulator once, forwarded from here.
-        proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=parent_death_preexec())
-        children.append(proc)
-        if forwarded:  # a signal came while the child was being started
-            forward(forwarded[-1], None)
-        deadline: float | None = None
-        while True:
-            try:
-                code = proc.wait(timeout=0.2)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            if forwarded and deadline is None:
-                deadline = time.monotonic() + stop_timeout_s
-            if deadline is not None and time.monotonic() > deadline:
-                typer.echo(
-                    f"bmshil sim: the simulator did not stop within {stop_timeout_s:g} s; "
-                    "killing it",
-                    err=True,
-                )
-                proc.kill()
-                proc.wait()
-                raise typer.Exit(1)
-    finally:
-        for child in children:
-            if child.poll() is None:  # leaving by an exception: the child goes too
-                child.kill()
-                child.wait()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    clean = {0, 128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM}
-    raise typer.Exit(0 if code in clean else (code if code > 0 else 128 - code))
+    cmd += ["--profile", profile]
+    cmd += ["--line-error-rate", str(line_error_rate)] if line_error_rate is not None else []
+    raise typer.Exit(serve(cmd))
 
 
 # --------------------------------------------------------------------------- reports (issue 6)

@@ -78,6 +78,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="simple: ILAC-G8 simple acceptance (default); guarded: guard band = U",
     )
     group.addoption(
+        "--sim-profile", default=None, help="simulated device profile: ideal | realistic"
+    )
+    group.addoption("--sim-seed", default=None, type=int, help="seed of the simulated profile")
+    group.addoption(
         "--unattended",
         action="store_true",
         default=False,
@@ -112,6 +116,8 @@ def pytest_configure(config: pytest.Config) -> None:
             operator=config.getoption("operator"),
             unattended=config.getoption("unattended"),
             decision_rule=config.getoption("decision_rule"),
+            sim_profile=config.getoption("sim_profile"),
+            sim_seed=config.getoption("sim_seed"),
             parameters=Path(p) if (p := config.getoption("parameters")) else None,
         )
     except ConfigError as exc:

@@ -34,6 +34,8 @@ from harness.run_inputs import (
     _prepare_new_out,
     _recorded_run,
     _validate_inputs,
+    check_profile,
+    resumed_profile,
 )
 from harness.run_junit import write_junit
 from harness.run_summary import _duration as _duration
@@ -143,6 +145,8 @@ def run(
     benches: list[Path] | None = None,
     sim_benches: int | None = None,
     decision_rule: str | None = None,
+    sim_profile: str | None = None,
+    sim_seed: int | None = None,
 ) -> int:
     """Run ``suite`` on ``bench`` and write the results directory ``out``; with ``reports``,
     also the compliance report (HTML, and PDF when Chromium is there) and the Allure HTML.
@@ -187,11 +191,13 @@ def run(
                     f"{recorded_rule}; one run has one decision rule"
                 )
             decision_rule = recorded_rule
+            sim_profile, sim_seed = resumed_profile(recorded, resume, sim_profile, sim_seed)
         decision_rule = decision_rule or SIMPLE
         if decision_rule not in RULES:
             raise UsageProblem(
                 f"--decision-rule: unknown rule {decision_rule!r} (choose from {', '.join(RULES)})"
             )
+        check_profile(sim_profile)
         parameters = Path(parameters) if parameters else None
         suite = suite or "regression"
         bench_list = bench_list or multi_run.resolve(given, sim_benches, None)
@@ -247,6 +253,10 @@ def run(
     if operator:
         args += ["--operator", operator]
     args += ["--decision-rule", decision_rule]
+    if sim_profile is not None:
+        args += ["--sim-profile", sim_profile]
+    if sim_seed is not None:
+        args += ["--sim-seed", str(sim_seed)]
     if unattended or len(bench_list) > 1:  # a worker has no terminal to prompt on
         args += ["--unattended"]
     args += multi_run.pytest_args(bench_list)

@@ -135,3 +135,35 @@ def _recorded_run(out: Path) -> dict[str, Any]:
     if info is None or not info.get("planned"):
         raise UsageProblem(f"--resume {out}: no run.json with a planned case list there")
     return info
+
+
+#: The simulated device profiles ``--sim-profile`` names (bmssim/twin/profile.py).
+SIM_PROFILES = ("ideal", "realistic")
+
+
+def check_profile(profile: str | None) -> None:
+    """``--sim-profile``: a known profile name, or a usage problem naming it."""
+    if profile is not None and profile not in SIM_PROFILES:
+        raise UsageProblem(
+            f"--sim-profile: unknown profile {profile!r} (choose from {', '.join(SIM_PROFILES)})"
+        )
+
+
+def resumed_profile(
+    recorded: dict[str, Any], resume: Path, profile: str | None, seed: int | None
+) -> tuple[str | None, int | None]:
+    """The profile and seed a resumed run uses: the recorded ones; another one given again
+    is refused (one run has one device profile, as it has one decision rule)."""
+    then = recorded.get("sim_profile_requested") or None
+    if profile is None and seed is None:
+        return (then["profile"], then["seed"]) if then else (None, None)
+    forced = recorded.get("sim_profile") or {}
+    base = then or {"profile": forced.get("profile", "ideal"), "seed": forced.get("seed", 0)}
+    now = {"profile": profile or "ideal", "seed": int(seed or 0)}
+    if (base.get("profile"), base.get("seed")) != (now["profile"], now["seed"]):
+        raise UsageProblem(
+            f"--sim-profile {now['profile']} --sim-seed {now['seed']}: the run in {resume} ran "
+            f"with profile {base.get('profile')} seed {base.get('seed')}; one run has one "
+            "device profile"
+        )
+    return profile, seed

@@ -67,6 +67,8 @@ class BenchSession(SessionResume, SessionBench, SessionEnd):
         unattended: bool = False,
         parameters: Path | None = None,
         decision_rule: str = "simple",
+        sim_profile: str | None = None,
+        sim_seed: int | None = None,
     ) -> None:
         if suite is not None and suite not in SUITES:
             raise ConfigError(f"--suite: unknown suite {suite!r} (choose from {', '.join(SUITES)})")
@@ -92,6 +94,12 @@ class BenchSession(SessionResume, SessionBench, SessionEnd):
         self.resume = resume
         #: The decision rule every measurement is judged by (``uncertainty.RULES``).
         self.decision_rule = decision_rule
+        #: The simulated device profile asked for (--sim-profile/--sim-seed), set over the
+        #: control channel like the faults; and the one in force as the simulator reports it.
+        self.sim_profile: dict[str, Any] | None = None
+        if sim_profile is not None or sim_seed is not None:
+            self.sim_profile = {"profile": sim_profile or "ideal", "seed": int(sim_seed or 0)}
+        self.profile_in_force: dict[str, Any] | None = None
         self.allow_overdue = allow_overdue
         self.selection = dict(selection or {})
         from harness.operator import Operator, availability, operator_name

@@ -35,6 +35,9 @@ class SessionBench:
                 self.faults_in_force = self._ask_faults_in_force()
                 if self.sim_faults is not None:
                     self._inject_faults()
+                if self.sim_profile is not None:
+                    self._set_profile()
+                self.profile_in_force = self._ask_profile_in_force()
                 # After the faults: a deviating simulated build reports its own version.
                 self.bench_info = _bench_info(self.bench)
                 self._check_resume_device()
@@ -101,6 +104,28 @@ class SessionBench:
             )
         self.injected_faults = True
         self.faults_in_force = self._ask_faults_in_force() or faults
+
+    def _set_profile(self) -> None:
+        """--sim-profile/--sim-seed: the simulated device measures as that profile says."""
+        control = getattr(self.bench, "sim_control", None)
+        asked = f"--sim-profile {self.sim_profile['profile']} --sim-seed {self.sim_profile['seed']}"
+        if control is None:
+            raise ConfigError(
+                f"{asked}: the bench {self.bench_file} is not a simulated bench (its clock has "
+                "no simulator control channel)"
+            )
+        reply = control.request({"op": "profile", **self.sim_profile})
+        if not reply.get("ok"):
+            raise ConfigError(f"{asked}: refused by the simulator: {reply.get('error')}")
+
+    def _ask_profile_in_force(self) -> dict[str, Any] | None:
+        """The simulator's device profile (set by a bench file's launch command or by
+        --sim-profile); None on a real bench."""
+        control = getattr(self.bench, "sim_control", None)
+        if control is None:
+            return None
+        reply = control.request({"op": "profile_in_force"})
+        return reply.get("profile") if reply.get("ok") else None
 
     def _clear_faults(self) -> None:
         """Faults belong to their run: what it injected is cleared when it ends."""

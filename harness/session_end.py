@@ -305,6 +305,8 @@ class SessionEnd:
                 "sim_faults": str(self.sim_faults) if self.sim_faults else None,
                 "sim_faults_sha256": _file_sha256(self.sim_faults) if self.sim_faults else None,
                 "sim_faults_in_force": self.faults_in_force,
+                "sim_profile": self.profile_in_force,
+                "sim_profile_requested": self.sim_profile,
                 "overdue_accepted": self.overdue_accepted,
                 "decision_rule": self.decision_rule,
                 "decision_rule_text": RULE_TEXT[self.decision_rule],

@@ -165,3 +165,23 @@ def test_a_report_that_clears_before_the_function_does_not_lower_the_trip() -> N
     assert obs is not None and obs.flag, m.failures()
     assert m.measured == pytest.approx(0.030, abs=0.002 + 1e-9)
     assert m.measured >= 0.030 - 1e-9
+
+
+def _torn_bench(supply_reads: list[float]) -> SimpleNamespace:
+    """Charge FET reported closed; the supply's current reads come from ``supply_reads``."""
+    dev = FakeDevice(trip=3.65, recovery=3.38)
+    bench = fake_bench(dev)
+    reads = iter(supply_reads)
+    bench.supply = SimpleNamespace(measure_current_a=lambda: next(reads))
+    return bench
+
+
+def test_a_torn_observation_is_read_once_more() -> None:
+    # the FET moved between the status read and the current read: read again
+    rig = Rig(_torn_bench([0.0, 5.0]), spec=None)
+    rig._condition = "charging"
+    assert rig.observe(None).supply_a == 5.0
+    # an inconsistency that stays is returned as it is (the whole-state check sees it)
+    rig = Rig(_torn_bench([0.0, 0.0, 7.0]), spec=None)
+    rig._condition = "charging"
+    assert rig.observe(None).supply_a == 0.0

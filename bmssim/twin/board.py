@@ -18,6 +18,7 @@ from typing import Any
 
 from bmssim.faults import Faults, FirmwareFault
 from bmssim.twin import ntc
+from bmssim.twin import profile as profiles
 from bmssim.twin.params import ParamTable
 from bmssim.twin.rows import (
     AMBIENT,
@@ -72,7 +73,10 @@ class Board:
         self.table = ParamTable(spec)
         self.vt_ms = int(config.voltage_period_ms)
         self.cur_ms = int(config.current_period_ms)
-        self.confirm_ms = int(round(config.confirm_s * 1000))
+        self._confirm_ms = int(round(config.confirm_s * 1000))
+        #: How exactly the board measures (bmssim/twin/profile.py); ideal: exactly.
+        self.profile = profiles.make(config.profile, config.seed, config.line_error_rate)
+        self.t = 0
         #: Threshold rows' confirmation state, by trip parameter (owned by ThresholdRows;
         #: charge activation releases the undervoltage rows through ``release_row``).
         self.rows: dict[int, Hysteresis] = {}
@@ -104,6 +108,13 @@ class Board:
         self.chg_fet = True
         self.dsg_fet = True
         self.sensor_fault = False
+
+    @property
+    def confirm_ms(self) -> int:
+        """The confirmation time now: the firmware's, plus the profile's jitter."""
+        if not self.profile.active:
+            return self._confirm_ms
+        return self._confirm_ms + self.profile.confirm_jitter_ms(self.t)
 
     # ------------------------------------------------------------------ effective values
 
@@ -172,7 +183,10 @@ class Board:
 
     def sample_current(self) -> None:
         """One current sample (10 ms): the held current and the operating state."""
-        self.i_ca = int(round(self.inputs.current_a * 100))
+        amps = self.inputs.current_a
+        if self.profile.active:
+            amps = self.profile.current_a(amps, self.t)
+        self.i_ca = int(round(amps * 100))
         if self.i_ca > STATE_THRESHOLD_CA:
             state = CHARGING
         elif self.i_ca < -STATE_THRESHOLD_CA:
@@ -189,12 +203,15 @@ class Board:
         """One voltage/temperature sample: what the board's ADC and NTC table read now
         (before any compensation)."""
         cfg = self.config
+        prof = self.profile
         inp = self.inputs
         cells = []
         for i in range(CELLS):
             v = inp.cell_v[i]
             if inp.cell_disconnected[i]:
                 v = 0.0
+            elif prof.active:
+                v = prof.cell_v(i, v, self.t)
             elif cfg.noise_mv > 0:
                 v += self.rng.gauss(0.0, cfg.noise_mv / 1000.0)
             cells.append(max(0.0, round(v, 3)))
@@ -209,7 +226,9 @@ class Board:
                 t_c = ntc.T_MAX_C
             else:
                 t_c = ntc.temperature_c(inp.ntc_ohm[k])
-                if cfg.noise_c > 0:
+                if prof.active:
+                    t_c = prof.temp_c(k, t_c, self.t)
+                elif cfg.noise_c > 0:
                     t_c += self.rng.gauss(0.0, cfg.noise_c)
             temps.append(round(t_c, 1))
             faulty.append(state != "NORMAL" or inp.ntc_ohm[k] <= 0.0 or math.isinf(inp.ntc_ohm[k]))

@@ -77,7 +77,7 @@ class BmsTwin(TwinContract):
         #: Called after a command changed the board (write_block, control, ...), so the World
         #: can recompute currents at the same instant.
         self.on_command: Callable[[], None] | None = None
-        self._noise = self.config.noise_mv > 0 or self.config.noise_c > 0
+        self._noise = self.config.noise_mv > 0 or self.config.noise_c > 0 or b.profile.active
         # The features, in the firmware's order within each phase (feature.py).
         self.coulomb = CoulombCounter(b)
         self.rows = ThresholdRows(b)
@@ -140,6 +140,12 @@ class BmsTwin(TwinContract):
         self.board.faults = faults
         if faults.mutant != self.mutant:
             mutate.install(self, faults.mutant)
+
+    def set_profile(self, profile: Any) -> None:
+        """Measure from now on as ``profile`` (bmssim/twin/profile.py) says."""
+        self.board.profile = profile
+        self._noise = self.config.noise_mv > 0 or self.config.noise_c > 0 or profile.active
+        self._vt_dirty = self._cur_dirty = True
 
     # ================================================================== the combination
 

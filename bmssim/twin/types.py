@@ -24,6 +24,10 @@ class TwinConfig:
     noise_mv: float = 0.0
     noise_c: float = 0.0
     seed: int = 0
+    #: Device profile (bmssim/twin/profile.py): ``ideal`` or ``realistic`` (seeded by
+    #: ``seed``); ``line_error_rate`` None: the profile's default.
+    profile: str = "ideal"
+    line_error_rate: float | None = None
     voltage_period_ms: int = 100
     current_period_ms: int = 10
     comparator_period_ms: int = 1

@@ -71,6 +71,13 @@ def search_setup(
     }
 
 
+#: Each edge of a search is decided this often from a clean approach, and moved at most
+#: this many resolution steps while it chatters (harness/procedures/stability.py): a noisy
+#: device's decision near its threshold is repeated until stable, or reported unstable.
+STABLE_REPEATS = 2
+CHATTER_STEPS = 10
+
+
 def threshold_case(
     spec: Spec,
     trip: Parameter,
@@ -91,7 +98,12 @@ def threshold_case(
     calm = stim.quiet_fraction * trip.default if stim.quiet_fraction else float(stim.quiet or 0.0)
     if r.start is not None:
         calm = float(value(spec, r.start, overrides))
-    params: dict[str, Any] = {"resolution": resolution, "trip": trip.number}
+    params: dict[str, Any] = {
+        "resolution": resolution,
+        "trip": trip.number,
+        "repeats": STABLE_REPEATS,
+        "chatter_steps": CHATTER_STEPS,
+    }
     params.update(search_setup(spec, trip, overrides, switch_overrides))
     dwell = params["dwell_s"]
     if r.base_v is not None:
@@ -106,7 +118,8 @@ def threshold_case(
         if trip.recovery_offset is not None:
             sign = -1.0 if high else 1.0
             params["recovery_expected"] = round(trip.default - sign * trip.recovery_offset, 6)
-        est = SETUP_S + probes(start, expected, resolution) * dwell
+        # the stable edges: each repeated (its first decision is the search's), one reset
+        est = SETUP_S + (probes(start, expected, resolution) + 2 * STABLE_REPEATS - 1) * dwell
     else:
         recovery = row.default
         past = recovery - margin if high else recovery + margin
@@ -116,7 +129,8 @@ def threshold_case(
         expected = recovery
         params["partner"] = trip.number
         params["partner_expected"] = trip.default
-        est = SETUP_S + (probes(start, expected, resolution) + 1) * dwell
+        # the stable edges: each repeated (a clearing one after a trip at the drive value)
+        est = SETUP_S + (probes(start, expected, resolution) + 3 * STABLE_REPEATS - 2) * dwell
     params["start"] = grid(start, resolution)
     params["stop"] = grid(stop, resolution)
     lo, hi = sorted((params["start"], params["stop"]))

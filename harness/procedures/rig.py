@@ -9,7 +9,7 @@ clock, everything else from the instrument interfaces and the BMS link.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.procedures.record import BenchFault, Recorder
@@ -336,9 +336,37 @@ class Rig:
         return self.bench.bms.status()
 
     def observe(self, flag: str | None, stimulus: float | None = None) -> Observation:
-        """Read the BMS's report and the terminal current at this instant; log a trace row."""
+        """Read the BMS's report and the terminal current at this instant; log a trace row.
+
+        The report is read before the currents: a FET that moves in between gives a torn
+        reading (FET closed, the condition's current stopped; or open and flowing), which is
+        read once more; a state that stays inconsistent is returned as it is."""
         if stimulus is None:
             stimulus = self.stimulus_value
+        obs = self._read(flag, stimulus)
+        if self._torn(obs):
+            again = self._read(flag, stimulus)
+            # The gap to the observation before stays the torn one's (poll_resolution).
+            obs = replace(again, gap_s=obs.gap_s and obs.gap_s + again.t_s - obs.t_s)
+        self.rec.sample(
+            t_s=round(obs.t_s, 3),
+            event="observe",
+            stimulus=stimulus,
+            flag=int(obs.flag),
+            charge_fet=int(obs.charge_fet),
+            discharge_fet=int(obs.discharge_fet),
+            current_a=round(obs.terminal_a, 3),
+        )
+        return obs
+
+    def _torn(self, obs: Observation) -> bool:
+        if self._condition == "discharging":
+            return obs.discharge_fet != (obs.load_a >= STOPPED_A)
+        if self._condition == "charging":
+            return obs.charge_fet != (obs.supply_a >= STOPPED_A)
+        return False
+
+    def _read(self, flag: str | None, stimulus: float | None) -> Observation:
         st = self.status()
         supply_a = float(self.bench.supply.measure_current_a())
         load_a = float(self.bench.load.measure_current_a())
@@ -367,15 +395,6 @@ class Rig:
             discharge_fet=bool(st.discharge_fet),
             supply_a=supply_a,
             load_a=load_a,
-        )
-        self.rec.sample(
-            t_s=round(obs.t_s, 3),
-            event="observe",
-            stimulus=stimulus,
-            flag=int(raised),
-            charge_fet=int(obs.charge_fet),
-            discharge_fet=int(obs.discharge_fet),
-            current_a=round(obs.terminal_a, 3),
         )
         return obs
 

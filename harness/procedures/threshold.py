@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.procedures import channels
+from harness.procedures import channels, stability
 from harness.procedures.expect import Expectation, StateWatch
 from harness.procedures.record import Measurement
 from harness.procedures.rig import STOPPED_A, Observation, Rig, fet_state
@@ -42,6 +42,10 @@ class ThresholdSetup:
     reset_timeout_s: float = 30.0
     #: -1 when the spec gives the value negative (discharge currents): searched in magnitude.
     sign: int = 1
+    #: Each edge's decision repeated this often from a clean approach, moved at most this
+    #: many steps while it chatters (harness/procedures/stability.py).
+    repeats: int = 1
+    chatter_steps: int = 0
 
     @classmethod
     def from_case(cls, case: Any) -> ThresholdSetup:
@@ -67,6 +71,8 @@ class ThresholdSetup:
             cell=int(p.get("cell", 1)),
             reset_timeout_s=float(p["reset_timeout_s"]),
             sign=sign,
+            repeats=int(p.get("repeats", 1)),
+            chatter_steps=int(p.get("chatter_steps", 0)),
         )
 
 
@@ -193,21 +199,24 @@ def find_trip(
         else:
             quiet = mid
             acting_obs = None
-    # Confirm at the reported value from a clean approach, for the verdict's observations.
-    reset(rig, setup, watch)
-    final = _probe(rig, setup, acting, watch)
-    if not _acted(final, setup):
-        m.check(
-            "repeatable",
-            False,
-            f"acted at {acting:g} {m.unit} during the search; confirming probe "
-            + _at(acting, m.unit, final, setup),
-            f"acted at {acting:g} during the search but not on the confirming probe",
-        )
+    # Both edges repeated until stable, from a clean approach (stability.py); the last
+    # acting probe gives the verdict's observations.
+    state = {"acted": acting_obs is not None}
+
+    def decide(value: float) -> tuple[bool, Observation]:
+        if state["acted"]:
+            reset(rig, setup, watch)
+        obs = _probe(rig, setup, value, watch)
+        state["acted"] = _acted(obs, setup)
+        return state["acted"], obs
+
+    step = setup.resolution if acting > quiet else -setup.resolution
+    edges = stability.stabilise(
+        decide, quiet, acting, step, max(1, setup.repeats), setup.chatter_steps
+    )
+    if not stability.report(m, edges, max(1, setup.repeats)):
         return None
-    m.measured = acting
-    m.bracket(abs(acting - quiet), "search bracket (quiet to acting)")
-    return final
+    return edges.final
 
 
 def find_recovery(
@@ -230,7 +239,6 @@ def find_recovery(
         )
         return None
     holding, clearing = drive, setup.safe
-    cleared_obs: Observation | None = None
     active = True
     while abs(holding - clearing) > setup.resolution * 1.0001:
         mid = _grid((holding + clearing) / 2, setup.resolution)
@@ -250,21 +258,41 @@ def find_recovery(
         if _acted(obs, setup):
             holding, active = mid, True
         else:
-            clearing, active, cleared_obs = mid, False, obs
-    if cleared_obs is None or clearing == setup.safe:
-        # Confirm the clearing value itself (the bracket never moved off the safe value).
-        cleared_obs = _probe(rig, setup, clearing, watch)
-        if _acted(cleared_obs, setup):
-            m.check(
-                "recovers",
-                False,
-                _at(clearing, m.unit, cleared_obs, setup),
-                f"still active at {clearing:g} {m.unit}",
-            )
-            return None
-    m.measured = clearing
-    m.bracket(abs(holding - clearing), "search bracket (holding to clearing)")
-    return cleared_obs
+            clearing, active = mid, False
+    # Both edges repeated until stable (stability.py): each decision trips the function at
+    # ``drive`` first, then probes the value; "acted" here means it cleared.
+    state = {"active": active}
+
+    def decide(value: float) -> tuple[bool, Observation]:
+        if not state["active"]:
+            again = _probe(rig, setup, drive, watch)
+            if not _acted(again, setup):
+                raise _NoTrip(again)
+        obs = _probe(rig, setup, value, watch)
+        state["active"] = _acted(obs, setup)
+        return not state["active"], obs
+
+    step = setup.resolution if clearing > holding else -setup.resolution
+    try:
+        edges = stability.stabilise(
+            decide, holding, clearing, step, max(1, setup.repeats), setup.chatter_steps
+        )
+    except _NoTrip as exc:
+        m.check(
+            "trips again",
+            False,
+            _at(drive, m.unit, exc.obs, setup),
+            f"did not act again at {drive:g} {m.unit}",
+        )
+        return None
+    if not stability.report(m, edges, max(1, setup.repeats), acted_word="cleared"):
+        return None
+    return edges.final
+
+
+class _NoTrip(Exception):
+    def __init__(self, obs: Observation) -> None:
+        self.obs = obs
 
 
 def judge_action(m: Measurement, setup: ThresholdSetup, obs: Observation, *, tripped: bool) -> None:
