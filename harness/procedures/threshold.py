@@ -259,6 +259,19 @@ def find_recovery(
             holding, active = mid, True
         else:
             clearing, active = mid, False
+    if clearing == setup.safe:
+        # The bracket never moved off the safe value: confirm that it clears there at all
+        # (a latched function stays active; repeating its edges would only say "unstable").
+        confirm = _probe(rig, setup, clearing, watch)
+        if _acted(confirm, setup):
+            m.check(
+                "recovers",
+                False,
+                _at(clearing, m.unit, confirm, setup),
+                f"still active at {clearing:g} {m.unit}",
+            )
+            return None
+        active = False
     # Both edges repeated until stable (stability.py): each decision trips the function at
     # ``drive`` first, then probes the value; "acted" here means it cleared.
     state = {"active": active}
