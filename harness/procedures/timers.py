@@ -67,6 +67,14 @@ def overcurrent_restart(rig: Rig, m: Measurement) -> None:
             return
         t_first = flowing.t_s
         early = rig.wait_until(lambda o: _opened(o, side), first_s, step, flag)
+    if early is not None and early.t_s - t_first > first_s:
+        # Seen only after the excursion's planned end: the poll before it came late (lost
+        # link replies cost bench time), so the current flowed longer than planned.
+        raise BenchFault(
+            f"the first {amps:g} A excursion lasted at least {early.t_s - t_first:.2f} s, not "
+            f"{first_s:g} s (the poll before the last came {early.gap_s or 0:.3g} s earlier: "
+            "the BMS link lost replies); the trip it then saw proves nothing about the delay"
+        )
     if early is not None:
         m.check(
             "no trip before the delay",
