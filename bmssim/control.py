@@ -166,11 +166,7 @@ class ControlServer(TcpServer):
         if op == "advance":
             if self.mode == REAL:
                 raise ControlError("advance is refused in real-time mode (time runs by itself)")
-            s = request.get("s")
-            if isinstance(s, bool) or not isinstance(s, int | float) or not math.isfinite(s):
-                raise ControlError(f'"s" must be a finite number of seconds, got {s!r}')
-            if s < 0:
-                raise ControlError(f"cannot advance by a negative time ({s} s)")
+            s = _seconds(request, "advance by")
             self.world.advance(round(s * 1000))
             return {"ok": True, "now_s": self.now_s()}
         if op == "line_counts":
@@ -181,11 +177,7 @@ class ControlServer(TcpServer):
         if op == "await_line":
             if self.mode == REAL or self._await_line is None:
                 raise ControlError("await_line needs the virtual clock and a serial line")
-            s = request.get("s")
-            if isinstance(s, bool) or not isinstance(s, int | float) or not math.isfinite(s):
-                raise ControlError(f'"s" must be a finite number of seconds, got {s!r}')
-            if s < 0:
-                raise ControlError(f"cannot wait a negative time ({s} s)")
+            s = _seconds(request, "wait")
             counts = [request.get(key, 0) for key in ("sent", "received")]
             if any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in counts):
                 raise ControlError(f'"sent" and "received" must be counts, got {counts}')
@@ -248,6 +240,16 @@ class ControlServer(TcpServer):
             if answer.get("ok") and isinstance(request, dict) and request.get("op") == "shutdown":
                 self._shutdown()
                 break
+
+
+def _seconds(request: dict[str, Any], verb: str) -> float:
+    """A request's ``s``: a finite, non-negative number of seconds (ControlError naming it)."""
+    s = request.get("s")
+    if isinstance(s, bool) or not isinstance(s, int | float) or not math.isfinite(s):
+        raise ControlError(f'"s" must be a finite number of seconds, got {s!r}')
+    if s < 0:
+        raise ControlError(f"cannot {verb} a negative time ({s} s)")
+    return float(s)
 
 
 def _profile(request: dict[str, Any]) -> Any:
