@@ -331,20 +331,20 @@ class SimBench:
             instrument.reset()
         self.world.settle()
 
+    def _pty_serving(self, line: str) -> SeplosServer | None:
+        """The Seplos server if ``line`` is its pty (the only line await_line serves)."""
+        return self.seplos if self.seplos and line == self.seplos.pty_path else None
+
     def line_counts(self, line: str) -> tuple[int, int] | None:
-        """Control channel ``line_counts`` (SeplosServer.line_counts); None for a line this
-        bench does not serve on a pty."""
-        if self.seplos is None or line != self.seplos.pty_path:
-            return None
-        return self.seplos.line_counts()
+        """Control channel ``line_counts`` (SeplosServer.line_counts)."""
+        server = self._pty_serving(line)
+        return None if server is None else server.line_counts()
 
     def await_line(self, ms: int, line: str, sent: int, received: int) -> bool | None:
         """Control channel ``await_line`` (SeplosServer.await_answer): the harness's serial
-        link waits this way, so its timeouts are bench time. None for a line this bench
-        does not serve on a pty."""
-        if self.seplos is None or line != self.seplos.pty_path:
-            return None
-        return self.seplos.await_answer(ms, sent, received)
+        link waits this way, so its timeouts are bench time."""
+        server = self._pty_serving(line)
+        return None if server is None else server.await_answer(ms, sent, received)
 
     def request_stop(self) -> None:
         self._stop.set()

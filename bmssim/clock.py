@@ -81,8 +81,8 @@ class SharedClockPage:
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "clock"
     >>> page = SharedClockPage.create(path)
     >>> page.publish(1500)
-    >>> page.read_ms()
-    1500
+    >>> struct.unpack_from(SHARED_CLOCK_FORMAT, page._map, 0)
+    (2, 1500)
     """
 
     def __init__(self, path: Path, buffer: mmap.mmap) -> None:
@@ -108,10 +108,6 @@ class SharedClockPage:
         struct.pack_into("<q", self._map, 8, int(now_ms))
         self._seq += 1
         struct.pack_into("<Q", self._map, 0, self._seq)
-
-    def read_ms(self) -> int:
-        """The time last published (the writer's own view: no retry needed)."""
-        return int(struct.unpack_from("<q", self._map, 8)[0])
 
     def close(self) -> None:
         self._map.close()
