@@ -56,6 +56,20 @@ def poll_resolution(
     return gap, f"{source}, stretched to {gap:.3g} s by lost link replies"
 
 
+def bracket_polled(
+    rig: Rig,
+    m: Measurement,
+    end: Observation,
+    step: float,
+    source: str,
+    since: float | None = None,
+) -> None:
+    """``m``'s bracket for a delay decided at poll ``end``: the resolution the polls achieved
+    (``poll_resolution``), in the measurement's unit."""
+    width, text = poll_resolution(rig, end, step, source, since)
+    m.bracket(to_unit(width, m.unit), text)
+
+
 def _edges_seen(scope) -> str:
     """What the capture holds on the current channel: its first rising and falling edges."""
 
@@ -115,8 +129,7 @@ def overcurrent_delay(rig: Rig, m: Measurement, side: str, flag: str) -> None:
     else:
         delay = end.t_s - t0
         m.note = f"timed by polling every {step:g} s"
-        width, source = poll_resolution(rig, end, step, f"polling period {step:g} s", t0)
-        m.bracket(to_unit(width, m.unit), source)
+        bracket_polled(rig, m, end, step, f"polling period {step:g} s", t0)
     m.measured = to_unit(delay, m.unit)
     m.check(
         "flag reported",
@@ -240,8 +253,7 @@ def overcurrent_recovery(rig: Rig, m: Measurement) -> None:
     m.measured = to_unit(back.t_s - tripped.t_s, m.unit)
     for seen, what, since in ((tripped, "trip", None), (back, "return", tripped.t_s)):
         text = f"{what} seen by polling every {step:g} s"
-        width, source = poll_resolution(rig, seen, step, text, since)
-        m.bracket(to_unit(width, m.unit), source)
+        bracket_polled(rig, m, seen, step, text, since)
     m.note = f"timed by polling every {step:g} s (trip and return both polled)"
 
 
@@ -354,8 +366,7 @@ def soft_start(rig: Rig, m: Measurement) -> None:
         )
         return
     m.measured = to_unit(full.t_s - t0, m.unit)
-    width, source = poll_resolution(rig, full, step, f"polling period {step * 1000:g} ms", t0)
-    m.bracket(to_unit(width, m.unit), source)
+    bracket_polled(rig, m, full, step, f"polling period {step * 1000:g} ms", t0)
     m.note = f"timed by polling every {step * 1000:g} ms"
 
 
@@ -377,6 +388,5 @@ def timed_until(
         )
         return
     m.measured = to_unit(end.t_s - t0, m.unit)
-    width, source = poll_resolution(rig, end, step, f"polling period {step:g} s", t0)
-    m.bracket(to_unit(width, m.unit), source)
+    bracket_polled(rig, m, end, step, f"polling period {step:g} s", t0)
     m.note = f"timed by polling every {step:g} s"

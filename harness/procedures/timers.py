@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from harness.procedures.delay import poll_interval, poll_resolution, to_unit
+from harness.procedures.delay import bracket_polled, poll_interval, to_unit
 from harness.procedures.function import static_balancing_time
 from harness.procedures.record import BenchFault, Measurement
 from harness.procedures.rig import STOPPED_A, Observation, Rig, fet_state, on_off
@@ -111,8 +111,7 @@ def overcurrent_restart(rig: Rig, m: Measurement) -> None:
         )
         return
     m.measured = to_unit(end.t_s - t0, m.unit)
-    width, source = poll_resolution(rig, end, step, f"polling period {step:g} s", t0)
-    m.bracket(to_unit(width, m.unit), source)
+    bracket_polled(rig, m, end, step, f"polling period {step:g} s", t0)
     m.note = (
         f"first excursion {first_s:g} s, {gap_s:g} s back at {back_a:g} A; timed by polling "
         f"every {step:g} s"
