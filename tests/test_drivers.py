@@ -550,13 +550,8 @@ def test_an_answer_cut_off_by_ctrl_c_is_drained_before_the_safe_state_talks():
     assert psu.measure_current_a() == 3.25
 
 
-def test_a_batch_checks_errors_once_and_an_error_names_every_command():
-    pairs = [
-        ("OUTP:STAT NORMAL,(@1)", None),
-        ("SOUR:RES 10000,(@1)", None),
-        ("SYST:ERR?", '-222,"Data out of range"'),
-        OK,
-    ]
+def _resistors(pairs: list) -> tuple[ResistorModule, ExpectedProtocolResource]:
+    """A resistor module on a resource replaying exactly ``pairs`` after it opens."""
     resource = ExpectedProtocolResource(RES_OPEN + pairs)
     res = ResistorModule(
         resource,
@@ -565,6 +560,17 @@ def test_a_batch_checks_errors_once_and_an_error_names_every_command():
         channel_map=NTC_MAP,
         envelope={"min_ohm": 0.0, "max_ohm": 1e6},
     )
+    return res, resource
+
+
+def test_a_batch_checks_errors_once_and_an_error_names_every_command():
+    pairs = [
+        ("OUTP:STAT NORMAL,(@1)", None),
+        ("SOUR:RES 10000,(@1)", None),
+        ("SYST:ERR?", '-222,"Data out of range"'),
+        OK,
+    ]
+    res, resource = _resistors(pairs)
     with pytest.raises(InstrumentError) as raised:
         with res.batch():
             res.normal("cell1")
@@ -580,14 +586,7 @@ def test_a_batch_whose_body_fails_still_drains_the_error_queue():
     """A refusal inside a batch propagates, and what was sent before it is still checked, so
     the next command is not blamed for its errors."""
     pairs = [("SOUR:RES 10000,(@1)", None), OK, ("SOUR:RES 10000,(@2)", None), OK]
-    resource = ExpectedProtocolResource(RES_OPEN + pairs)
-    res = ResistorModule(
-        resource,
-        name="res",
-        address="R",
-        channel_map=NTC_MAP,
-        envelope={"min_ohm": 0.0, "max_ohm": 1e6},
-    )
+    res, resource = _resistors(pairs)
     with pytest.raises(EnvelopeError, match="max_ohm"):
         with res.batch():
             res.set_ohm("cell1", 10000)
