@@ -379,6 +379,15 @@ class SwitchState(_Model):
     #: A case of the plan whose verdict proves this state too (same switch state and
     #: overrides): this state's case reads that verdict instead of repeating its wait.
     evidence: str | None = Field(default=None, pattern=r"^[PS][0-9]{2}-[a-z0-9]+(-[a-z0-9]+)*$")
+    #: The check of that case that proves this state, when the case proves it with one of
+    #: its checks rather than with its verdict (the check's own outcome decides).
+    evidence_check: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _check_needs_evidence(self) -> SwitchState:
+        if self.evidence_check is not None and self.evidence is None:
+            raise ValueError("evidence_check needs evidence (the case whose check it is)")
+        return self
 
 
 class SwitchRecipe(Isolation):

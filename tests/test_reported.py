@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,24 @@ def test_every_channel_is_distinguishable_and_judged_at_its_stated_accuracy(regr
     assert signs == [True, False]  # charging, then discharging
 
 
+P65_SHORT = "P65-static-balancing-time-delay-shortened"
+
+
+def test_s58_off_is_proven_by_the_rest_p65s_restart_case_already_spends(regression) -> None:
+    off, host = regression[S58_OFF], regression[P65_SHORT]
+    assert off.testable and off.procedure == "evidence" and off.est_bench_s == 0.0
+    assert off.params["evidence"] == P65_SHORT
+    assert off.params["evidence_check"] == "stays awake (S58 off)"
+    # the host rests in the state S58 off needs, and long enough for its watch
+    assert host.switch_overrides[58] is False and host.overrides[78] == 1.0
+    assert host.params["awake_watch"] == {"idle_s": 3600.0, "band_s": 360.0, "confirm_s": 1.5}
+    assert host.est_bench_s > 3600 + 360
+    ids = list(regression)
+    assert off.sequence_group == host.sequence_group and ids.index(P65_SHORT) < ids.index(off.id)
+
+
 def test_the_regression_fits_its_budget_with_s58_off_in_it(regression) -> None:
-    assert regression[S58_OFF].testable and regression[S58_OFF].est_bench_s > 3600
+    assert regression[S58_OFF].testable
     estimates = suite_estimates(build_plan(SPEC, CAPS, relays=RELAYS))
     assert estimates["regression"] <= REGRESSION_BUDGET_S
     assert REGRESSION_BUDGET_S == pytest.approx(9.18 * 3600)
@@ -238,6 +255,55 @@ def test_evidence_without_a_verdict_gives_none(regression) -> None:
         _judged(regression, None)
 
 
+def _judged_by_check(regression, record: dict[str, Any] | None):
+    case = regression[S58_OFF]
+    return run_case(None, SPEC, case, evidence=lambda tid: record if tid == P65_SHORT else None)
+
+
+def _host(outcome: str, *checks: dict[str, Any]) -> dict[str, Any]:
+    return {"outcome": outcome, "message": "balancing stops: not seen", "checks": list(checks)}
+
+
+AWAKE = "stays awake (S58 off)"
+
+
+def test_a_state_proven_by_a_check_follows_that_check_not_the_verdict(regression) -> None:
+    seen = "system state awake after 1.100 h of rest"
+    # the host failed on its own row, the check S58 off rests on held: S58 off passes
+    m = _judged_by_check(regression, _host("failed", {"name": AWAKE, "ok": True, "detail": seen}))
+    assert m.outcome == "passed" and m.measured == m.expected
+    (check,) = m.checks
+    assert check.seen == f"{P65_SHORT}, check {AWAKE!r}, with S58 off, P78=1 hours: {seen}"
+    # the host passed, the check failed: S58 off fails with what was seen
+    asleep = {"name": AWAKE, "ok": False, "detail": "system state shutdown after 1.005 h"}
+    m = _judged_by_check(regression, _host("passed", asleep))
+    assert m.outcome == "failed" and m.measured == 1.0  # the other state: it shut down
+    assert (
+        f"evidence: {P65_SHORT}, check {AWAKE!r}: system state shutdown after 1.005 h"
+        in m.failures()
+    )
+
+
+def test_a_state_proven_by_a_check_the_evidence_never_made_has_no_verdict(regression) -> None:
+    with pytest.raises(
+        CaseNotTestable, match=f"has no check '{re.escape(AWAKE)}': it ended before it"
+    ):
+        _judged_by_check(regression, _host("failed", {"name": "balancing starts", "ok": False}))
+    with pytest.raises(BenchFault, match="ended in a bench error"):
+        _judged_by_check(regression, {"outcome": "error", "message": "link lost", "checks": []})
+
+
+def test_an_evidence_check_without_its_evidence_is_refused(tmp_path: Path) -> None:
+    d = _copy(tmp_path)
+    path = d / "switches.yaml"
+    text = path.read_text()
+    old = "        evidence: P65-static-balancing-time-delay-shortened\n"
+    assert old in text
+    path.write_text(text.replace(old, ""))
+    with pytest.raises(SpecError, match="evidence_check needs evidence"):
+        load_spec(d)
+
+
 # -- end to end ---------------------------------------------------------------------------
 
 
@@ -251,7 +317,7 @@ SELECTION = " or ".join(REPORTS + UNRELATED)
 
 
 def test_the_conforming_twin_passes_the_reports_s58_and_p63(tmp_path: Path) -> None:
-    sel = " or ".join([*REPORTS, S58_ON, S58_OFF, P78_SHORT, P63_TRIP])
+    sel = " or ".join([*REPORTS, S58_ON, S58_OFF, P78_SHORT, P65_SHORT, P63_TRIP])
     code, text, ids = run_by_id(tmp_path / "out", "-k", sel)
     assert code == 0, text
     assert all(r["outcome"] == "passed" for r in ids.values()), text
@@ -262,10 +328,15 @@ def test_the_conforming_twin_passes_the_reports_s58_and_p63(tmp_path: Path) -> N
     assert cells["channel"] == "cells 1-16"
     # P63: the reset waits until balancing has stopped, so the trip is found at 0.030 V
     assert ids[P63_TRIP]["measured"] == pytest.approx(0.030, abs=0.002)
-    # S58 on rests on P78's record of this run; S58 off watched past P78's band
+    # S58 on rests on P78's record of this run; S58 off on P65's rest, watched past P78's band
     assert ids[S58_ON]["bench_s"] == 0.0 and P78_SHORT in ids[S58_ON]["checks"][0]["detail"]
-    assert ids[S58_OFF]["bench_s"] > 1.1 * 3600
-    assert ids[S58_OFF]["checks"][-1]["name"] == "stays awake (S58 off)"
+    assert ids[S58_OFF]["bench_s"] == 0.0
+    (seen,) = ids[S58_OFF]["checks"]
+    assert seen["detail"] == (
+        f"{P65_SHORT}, check 'stays awake (S58 off)', with S58 off, P78=1 hours: system state "
+        "awake after 1.100 h of rest (P78 1 h; watched until 1.100 h)"
+    )
+    assert ids[P65_SHORT]["bench_s"] > 1.1 * 3600
 
 
 @pytest.mark.parametrize(
@@ -337,13 +408,17 @@ def test_deviations_inside_the_accuracy_fail_nothing(tmp_path: Path) -> None:
 
 def test_an_ignored_s58_fails_its_switch_off_case(tmp_path: Path) -> None:
     faults = _faults(tmp_path, "firmware:\n  - {item: S58, kind: ignored}\n")
-    sel = f"{S58_ON} or {S58_OFF} or {P78_SHORT}"
+    sel = f"{S58_ON} or {S58_OFF} or {P78_SHORT} or {P65_SHORT}"
     code, text, ids = run_by_id(tmp_path / "out", "-k", sel, "--sim-faults", str(faults))
     assert code == 1, text
     off = ids[S58_OFF]
     assert off["outcome"] == "failed" and off["measured"] == 1.0
-    assert "stays awake (S58 off): shut down after 1.00" in off["message"]
+    assert "check 'stays awake (S58 off)': system state shutdown after 1.00" in off["message"]
     assert ids[P78_SHORT]["outcome"] == ids[S58_ON]["outcome"] == "passed"
+    # the host cannot tell its balancing stop from the shutdown, and says so
+    host = ids[P65_SHORT]
+    assert host["outcome"] == "failed"
+    assert "the stop cannot be told from a standby shutdown" in host["message"]
 
 
 def test_a_switch_on_case_without_its_evidence_in_the_run_is_not_tested(tmp_path: Path) -> None:

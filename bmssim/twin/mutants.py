@@ -280,8 +280,8 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("standby_shutdown_ignores_s58", "the standby shutdown cannot be switched off (S58)",
        E("power.PowerState.due", "if b.shutdown or not b.sw(58) or b.inputs.charger_present:",
          "if b.shutdown or b.inputs.charger_present:"),
-       kills="S58 switch-off, once S58 runs in the regression (helper E, issue 10); today it "
-       "runs in the soak suite only (P78 cannot be set below one hour)"),
+       kills="S58 switch-off (the check 'stays awake (S58 off)' of P65's restart case, whose "
+       "hour of rest runs with S58 off and P78 at 1 h)"),
     _m("power_switch_ignored", "with S57 on, the external power switch has no effect",
        E("power.PowerState.switched_off",
          "return b.sw(57) and (not b.inputs.power_switch or self.switch_latched_off)",

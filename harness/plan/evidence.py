@@ -7,6 +7,10 @@ hour would double the cost, so the switch's case reads that case's verdict in th
 (``harness/procedures/evidence.py``): it passes only when that case passed, fails when it
 failed, and has no verdict of its own when that case has none. It costs no bench time.
 
+A state can also be proven by one named check of another case (``evidence_check``): S58 off
+is the "stays awake (S58 off)" check of P65's restart case, whose hour of rest runs with S58
+off and P78 at 1 h. That check's outcome decides, not the case's verdict.
+
 :func:`resolve` ties each such case to its evidence once the whole plan is built: the
 evidence must be a case of the plan in every suite the case belongs to (else the tables are
 wrong: ValueError naming file, row, key and value); where a configuration makes the two
@@ -31,14 +35,18 @@ def evidence_case(
     overrides: dict[int, float],
     switch_overrides: dict[int, bool],
     suites: list[str],
+    check: str | None = None,
 ) -> Case:
+    params = {"switch": s.number, "state": on, "evidence": evidence}
+    if check is not None:
+        params["evidence_check"] = check
     return switch_state_case(
         s,
         on,
         overrides,
         switch_overrides,
         procedure=PROCEDURE,
-        params={"switch": s.number, "state": on, "evidence": evidence},
+        params=params,
         suites=suites,
         est_bench_s=0.0,
     )

@@ -72,7 +72,13 @@ def switch_case(spec: Spec, s: Switch, on: bool, caps: Mapping[str, bool]) -> Ca
         )
     if state.evidence is not None:
         return evidence_case(
-            s, on, state.evidence, overrides, switch_overrides, list(state.suites or r.suites)
+            s,
+            on,
+            state.evidence,
+            overrides,
+            switch_overrides,
+            list(state.suites or r.suites),
+            state.evidence_check,
         )
     trip = governed_trip(spec, s)
     procedure = r.procedure or ("switch.beyond_trip" if trip is not None else "switch.bit")

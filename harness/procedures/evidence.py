@@ -8,6 +8,11 @@ applied to the bench. The verdict follows the evidence and never looks better th
 - it failed: failed, with its failure;
 - it was a bench error: a bench error; it was skipped: not testable, with its reason;
 - it has no verdict in this run (not selected, or not run yet): not testable, saying so.
+
+With ``params.evidence_check`` the case is proven by that one check of the evidence's record
+instead of its verdict: the check passed, passed; it failed, failed (whatever else the
+evidence found); the evidence has no such check (it ended before it), not testable, with the
+evidence's outcome and message; a bench error or a skip as above.
 """
 
 from __future__ import annotations
@@ -29,6 +34,12 @@ def _measured(rec: dict[str, Any]) -> str:
     return out
 
 
+def _other_state(m: Measurement) -> float | None:
+    """What a switch case measured when its evidence says the state did not hold: the other
+    state (1 for 0, 0 for 1); None for anything else."""
+    return 1.0 - m.expected if m.expected in (0.0, 1.0) else None
+
+
 def run(rig: Rig, case: Any, m: Measurement) -> None:
     ref = rig.setup.text("evidence")
     state = str(rig.setup.params.get("evidence_state", ""))
@@ -45,9 +56,32 @@ def run(rig: Rig, case: Any, m: Measurement) -> None:
         )
     if outcome == "error":
         raise BenchFault(f"its evidence, case {ref}, ended in a bench error: {rec.get('message')}")
+    name = rig.setup.params.get("evidence_check")
+    if name is not None:
+        _by_check(m, ref, state, rec, str(name))
+        return
     seen = f"{ref} {outcome} in this run with {state}: {_measured(rec)}"
     ok = outcome == "passed"
-    if ok:
-        m.measured = m.expected
+    m.measured = m.expected if ok else _other_state(m)
     m.check("evidence", ok, seen, f"{ref} {outcome}: {rec.get('message') or 'no message'}")
     m.note = f"proven by {ref} ({state}); no bench time of its own"
+
+
+def _by_check(m: Measurement, ref: str, state: str, rec: dict[str, Any], name: str) -> None:
+    """The verdict of one named check of the evidence's record."""
+    found = [c for c in rec.get("checks") or [] if c.get("name") == name]
+    if not found:
+        raise CaseNotTestable(
+            f"its evidence, case {ref} ({rec.get('outcome')}), has no check {name!r}: it "
+            f"ended before it ({rec.get('message') or 'no message'})"
+        )
+    check = found[-1]
+    ok = bool(check.get("ok"))
+    m.measured = m.expected if ok else _other_state(m)
+    m.check(
+        "evidence",
+        ok,
+        f"{ref}, check {name!r}, with {state}: {check.get('detail')}",
+        f"{ref}, check {name!r}: {check.get('detail')}",
+    )
+    m.note = f"proven by the check {name!r} of {ref} ({state}); no bench time of its own"

@@ -258,11 +258,12 @@ def balancing_overtemperature(rig: Rig, m: Measurement, expect_inhibit: bool) ->
     )
 
 
-def static_balancing_time(rig: Rig, m: Measurement, expect_stop: bool) -> None:
+def static_balancing_time(rig: Rig, m: Measurement, expect_stop: bool) -> float:
     """P65 / S51: static balancing stops after the configured time (the case's
-    ``duration_s``; S51 on), or keeps going (off)."""
+    ``duration_s``; S51 on), or keeps going (off). Returns the bench time the rest began."""
     expected_s = rig.setup.num("duration_s")
     rig.restart_idle()
+    idle_from = rig.now()
     _, diff = _balance_stimulus(rig)
     obs = rig.probe("balance_difference", diff, "balancing", 2.0)
     if not obs.flag:
@@ -272,7 +273,7 @@ def static_balancing_time(rig: Rig, m: Measurement, expect_stop: bool) -> None:
             f"balancing {_on(obs.flag)} 2 s after a {diff:.3f} V difference in standby",
             "static balancing did not start",
         )
-        return
+        return idle_from
     if expect_stop:
         timed_until(rig, m, expected_s, lambda o: not o.flag, "balancing", "balancing stops")
     else:
@@ -286,6 +287,7 @@ def static_balancing_time(rig: Rig, m: Measurement, expect_stop: bool) -> None:
             f"(configured {expected_s / 3600:g} h)",
             "balancing stopped with S51 off",
         )
+    return idle_from
 
 
 def heating(rig: Rig, m: Measurement, expect_on: bool) -> None:

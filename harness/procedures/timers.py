@@ -3,7 +3,8 @@
 - An overcurrent that falls back before its delay does not trip, and the next excursion
   trips only after the full delay again (the delay timer restarts with each excursion).
 - Static balancing time (P65, S51) counts a rest period: after it ran out, a charge starts
-  it again, so balancing resumes and keeps going.
+  it again, so balancing resumes and keeps going. The same rest can prove S58 off
+  (``awake_watch``): it goes on past the standby shutdown delay, and the BMS stays awake.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from harness.procedures.delay import bracket_polled, poll_interval, to_unit
 from harness.procedures.function import static_balancing_time
 from harness.procedures.record import BenchFault, Measurement
 from harness.procedures.rig import STOPPED_A, Observation, Rig, fet_state, on_off
+from harness.procedures.setup import Setup
 
 
 def _side(rig: Rig) -> str:
@@ -145,7 +147,9 @@ def static_balancing_restart(rig: Rig, m: Measurement) -> None:
     lets it resume)."""
     hold_s = rig.setup.num("hold_s")
     resume_s = rig.setup.num("resume_within_s")
-    static_balancing_time(rig, m, expect_stop=True)
+    idle_from = static_balancing_time(rig, m, expect_stop=True)
+    if "awake_watch" in rig.setup.params:
+        _awake_watch(rig, m, idle_from)
     if m.measured is None:
         return
     rig.restart_idle()
@@ -170,4 +174,43 @@ def static_balancing_restart(rig: Rig, m: Measurement) -> None:
         f"balancing stopped within {hold_s:g} s of resuming after a charge, configured "
         f"{rig.setup.num('duration_s'):g} s: the charge did not restart the static "
         "balancing time",
+    )
+
+
+def _asleep(o: Observation) -> bool:
+    return bool(o.flags.get("shutdown"))
+
+
+def _awake_watch(rig: Rig, m: Measurement, idle_from: float) -> None:
+    """S58 off in the rest that began at ``idle_from`` (params ``awake_watch``: the standby
+    shutdown delay ``idle_s`` in force, its tolerance ``band_s``, ``confirm_s``; the case
+    runs with S58 off): the rest goes on until past the latest shutdown P78's delay case
+    accepts plus the confirmation, and the BMS must stay awake all along (a shutdown holds
+    until a charger wakes it, so the last poll tells). It must also have been awake when
+    balancing was seen to stop, or that stop may have been the shutdown's."""
+    watch = Setup(rig.setup.case_id, rig.setup.params["awake_watch"])
+    idle_s = watch.num("idle_s")
+    until = idle_from + idle_s + watch.num("band_s") + watch.num("confirm_s")
+    first = rig.observe("shutdown")
+    if m.measured is not None:
+        m.check(
+            "awake when balancing stopped",
+            not _asleep(first),
+            f"system state {'shutdown' if _asleep(first) else 'awake'} when the stop was seen",
+            "the BMS was shut down when balancing was seen to stop: the stop cannot be told "
+            "from a standby shutdown (S58 off)",
+        )
+    end = first
+    if not _asleep(first) and rig.now() < until:
+        step = poll_interval(rig, idle_s)
+        end = rig.wait_until(_asleep, until - rig.now(), step, "shutdown") or rig.observe(
+            "shutdown"
+        )
+    idle_h = (end.t_s - idle_from) / 3600
+    m.check(
+        "stays awake (S58 off)",
+        not _asleep(end),
+        f"system state {'shutdown' if _asleep(end) else 'awake'} after {idle_h:.3f} h of rest "
+        f"(P78 {idle_s / 3600:g} h; watched until {(until - idle_from) / 3600:.3f} h)",
+        f"shut down after {idle_h:.3f} h of rest with S58 off",
     )
