@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -84,11 +85,37 @@ def main() -> int:
         print(f"  {label:<25}{seconds}")
     print(f"bench time (virtual)       {bench_s:.0f} s = {bench_s / 3600:.2f} h")
     print(f"mandatory waits (spec)     {mandatory:.0f} s = {mandatory / 3600:.2f} h (delay cases)")
+    if mandatory:
+        print(f"bench / mandatory          {bench_s / mandatory:.3f} x (issue 13 aims at <= 1.5 x)")
+        est = plan_estimate_s(args.suite)
+        print(
+            f"plan estimate / mandatory  {est / mandatory:.3f} x "
+            f"(the plan's estimate {est / 3600:.2f} h, `bmshil plan`)"
+        )
     print(f"threshold probes           {probes} (bisection) vs {naive} (naive 1-step ramp)")
     if probes:
         print(f"probe ratio naive/search   {naive / probes:.1f} x")
         print(f"naive ramp bench time      {naive * DWELL_S / 3600:.2f} h (threshold cases alone)")
     return 0
+
+
+def plan_estimate_s(suite: str) -> float:
+    """The plan's own estimate of the suite's real-bench time, as ``bmshil plan`` prints it
+    on the default bench ("regression 7 h 51 min")."""
+    out = subprocess.run(
+        [sys.executable, "-m", "harness", "plan", "--suite", suite],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = re.search(
+        rf"{re.escape(suite)} (?:(\d+) h )?(\d+) min(?: (\d+) s)?", " ".join(out.split())
+    )
+    if found is None:
+        raise SystemExit(f"bmshil plan printed no estimate for suite {suite!r}:\n{out}")
+    hours, minutes, seconds = (int(g or 0) for g in found.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def where_the_time_goes(
