@@ -137,3 +137,37 @@ def test_a_poll_delayed_by_lost_replies_widens_the_bracket_and_says_why() -> Non
     rig = FakeRig()
     assert poll_resolution(rig, obs(10.02, 3.0), 0.05, "p", since=10.0) == (0.05, "p")
     assert rig.resolution_lost == []
+
+
+def _soft_start_switch(monkeypatch, measured_ms: float, bracket_ms: float, lost: list[str]):
+    from types import SimpleNamespace
+
+    from harness.procedures import switch
+    from harness.procedures.record import Measurement
+
+    def timed(rig, inner) -> None:
+        inner.measured = measured_ms
+        inner.bracket(bracket_ms, "polling period")
+
+    monkeypatch.setattr(switch.delay, "soft_start", timed)
+    rig = SimpleNamespace(
+        resolution_lost=lost, setup=SimpleNamespace(num=lambda key: {"soft_start_ms": 2000.0}[key])
+    )
+    m = Measurement(name="S48-off", unit="")
+    switch.soft_start(rig, None, m)
+    return m
+
+
+def test_a_soft_start_decided_by_lost_replies_is_a_bench_error(monkeypatch) -> None:
+    import pytest
+
+    from harness.procedures.record import BenchFault
+
+    # S48 off: full current at once, but the deciding poll came 1.39 s late
+    with pytest.raises(BenchFault, match="on both sides of the 1000 ms"):
+        _soft_start_switch(monkeypatch, 1390.0, 1380.0, ["the deciding poll came 1.39 s after"])
+    # the same late poll past the half on both edges: the soft start acted (S48 on)
+    assert _soft_start_switch(monkeypatch, 3058.0, 1330.0, ["late"]).measured == 1.0
+    # no reply lost: the polling period decides as before
+    assert _soft_start_switch(monkeypatch, 1390.0, 10.0, []).measured == 1.0
+    assert _soft_start_switch(monkeypatch, 12.0, 10.0, []).measured == 0.0

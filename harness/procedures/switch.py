@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.procedures import activation, delay, function, hardware
-from harness.procedures.record import Measurement
+from harness.procedures.record import BenchFault, Measurement
 from harness.procedures.rig import STOPPED_A, Rig, fet_state
 
 
@@ -149,10 +149,22 @@ def gap_compensation(rig: Rig, case: Any, m: Measurement) -> None:
 
 
 def soft_start(rig: Rig, case: Any, m: Measurement) -> None:
+    """S48: the soft start acted when the full current came half of P58 or more after the
+    FET command. The polled time lies in [measured - its bracket, measured]; when lost
+    replies widened that bracket across the half, the link decided, not the device: a bench
+    error (with S48 off, replies lost right after the command read as a soft start)."""
     inner = Measurement(name=m.name, unit="mS")
     delay.soft_start(rig, inner)
-    expected_ms = rig.setup.num("soft_start_ms")
-    m.measured = 1.0 if (inner.measured or 0.0) >= expected_ms * 0.5 else 0.0
+    half_ms = rig.setup.num("soft_start_ms") * 0.5
+    measured = inner.measured or 0.0
+    earliest = measured - (inner.uncertainty or 0.0)
+    if rig.resolution_lost and earliest < half_ms <= measured:
+        raise BenchFault(
+            f"timing resolution lost to the link: {rig.resolution_lost[0]}; the full current "
+            f"came between {earliest:g} and {measured:g} ms after the FET command, on both "
+            f"sides of the {half_ms:g} ms that tells a soft start from none"
+        )
+    m.measured = 1.0 if measured >= half_ms else 0.0
     m.note = f"full current after {inner.measured} ms"
 
 
