@@ -1,11 +1,16 @@
 """A serial link timed on the bench clock (instruments/bms/line.py ``ClockedLine``) and the
-timing resolution a polled delay achieved (harness/procedures/delay.py ``poll_resolution``)."""
+timing resolution a polled delay achieved (harness/procedures/delay.py ``poll_resolution``),
+and a switch decision that resolution cannot make (S48, harness/procedures/switch.py)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
+from harness.procedures import switch
 from harness.procedures.delay import poll_resolution
+from harness.procedures.record import BenchFault, Measurement
 from harness.procedures.rig import Observation
 from instruments.bms.line import WALL_DELIVERY_S, WALL_GRACE_S, ClockedLine
 
@@ -140,11 +145,6 @@ def test_a_poll_delayed_by_lost_replies_widens_the_bracket_and_says_why() -> Non
 
 
 def _soft_start_switch(monkeypatch, measured_ms: float, bracket_ms: float, lost: list[str]):
-    from types import SimpleNamespace
-
-    from harness.procedures import switch
-    from harness.procedures.record import Measurement
-
     def timed(rig, inner) -> None:
         inner.measured = measured_ms
         inner.bracket(bracket_ms, "polling period")
@@ -159,10 +159,6 @@ def _soft_start_switch(monkeypatch, measured_ms: float, bracket_ms: float, lost:
 
 
 def test_a_soft_start_decided_by_lost_replies_is_a_bench_error(monkeypatch) -> None:
-    import pytest
-
-    from harness.procedures.record import BenchFault
-
     # S48 off: full current at once, but the deciding poll came 1.39 s late
     with pytest.raises(BenchFault, match="on both sides of the 1000 ms"):
         _soft_start_switch(monkeypatch, 1390.0, 1380.0, ["the deciding poll came 1.39 s after"])
