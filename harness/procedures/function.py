@@ -12,6 +12,7 @@ from harness.procedures.record import Measurement
 from harness.procedures.rig import (
     NOMINAL_CELL_V,
     STOPPED_A,
+    Observation,
     Rig,
 )
 from harness.procedures.rig import (
@@ -397,40 +398,61 @@ def history_interval(rig: Rig, m: Measurement, working: bool, expect_records: bo
         m.check("no records (S59 off)", first is None, seen, "a history record was written")
 
 
+def asleep(o: Observation) -> bool:
+    """The BMS is in its standby shutdown (system state 'shutdown')."""
+    return bool(o.flags.get("shutdown"))
+
+
+def stays_awake(
+    rig: Rig,
+    m: Measurement,
+    idle_from: float,
+    idle_s: float,
+    band_s: float,
+    confirm_s: float,
+    first: Observation | None = None,
+) -> Observation:
+    """S58 off: the rest that began at ``idle_from`` goes on until past the latest shutdown
+    P78's delay case accepts (the delay ``idle_s`` in force + its tolerance ``band_s``) plus
+    ``confirm_s``, and the BMS must stay awake all along (check "stays awake (S58 off)"; a
+    shutdown holds until a charger wakes it, so the last poll tells). ``first``: an
+    observation the caller already made now. Returns the last observation."""
+    until = idle_from + idle_s + band_s + confirm_s
+    end = first or rig.observe("shutdown")
+    if not asleep(end) and rig.now() < until:
+        step = poll_interval(rig, idle_s)
+        end = rig.wait_until(asleep, until - rig.now(), step, "shutdown") or rig.observe("shutdown")
+    idle_h = (end.t_s - idle_from) / 3600
+    m.check(
+        "stays awake (S58 off)",
+        not asleep(end),
+        f"system state {'shutdown' if asleep(end) else 'awake'} after {idle_h:.3f} h of rest "
+        f"(P78 {idle_s / 3600:g} h; watched until {(until - idle_from) / 3600:.3f} h)",
+        f"shut down after {idle_h:.3f} h of rest with S58 off",
+    )
+    return end
+
+
 def standby_shutdown(rig: Rig, m: Measurement, expect: bool) -> None:
     """P78 / S58: with no current for the configured time (the case's ``idle_s``) the BMS
     shuts down (system state 'shutdown').
 
     With S58 off (``expect`` False) the BMS is watched, idle, until past the latest shutdown
     the delay case accepts (``idle_s`` + its tolerance ``band_s``) plus a confirmation
-    (``confirm_s``): a shutdown at any time in that window fails the case."""
+    (``confirm_s``): a shutdown at any time in that window fails the case (:func:`stays_awake`;
+    the regression proves S58 off inside P65's rest instead, switches.yaml row 58)."""
     expected_s = rig.setup.num("idle_s")
     rig.restart_idle()
-
-    def asleep(o) -> bool:
-        return bool(o.flags.get("shutdown"))
-
     if expect:
         timed_until(rig, m, expected_s, asleep, "shutdown", "standby shutdown")
         rig.condition("charger")  # a charger wakes it
         rig.wait(2.0)
         rig.condition("standby")
         return
-    watch_s = expected_s + rig.setup.num("band_s") + rig.setup.num("confirm_s")
-    t0 = rig.now()
-    o = rig.wait_until(asleep, watch_s, poll_interval(rig, expected_s), "shutdown")
-    idle_h = (rig.now() - t0) / 3600
-    if o is None:
-        o = rig.observe("shutdown")
-    m.measured = 1.0 if o.flag else 0.0
-    m.check(
-        "stays awake (S58 off)",
-        not o.flag,
-        f"system state {'shutdown' if o.flag else 'awake'} after {idle_h:.3f} h idle "
-        f"(configured {expected_s / 3600:g} h; watched until {watch_s / 3600:.3f} h)",
-        f"shut down after {idle_h:.3f} h idle with S58 off",
-    )
-    if o.flag:
+    band_s, confirm_s = rig.setup.num("band_s"), rig.setup.num("confirm_s")
+    end = stays_awake(rig, m, rig.now(), expected_s, band_s, confirm_s)
+    m.measured = 1.0 if asleep(end) else 0.0
+    if asleep(end):
         rig.condition("charger")  # wake it for the next case
         rig.wait(2.0)
         rig.condition("standby")

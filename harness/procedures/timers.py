@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from harness.procedures.delay import bracket_polled, poll_interval, to_unit
-from harness.procedures.function import static_balancing_time
+from harness.procedures.function import asleep, static_balancing_time, stays_awake
 from harness.procedures.record import BenchFault, Measurement
 from harness.procedures.rig import STOPPED_A, Observation, Rig, fet_state, on_off
 from harness.procedures.setup import Setup
@@ -177,40 +177,21 @@ def static_balancing_restart(rig: Rig, m: Measurement) -> None:
     )
 
 
-def _asleep(o: Observation) -> bool:
-    return bool(o.flags.get("shutdown"))
-
-
 def _awake_watch(rig: Rig, m: Measurement, idle_from: float) -> None:
     """S58 off in the rest that began at ``idle_from`` (params ``awake_watch``: the standby
     shutdown delay ``idle_s`` in force, its tolerance ``band_s``, ``confirm_s``; the case
-    runs with S58 off): the rest goes on until past the latest shutdown P78's delay case
-    accepts plus the confirmation, and the BMS must stay awake all along (a shutdown holds
-    until a charger wakes it, so the last poll tells). It must also have been awake when
-    balancing was seen to stop, or that stop may have been the shutdown's."""
+    runs with S58 off): the BMS stays awake until past the latest shutdown P78's delay case
+    accepts (:func:`function.stays_awake`). It must also have been awake when balancing was
+    seen to stop, or that stop may have been the shutdown's."""
     watch = Setup(rig.setup.case_id, rig.setup.params["awake_watch"])
-    idle_s = watch.num("idle_s")
-    until = idle_from + idle_s + watch.num("band_s") + watch.num("confirm_s")
     first = rig.observe("shutdown")
     if m.measured is not None:
         m.check(
             "awake when balancing stopped",
-            not _asleep(first),
-            f"system state {'shutdown' if _asleep(first) else 'awake'} when the stop was seen",
+            not asleep(first),
+            f"system state {'shutdown' if asleep(first) else 'awake'} when the stop was seen",
             "the BMS was shut down when balancing was seen to stop: the stop cannot be told "
             "from a standby shutdown (S58 off)",
         )
-    end = first
-    if not _asleep(first) and rig.now() < until:
-        step = poll_interval(rig, idle_s)
-        end = rig.wait_until(_asleep, until - rig.now(), step, "shutdown") or rig.observe(
-            "shutdown"
-        )
-    idle_h = (end.t_s - idle_from) / 3600
-    m.check(
-        "stays awake (S58 off)",
-        not _asleep(end),
-        f"system state {'shutdown' if _asleep(end) else 'awake'} after {idle_h:.3f} h of rest "
-        f"(P78 {idle_s / 3600:g} h; watched until {(until - idle_from) / 3600:.3f} h)",
-        f"shut down after {idle_h:.3f} h of rest with S58 off",
-    )
+    idle_s, band_s, confirm_s = (watch.num(k) for k in ("idle_s", "band_s", "confirm_s"))
+    stays_awake(rig, m, idle_from, idle_s, band_s, confirm_s, first)
