@@ -226,6 +226,14 @@ def find_trip(
     return edges.final
 
 
+def _failed(
+    m: Measurement, setup: ThresholdSetup, name: str, value: float, obs: Observation, what: str
+) -> None:
+    """A failed check of the recovery search at ``value`` ("did not act at 3.7 V"); the search
+    ends with it (returns None)."""
+    m.check(name, False, _at(value, m.unit, obs, setup), f"{what} {value:g} {m.unit}")
+
+
 def find_recovery(
     rig: Rig,
     setup: ThresholdSetup,
@@ -238,13 +246,7 @@ def find_recovery(
     ``watch`` (when given)."""
     tripped = _probe(rig, setup, drive, watch)
     if not _acted(tripped, setup):
-        m.check(
-            "trips before recovery",
-            False,
-            _at(drive, m.unit, tripped, setup),
-            f"did not act at {drive:g} {m.unit}",
-        )
-        return None
+        return _failed(m, setup, "trips before recovery", drive, tripped, "did not act at")
     holding, clearing = drive, setup.safe
     active = True
     while abs(holding - clearing) > setup.resolution * 1.0001:
@@ -254,13 +256,7 @@ def find_recovery(
         if not active:
             again = _probe(rig, setup, drive, watch)
             if not _acted(again, setup):
-                m.check(
-                    "trips again",
-                    False,
-                    _at(drive, m.unit, again, setup),
-                    f"did not act again at {drive:g} {m.unit}",
-                )
-                return None
+                return _failed(m, setup, "trips again", drive, again, "did not act again at")
         obs = _probe(rig, setup, mid, watch)
         if _acted(obs, setup):
             holding, active = mid, True
@@ -271,13 +267,7 @@ def find_recovery(
         # (a latched function stays active; repeating its edges would only say "unstable").
         confirm = _probe(rig, setup, clearing, watch)
         if _acted(confirm, setup):
-            m.check(
-                "recovers",
-                False,
-                _at(clearing, m.unit, confirm, setup),
-                f"still active at {clearing:g} {m.unit}",
-            )
-            return None
+            return _failed(m, setup, "recovers", clearing, confirm, "still active at")
         active = False
     # Both edges repeated until stable (stability.py): each decision trips the function at
     # ``drive`` first, then probes the value; "acted" here means it cleared.
